@@ -1,0 +1,75 @@
+# Simpul: two commands do everything — `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Tests create (and remove) their own vhost, users and database on these servers.
+TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
+TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+
+.PHONY: run up down status provision test unit integration e2e lint typecheck importlint check docs browser clean
+
+$(STAMP): pyproject.toml
+	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+## make run: install, provision broker and database, start the four services, feed a simulated day.
+run: $(STAMP)
+	$(BIN)/python -m deploy.local run $(SIM_ARGS)
+
+## make up / make down: the suite in the background (pids and logs under .run/).
+up: $(STAMP)
+	$(BIN)/python -m deploy.local up
+
+down: $(STAMP)
+	$(BIN)/python -m deploy.local down
+
+status: $(STAMP)
+	$(BIN)/python -m deploy.local status
+
+provision: $(STAMP)
+	$(BIN)/python -m deploy.local provision
+
+## make test: static checks, then unit, integration and e2e tests (real RabbitMQ, PostgreSQL, Chromium).
+test: check browser
+	AMQP_URL=$(TEST_AMQP_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q -p no:cacheprovider tests
+
+unit: $(STAMP)
+	$(BIN)/pytest -q -p no:cacheprovider tests/unit
+
+integration: $(STAMP)
+	AMQP_URL=$(TEST_AMQP_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q -p no:cacheprovider tests/integration
+
+e2e: $(STAMP) browser
+	AMQP_URL=$(TEST_AMQP_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q -p no:cacheprovider tests/e2e
+
+check: lint typecheck importlint
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy shared services sim bench deploy tests
+
+importlint: $(STAMP)
+	$(BIN)/lint-imports --no-cache
+
+## The monitor is tested in Debian's Chromium, installed here (never a browser download at test time).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
+	      (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null); \
+	  else echo "Chromium is missing: install it with 'sudo apt-get install chromium'"; exit 1; fi; \
+	fi
+
+## make docs: AsyncAPI documents of the four services and the error-code catalogue.
+docs: $(STAMP)
+	$(BIN)/python -m deploy.docs
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,1 @@
+"""Benchmark scenarios that print their figures and record them in BENCHMARKS.md."""

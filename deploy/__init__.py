@@ -1,0 +1,1 @@
+"""Operations: broker and database provisioning, the local supervisor, the container image."""

@@ -1,0 +1,305 @@
+"""Runs the suite on this machine: `up` / `down` in the background (pids and logs under .run/), or `run`.
+
+python -m deploy.local run      provision, start the four services, feed a simulated day, wait for Ctrl-C
+python -m deploy.local up       provision and start the services in the background
+python -m deploy.local down     stop them (in-flight messages finish or are requeued)
+python -m deploy.local status   what is running and whether it is ready
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from deploy import credentials as creds
+from deploy import provision
+from shared.settings import PROJECT_ROOT
+
+SERVICES = ("registry", "dedup", "consolidator", "monitor")
+RUN_DIR = PROJECT_ROOT / ".run"
+
+
+@dataclass(frozen=True)
+class Installation:
+    """Where the suite's servers are and what it is called there."""
+
+    amqp_url: str = os.environ.get("AMQP_BASE_URL", "amqp://127.0.0.1:5672/")
+    admin_url: str = os.environ.get("RABBITMQ_ADMIN_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    database_url: str = os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/simpul")
+    vhost: str = os.environ.get("SIMPUL_VHOST", "simpul")
+    namespace: str = os.environ.get("BROKER_NAMESPACE", "")
+    run_dir: Path = RUN_DIR
+    monitor_port: int = int(os.environ.get("MONITOR_PORT", "8080"))
+    health_base_port: int = int(os.environ.get("HEALTH_BASE_PORT", "8081"))
+
+    @property
+    def credentials_path(self) -> Path:
+        return self.run_dir / "credentials.csv"
+
+    def health_port(self, service: str) -> int:
+        return self.monitor_port if service == "monitor" else self.health_base_port + SERVICES.index(service)
+
+    def ready_url(self, service: str) -> str:
+        return f"http://127.0.0.1:{self.health_port(service)}/health/ready"
+
+    def service_env(self, service: str, credentials: list[creds.Credential]) -> dict[str, str]:
+        cred = creds.find(credentials, "service", service)
+        env = {
+            **os.environ,
+            "AMQP_URL": creds.amqp_url(self.amqp_url, cred, self.vhost),
+            "DATABASE_URL": self.database_url,
+            "BROKER_NAMESPACE": self.namespace,
+            "LOG_JSON": "true",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if service == "monitor":
+            env |= {"WEB_PORT": str(self.monitor_port), "HEALTH_PORT": "0"}
+        else:
+            env["HEALTH_PORT"] = str(self.health_port(service))
+        return env
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def docker_answers() -> bool:
+    if shutil.which("docker") is None:
+        return False
+    return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
+
+
+def ensure_servers(inst: Installation) -> None:
+    """RabbitMQ and PostgreSQL must answer; start them with docker compose if possible, else explain."""
+    missing = [
+        name
+        for name, url, port in (("RabbitMQ", inst.admin_url, 5672), ("PostgreSQL", inst.database_url, 5432))
+        if not reachable(url, port)
+    ]
+    if not missing:
+        return
+    if docker_answers():
+        print(f"{' and '.join(missing)} not reachable: starting them with docker compose", flush=True)
+        subprocess.run(
+            ["docker", "compose", "up", "-d", "--wait", "rabbitmq", "postgres"], check=True, cwd=PROJECT_ROOT
+        )
+        return
+    sys.exit(
+        f"{' and '.join(missing)} not reachable and no Docker engine answers.\n"
+        "Install and start them, then run `make run` again:\n"
+        "  Debian/Ubuntu: sudo apt-get install rabbitmq-server postgresql\n"
+        "                 sudo rabbitmq-server -detached   (or: sudo systemctl start rabbitmq-server)\n"
+        "                 sudo pg_ctlcluster 15 main start  (or: sudo systemctl start postgresql)\n"
+        "  PostgreSQL must accept user 'postgres' on 127.0.0.1:5432; RabbitMQ guest/guest on 127.0.0.1:5672.\n"
+        "  Or install Docker and `make run` starts both from docker-compose.yml."
+    )
+
+
+def _pid_file(inst: Installation, service: str) -> Path:
+    return inst.run_dir / "pids" / f"{service}.pid"
+
+
+def _pid(inst: Installation, service: str) -> int | None:
+    try:
+        pid = int(_pid_file(inst, service).read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def ready(inst: Installation, service: str) -> bool:
+    try:
+        with urllib.request.urlopen(inst.ready_url(service), timeout=3) as response:  # noqa: S310 (localhost)
+            return bool(json.load(response).get("ready"))
+    except (OSError, ValueError):
+        return False
+
+
+def start(inst: Installation, timeout: float = 60) -> None:
+    credentials = creds.read(inst.credentials_path)
+    (inst.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    (inst.run_dir / "pids").mkdir(parents=True, exist_ok=True)
+    for service in SERVICES:
+        if (pid := _pid(inst, service)) is not None:
+            print(f"  {service}: already running (pid {pid})")
+            continue
+        log = (inst.run_dir / "logs" / f"{service}.log").open("ab")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", f"services.{service}"],
+            cwd=PROJECT_ROOT,
+            env=inst.service_env(service, credentials),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        _pid_file(inst, service).write_text(str(proc.pid))
+    deadline = time.monotonic() + timeout
+    pending = set(SERVICES)
+    while pending and time.monotonic() < deadline:
+        for service in list(pending):
+            if _pid(inst, service) is None:
+                sys.exit(f"{service} exited during start; see {inst.run_dir / 'logs' / (service + '.log')}")
+            if ready(inst, service):
+                pending.discard(service)
+                print(f"  {service}: ready ({inst.ready_url(service)})", flush=True)
+        time.sleep(0.3)
+    if pending:
+        sys.exit(f"not ready after {timeout:.0f}s: {', '.join(sorted(pending))}; see {inst.run_dir / 'logs'}")
+
+
+def stop(inst: Installation, timeout: float = 40) -> None:
+    """SIGTERM: each service stops consuming, finishes what it holds, publishes its outbox, then exits."""
+    pids = {s: p for s in SERVICES if (p := _pid(inst, s)) is not None}
+    for pid in pids.values():
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pids and time.monotonic() < deadline:
+        pids = {s: p for s, p in pids.items() if _alive(p)}
+        time.sleep(0.2)
+    for service, pid in pids.items():
+        print(f"  {service} did not stop in {timeout:.0f}s: killing it")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for service in SERVICES:
+        _pid_file(inst, service).unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def do_provision(inst: Installation) -> list[creds.Credential]:
+    from shared.units import load_units
+
+    return asyncio.run(
+        provision.provision(
+            units=load_units(PROJECT_ROOT / "deploy" / "units"),
+            vhost=inst.vhost,
+            namespace=inst.namespace,
+            admin_url=inst.admin_url,
+            backend=provision.choose_backend(
+                os.environ.get("RABBITMQ_API_URL"), inst.admin_url, "rabbitmqctl"
+            ),
+            credentials_path=inst.credentials_path,
+            database_url=inst.database_url,
+        )
+    )
+
+
+def monitor_login(inst: Installation) -> creds.Credential:
+    return creds.find(creds.read(inst.credentials_path), "monitor", "pusat")
+
+
+def run(inst: Installation, sim_args: list[str]) -> None:
+    ensure_servers(inst)
+    print("== provisioning", flush=True)
+    do_provision(inst)
+    print("== starting the services", flush=True)
+    stop(inst)
+    start(inst)
+    login = monitor_login(inst)
+    banner = (
+        f"\n== monitor: http://127.0.0.1:{inst.monitor_port}/   login: {login.username} / {login.password}\n"
+        f"   (Kanwil logins and all broker users: {inst.credentials_path})\n"
+    )
+    print(banner, flush=True)
+    stopping = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        print("== simulated day: every UPT publishes its snapshot as its own broker user", flush=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sim.day",
+                "--vhost",
+                inst.vhost,
+                "--amqp-url",
+                inst.amqp_url,
+                "--credentials",
+                str(inst.credentials_path),
+                *sim_args,
+            ],
+            cwd=PROJECT_ROOT,
+            check=False,
+        )
+        print(banner + "   the suite keeps running; press Ctrl-C to stop everything.", flush=True)
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        print("\n== stopping the services", flush=True)
+        stop(inst)
+        print("stopped.")
+
+
+def status(inst: Installation) -> None:
+    for service in SERVICES:
+        pid = _pid(inst, service)
+        state = "stopped" if pid is None else ("ready" if ready(inst, service) else "running, not ready")
+        print(f"{service:13} {state:20} {'' if pid is None else f'pid {pid}'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["run", "up", "down", "status", "provision"])
+    args, rest = parser.parse_known_args()
+    inst = Installation()
+    if args.command == "run":
+        run(inst, rest)
+    elif args.command == "up":
+        ensure_servers(inst)
+        do_provision(inst)
+        start(inst)
+        login = monitor_login(inst)
+        print(f"monitor: http://127.0.0.1:{inst.monitor_port}/  login: {login.username} / {login.password}")
+    elif args.command == "provision":
+        ensure_servers(inst)
+        do_provision(inst)
+    elif args.command == "down":
+        stop(inst)
+    else:
+        status(inst)
+
+
+if __name__ == "__main__":
+    main()

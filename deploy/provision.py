@@ -1,0 +1,341 @@
+"""Provisions an installation: vhost, users and permissions, topology, database and monitor logins.
+
+Users and permissions are generated from the units files and imported as RabbitMQ definitions (one call,
+through `rabbitmqctl` or the management HTTP API); the topology is declared over AMQP so that a queue whose
+arguments drifted fails loudly. Passwords already in the credentials file are kept, so reruns change nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import json
+import os
+import re
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal, Protocol
+from urllib.parse import quote, unquote, urlsplit
+
+import aio_pika
+
+from deploy import credentials as creds
+from deploy.credentials import Credential
+from shared import db, messaging
+from shared.settings import PROJECT_ROOT
+from shared.units import Units, load_units
+
+SERVICES = ("registry", "dedup", "consolidator", "monitor")
+
+# What each service may do on the broker: publish to (write), consume from (read), and which routing keys
+# it may use on the topic exchanges. Nobody but the provisioner may configure anything.
+SERVICE_GRANTS: dict[str, dict[str, Any]] = {
+    "registry": {
+        "write": ["events", "receipts", "dead"],
+        "read": r"registry\..*",
+        "topics": {"events": r"^(registry|status\.registry)\."},
+    },
+    "dedup": {
+        "write": ["events", "dead"],
+        "read": r"dedup\..*",
+        "topics": {"events": r"^(dedup|status\.dedup)\."},
+    },
+    "consolidator": {
+        "write": ["events", "dead"],
+        "read": r"consolidator\..*",
+        "topics": {"events": r"^(central|consolidation|status\.consolidator)\."},
+    },
+    "monitor": {"write": ["dead"], "read": r"monitor\..*", "topics": {}},
+}
+
+
+def rabbit_password_hash(password: str, salt: bytes | None = None) -> str:
+    """RabbitMQ's rabbit_password_hashing_sha256: base64(salt + sha256(salt + password))."""
+    salt = salt if salt is not None else os.urandom(4)
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode()).digest()).decode()
+
+
+def _one_of(names: Sequence[str]) -> str:
+    return "^(" + "|".join(re.escape(n) for n in names) + ")$" if names else "^$"
+
+
+def plan_credentials(units: Units, namespace: str, existing: Sequence[Credential]) -> list[Credential]:
+    """Every broker user and monitor login of the installation; known passwords are reused."""
+    known = {(c.role, c.unit_id): c for c in existing}
+
+    def cred(role: str, unit_id: str, username: str) -> Credential:
+        old = known.get((role, unit_id))
+        password = old.password if old and old.username == username else creds.new_password()
+        return Credential(role, unit_id, username, password)
+
+    out = [cred("service", s, f"{namespace}svc-{s}") for s in SERVICES]
+    out.append(cred("pusat", "pusat", f"{namespace}pusat"))
+    out += [cred("upt", u.upt_id, f"{namespace}{u.upt_id}") for u in units.upts]
+    out.append(cred("monitor", "pusat", "pusat"))
+    out += [cred("monitor", k.kanwil_id, k.kanwil_id) for k in units.kanwil]
+    return out
+
+
+def definitions(vhost: str, admin_user: str, credentials: Sequence[Credential]) -> dict[str, Any]:
+    """RabbitMQ definitions for the vhost, the users and their (least) privileges."""
+    users: list[dict[str, Any]] = []
+    permissions: list[dict[str, Any]] = [
+        {"user": admin_user, "vhost": vhost, "configure": ".*", "write": ".*", "read": ".*"}
+    ]
+    topic_permissions: list[dict[str, Any]] = []
+
+    def add(c: Credential, write: str, read: str, topics: dict[str, str], max_connections: int) -> None:
+        users.append(
+            {
+                "name": c.username,
+                "password_hash": rabbit_password_hash(c.password),
+                "hashing_algorithm": "rabbit_password_hashing_sha256",
+                "tags": [],
+                "limits": {"max-connections": max_connections},
+            }
+        )
+        permissions.append(
+            {"user": c.username, "vhost": vhost, "configure": "^$", "write": write, "read": read}
+        )
+        topic_permissions.extend(
+            {"user": c.username, "vhost": vhost, "exchange": ex, "write": w, "read": "^$"}
+            for ex, w in topics.items()
+        )
+
+    for c in credentials:
+        if c.role == "service":
+            g = SERVICE_GRANTS[c.unit_id]
+            add(c, _one_of(g["write"]), f"^{g['read']}$", g["topics"], 20)
+        elif c.role == "upt":
+            unit = re.escape(c.unit_id)
+            add(c, "^ingest$", f"^receipts\\.{unit}$", {"ingest": f"^sdp\\.{unit}\\."}, 5)
+        elif c.role == "pusat":
+            add(c, "^commands$", "^central\\.records$", {"commands": r"^command\."}, 10)
+    return {
+        "vhosts": [{"name": vhost}],
+        "users": users,
+        "permissions": permissions,
+        "topic_permissions": topic_permissions,
+    }
+
+
+class Backend(Protocol):
+    def import_definitions(self, defs: dict[str, Any]) -> None: ...
+    def delete_vhost(self, vhost: str) -> None: ...
+    def delete_users(self, usernames: Sequence[str]) -> None: ...
+
+
+class RabbitmqctlBackend:
+    """Runs `rabbitmqctl` (locally, or any prefix such as `docker exec <id> rabbitmqctl`)."""
+
+    def __init__(self, command: Sequence[str] = ("rabbitmqctl",)) -> None:
+        self.command = list(command)
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run([*self.command, *args], capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"{shlex.join([*self.command, *args[:1]])} failed: {result.stderr.strip()}")
+
+    def import_definitions(self, defs: dict[str, Any]) -> None:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+            json.dump(defs, f)
+        try:
+            os.chmod(f.name, 0o644)  # the broker runs as its own user and must read it
+            self._run("import_definitions", f.name)
+        finally:
+            os.unlink(f.name)
+
+    def delete_vhost(self, vhost: str) -> None:
+        self._run("delete_vhost", vhost)
+
+    def delete_users(self, usernames: Sequence[str]) -> None:
+        """One `eval` for all users: a `rabbitmqctl` call costs half a second, hundreds of them minutes."""
+        if not usernames:
+            return
+        names = ",".join("<<" + json.dumps(n) + ">>" for n in usernames)
+        self._run(
+            "eval",
+            'lists:foreach(fun(U) -> rabbit_auth_backend_internal:delete_user(U, <<"provision">>) '
+            f"end, [{names}]).",
+        )
+
+
+class HttpBackend:
+    """The management plugin's HTTP API (the way in when the broker runs in a container)."""
+
+    def __init__(self, api_url: str, user: str, password: str) -> None:
+        self.api_url = api_url.rstrip("/")
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        self.headers = {"Authorization": f"Basic {token}", "Content-Type": "application/json"}
+
+    def _call(self, method: str, path: str, body: Any = None) -> None:
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(  # noqa: S310 (operator-supplied management URL)
+            self.api_url + path, data=data, method=method, headers=self.headers
+        )
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            if response.status >= 300:
+                raise RuntimeError(f"{method} {path}: HTTP {response.status}")
+
+    def import_definitions(self, defs: dict[str, Any]) -> None:
+        self._call("POST", "/api/definitions", defs)
+
+    def delete_vhost(self, vhost: str) -> None:
+        self._call("DELETE", f"/api/vhosts/{quote(vhost, safe='')}")
+
+    def delete_users(self, usernames: Sequence[str]) -> None:
+        if usernames:
+            self._call("POST", "/api/users/bulk-delete", {"users": list(usernames)})
+
+
+def choose_backend(api_url: str | None, admin_url: str, rabbitmqctl: str) -> Backend:
+    if api_url:
+        parts = urlsplit(admin_url)
+        return HttpBackend(api_url, unquote(parts.username or "guest"), unquote(parts.password or "guest"))
+    return RabbitmqctlBackend(shlex.split(rabbitmqctl))
+
+
+def vhost_url(url: str, vhost: str) -> str:
+    return urlsplit(url)._replace(path="/" + quote(vhost, safe="")).geturl()
+
+
+async def _connect_with_retry(url: str, timeout: float) -> aio_pika.abc.AbstractConnection:
+    """Definitions are imported asynchronously by the broker, so a new user or vhost may lag a moment."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await aio_pika.connect(url, timeout=5)
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
+async def declare_topology(
+    admin_url: str, vhost: str, units: Units, receipts_kind: Literal["quorum", "classic"] = "classic"
+) -> int:
+    """Exchanges, queues (quorum, delivery limit, DLX, reject-publish) and bindings; returns queue count."""
+    connection = await _connect_with_retry(vhost_url(admin_url, vhost), 30)
+    try:
+        channel = await connection.channel()
+        exchanges = {
+            name: await channel.declare_exchange(name, kind.value, durable=True)
+            for name, kind in messaging.EXCHANGE_TYPES.items()
+        }
+        specs = [*messaging.QUEUES, *(messaging.receipts_queue(u.upt_id, receipts_kind) for u in units.upts)]
+        for spec in specs:
+            queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments())
+            for exchange, key in spec.bindings:
+                await queue.bind(exchanges[exchange], key)
+        return len(specs)
+    finally:
+        await connection.close()
+
+
+async def verify_login(base_url: str, vhost: str, credential: Credential) -> None:
+    connection = await _connect_with_retry(creds.amqp_url(base_url, credential, vhost), 30)
+    await connection.close()
+
+
+async def provision(
+    *,
+    units: Units,
+    vhost: str,
+    namespace: str,
+    admin_url: str,
+    backend: Backend,
+    credentials_path: Path,
+    database_url: str | None,
+    monitor_accounts: bool = True,
+    quiet: bool = False,
+    receipts_kind: Literal["quorum", "classic"] = "classic",
+) -> list[Credential]:
+    def say(message: str) -> None:
+        if not quiet:
+            print(message, flush=True)
+
+    admin_user = unquote(urlsplit(admin_url).username or "guest")
+    credentials = plan_credentials(units, namespace, creds.read(credentials_path))
+    creds.write(credentials_path, credentials)
+    say(f"broker: importing {len(credentials)} users and permissions into vhost {vhost!r}")
+    defs = definitions(vhost, admin_user, credentials)
+    # One kind at a time: RabbitMQ 3.10 wedged importing a new vhost and hundreds of permissions at once.
+    for kind in ("vhosts", "users", "permissions", "topic_permissions"):
+        backend.import_definitions({kind: defs[kind]})
+    queues = await declare_topology(admin_url, vhost, units, receipts_kind)
+    say(f"broker: topology declared ({len(messaging.EXCHANGE_TYPES)} exchanges, {queues} queues)")
+    await verify_login(admin_url, vhost, creds.find(credentials, "upt", units.upts[-1].upt_id))
+    if database_url:
+        created = await db.ensure_database(database_url)
+        say(f"database: {'created' if created else 'exists'}")
+        if monitor_accounts:
+            from services.monitor import accounts  # the monitor owns its logins and its schema
+
+            n = await accounts.import_accounts(database_url, [c for c in credentials if c.role == "monitor"])
+            say(f"monitor: {n} logins ready")
+    say(f"credentials written to {credentials_path}")
+    return credentials
+
+
+def deprovision(backend: Backend, vhost: str, credentials: Sequence[Credential]) -> None:
+    """Remove an installation's vhost and broker users (used by test runs to clean up after themselves)."""
+    backend.delete_vhost(vhost)
+    backend.delete_users([c.username for c in credentials if c.role in ("service", "upt", "pusat")])
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--units", type=Path, default=PROJECT_ROOT / "deploy" / "units")
+    parser.add_argument("--vhost", default=os.environ.get("SIMPUL_VHOST", "simpul"))
+    parser.add_argument("--namespace", default=os.environ.get("BROKER_NAMESPACE", ""))
+    parser.add_argument(
+        "--admin-url", default=os.environ.get("RABBITMQ_ADMIN_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    )
+    parser.add_argument(
+        "--api-url",
+        default=os.environ.get("RABBITMQ_API_URL"),
+        help="management API URL; without it rabbitmqctl is used",
+    )
+    parser.add_argument("--rabbitmqctl", default=os.environ.get("RABBITMQCTL", "rabbitmqctl"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/simpul"),
+    )
+    parser.add_argument("--credentials", type=Path, default=PROJECT_ROOT / ".run" / "credentials.csv")
+    parser.add_argument(
+        "--receipts-queue-type",
+        choices=["classic", "quorum"],
+        default=os.environ.get("RECEIPTS_QUEUE_TYPE", "classic"),
+        help="quorum needs a broker with a raised open-files limit (see README)",
+    )
+    args = parser.parse_args(argv)
+    try:
+        asyncio.run(
+            provision(
+                units=load_units(args.units),
+                vhost=args.vhost,
+                namespace=args.namespace,
+                admin_url=args.admin_url,
+                backend=choose_backend(args.api_url, args.admin_url, args.rabbitmqctl),
+                credentials_path=args.credentials,
+                database_url=args.database_url,
+                receipts_kind=args.receipts_queue_type,
+            )
+        )
+    except (OSError, RuntimeError) as exc:
+        print(f"provisioning failed: {exc!r}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

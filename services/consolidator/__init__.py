@@ -1,0 +1,1 @@
+"""Consolidator: central records, the e-KTP lifecycle and the daily consolidation run."""

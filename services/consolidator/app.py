@@ -1,0 +1,39 @@
+"""Composition root of the consolidator."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from faststream import FastStream
+
+from shared import messaging
+from shared.runtime import Database, build_service_app
+
+from . import handlers
+from .config import Settings
+from .store import InmateStore, PostgresInmateStore
+
+
+def build_app(settings: Settings | None = None, *, store: InmateStore | None = None) -> FastStream:
+    settings = settings or Settings()
+    consumer = messaging.ReliableConsumer("consolidator")
+    broker = messaging.build_broker(
+        settings.amqp_url,
+        consumer=consumer,
+        prefetch_count=settings.prefetch_count,
+        graceful_timeout=settings.graceful_timeout,
+    )
+    database = None
+    if store is None:
+        database = Database(
+            settings.database_url, "consolidator", resources.files("services.consolidator") / "migrations"
+        )
+        store = PostgresInmateStore(database)
+    broker.include_router(handlers.build_router(store, settings))
+    return build_service_app(
+        service="consolidator",
+        settings=settings,
+        broker=broker,
+        database=database,
+        description="Builds the central records and runs the daily consolidation.",
+    )

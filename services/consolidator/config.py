@@ -1,0 +1,9 @@
+"""Consolidator settings."""
+
+from __future__ import annotations
+
+from shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    health_port: int = 8083

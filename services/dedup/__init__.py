@@ -1,0 +1,1 @@
+"""Dedup: duplicate NIKs, duplicate biometrics and demographic links."""

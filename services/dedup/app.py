@@ -1,0 +1,37 @@
+"""Composition root of dedup."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from faststream import FastStream
+
+from shared import messaging
+from shared.runtime import Database, build_service_app
+
+from . import handlers
+from .config import Settings
+from .store import ClaimStore, PostgresClaimStore
+
+
+def build_app(settings: Settings | None = None, *, store: ClaimStore | None = None) -> FastStream:
+    settings = settings or Settings()
+    consumer = messaging.ReliableConsumer("dedup")
+    broker = messaging.build_broker(
+        settings.amqp_url,
+        consumer=consumer,
+        prefetch_count=settings.prefetch_count,
+        graceful_timeout=settings.graceful_timeout,
+    )
+    database = None
+    if store is None:
+        database = Database(settings.database_url, "dedup", resources.files("services.dedup") / "migrations")
+        store = PostgresClaimStore(database)
+    broker.include_router(handlers.build_router(store, settings))
+    return build_service_app(
+        service="dedup",
+        settings=settings,
+        broker=broker,
+        database=database,
+        description="Flags NIKs claimed by two people and duplicate biometrics; runs adjudication.",
+    )

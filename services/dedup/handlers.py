@@ -1,0 +1,76 @@
+"""Translates broker messages to dedup decisions and back."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+
+from faststream.rabbit import RabbitRouter
+from faststream.rabbit.annotations import RabbitMessage
+
+from shared import db, messaging
+from shared.contracts import NikCollisionsFound, SdpRecordsAccepted, SdpRecordsChecked, derive_message_id
+
+from . import domain
+from .config import Settings
+from .store import ClaimStore
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_router(store: ClaimStore, settings: Settings, *, clock: Clock = utcnow) -> RabbitRouter:
+    router = RabbitRouter()
+
+    @router.subscriber(
+        messaging.DEDUP_SDP.subscribe_to(),
+        messaging.EVENTS,
+        title="dedup.sdp",
+        description="Accepted SDP records, checked for NIKs claimed by two people.",
+    )
+    async def on_sdp_records_accepted(event: SdpRecordsAccepted, msg: RabbitMessage) -> None:
+        raw = msg.raw_message
+        messaging.check_envelope(raw, event)
+        messaging.require_publisher(raw, settings.service_user("registry"))
+        claims = domain.claims_of(event.upt_id, event.records)
+        now = clock()
+
+        inmate_ids = [r.inmate_id for r in event.records]
+        keys = [(event.upt_id, i) for i in inmate_ids]
+
+        def decide(existing: Sequence[domain.Claim], seq: int) -> list[db.Outgoing]:
+            sets = domain.flag_sets(keys, claims, existing)
+            checked = SdpRecordsChecked(
+                message_id=derive_message_id("dedup", "checked", event.message_id),
+                produced_at=now,
+                submission_id=event.submission_id,
+                upt_id=event.upt_id,
+                as_of=event.as_of,
+                snapshot=event.snapshot,
+                part=event.part,
+                parts=event.parts,
+                records=event.records,
+                flag_seq=seq,
+                flag_sets=sets,
+            )
+            out = [db.Outgoing("events", checked.ROUTING_KEY, checked)]
+            if flagged := sum(1 for s in sets if s.flags):
+                found = NikCollisionsFound(
+                    message_id=derive_message_id("dedup", "collisions", event.message_id),
+                    produced_at=now,
+                    submission_id=event.submission_id,
+                    upt_id=event.upt_id,
+                    flagged_records=flagged,
+                )
+                out.append(db.Outgoing("events", found.ROUTING_KEY, found))
+            return out
+
+        await db.retrying(
+            lambda: store.record_claims(event.message_id, event.upt_id, inmate_ids, claims, decide),
+            what="record NIK claims",
+        )
+
+    return router

@@ -1,0 +1,68 @@
+"""Where dedup keeps the NIK claims it has seen."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from shared import db
+from shared.runtime import Database
+
+from .domain import Claim
+
+CONSUMER = "dedup.sdp"
+# Given every stored claim on the touched NIKs and a fresh sequence number: the messages to send.
+Decide = Callable[[Sequence[Claim], int], Sequence[db.Outgoing]]
+
+
+class ClaimStore(Protocol):
+    async def record_claims(
+        self, message_id: str, upt_id: str, inmate_ids: Sequence[str], claims: Sequence[Claim], decide: Decide
+    ) -> bool:
+        """In one transaction: read the claims on the NIKs these records hold and will hold, let `decide`
+        judge, replace the records' claims and store the messages `decide` returned.
+        False if the message was consumed before."""
+
+
+class PostgresClaimStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    @staticmethod
+    async def _lock(conn: db.Conn, niks: set[str]) -> None:
+        # Parts of different UPTs run concurrently: serialise on each NIK, in one order to avoid deadlocks.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(k) FROM "
+            "(SELECT DISTINCT hashtextextended(n, 0) AS k FROM unnest($1::text[]) n ORDER BY 1) s",
+            sorted(niks),
+        )
+
+    async def record_claims(
+        self, message_id: str, upt_id: str, inmate_ids: Sequence[str], claims: Sequence[Claim], decide: Decide
+    ) -> bool:
+        ids = list(inmate_ids)
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            if not await db.claim(conn, CONSUMER, message_id):
+                return False
+            previous = "SELECT nik FROM nik_claims WHERE upt_id = $1 AND inmate_id = ANY($2::text[])"
+            niks = {c.nik for c in claims} | {r["nik"] for r in await conn.fetch(previous, upt_id, ids)}
+            await self._lock(conn, niks)
+            # Another part of this UPT may have moved a record to a NIK we did not lock; lock that too.
+            if extra := {r["nik"] for r in await conn.fetch(previous, upt_id, ids)} - niks:
+                await self._lock(conn, extra)
+                niks |= extra
+            rows = await conn.fetch(
+                "SELECT upt_id, inmate_id, nik, person FROM nik_claims WHERE nik = ANY($1::text[])",
+                list(niks),
+            )
+            seq = await conn.fetchval("SELECT nextval('flag_seq')")
+            outgoing = decide([Claim(**dict(r)) for r in rows], seq)
+            await conn.execute(
+                "DELETE FROM nik_claims WHERE upt_id = $1 AND inmate_id = ANY($2::text[])", upt_id, ids
+            )
+            await conn.executemany(
+                "INSERT INTO nik_claims (upt_id, inmate_id, nik, person) VALUES ($1, $2, $3, $4)",
+                [(c.upt_id, c.inmate_id, c.nik, c.person) for c in claims],
+            )
+            await db.enqueue(conn, self.database.schema, outgoing)
+            return True

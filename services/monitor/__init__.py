@@ -1,0 +1,1 @@
+"""Monitor: live status for supervisors, scoped to what each of them may see."""

@@ -1,0 +1,113 @@
+"""Monitor logins: password hashing and `python -m services.monitor.accounts import <credentials.csv>`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import csv
+import hashlib
+import hmac
+import os
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+from shared.runtime import Database
+
+from .store import Account, PostgresMonitorStore
+
+# scrypt with n=2**14, r=8: about 16 MB and 50 ms per check, slow enough to make guessing expensive.
+_N, _R, _P = 2**14, 8, 1
+
+
+class Login(Protocol):
+    @property
+    def unit_id(self) -> str: ...
+    @property
+    def username(self) -> str: ...
+    @property
+    def password(self) -> str: ...
+
+
+def hash_password(password: str, *, salt: bytes | None = None) -> str:
+    salt = salt or os.urandom(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return f"scrypt${_N}${_R}${_P}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        scheme, n, r, p, salt, digest = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        candidate = hashlib.scrypt(
+            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32
+        )
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(candidate, base64.b64decode(digest))
+
+
+# Spends the same time on an unknown username as on a wrong password, so usernames cannot be probed.
+DUMMY_HASH = hash_password(secrets.token_urlsafe(8))
+
+
+def migrations() -> resources.abc.Traversable:
+    return resources.files("services.monitor") / "migrations"
+
+
+async def import_accounts(database_url: str, logins: Sequence[Login]) -> int:
+    """Create or update the given logins (role derived from their unit id) in the monitor's schema."""
+    database = Database(database_url, "monitor", migrations(), max_size=2)
+    await database.open()
+    try:
+        store = PostgresMonitorStore(database)
+        loop = asyncio.get_running_loop()
+        hashes = await asyncio.gather(
+            *(loop.run_in_executor(None, hash_password, c.password) for c in logins)
+        )
+        return await store.upsert_accounts(
+            [Account(c.username, h, c.unit_id) for c, h in zip(logins, hashes, strict=True)]
+        )
+    finally:
+        await database.close()
+
+
+@dataclass(frozen=True)
+class CsvLogin:
+    unit_id: str
+    username: str
+    password: str
+
+
+def read_logins(path: Path) -> list[CsvLogin]:
+    """Rows of role `monitor` from a credentials file (columns role,unit_id,username,password)."""
+    with path.open(encoding="utf-8") as f:
+        return [
+            CsvLogin(r["unit_id"], r["username"], r["password"])
+            for r in csv.DictReader(f)
+            if r["role"] == "monitor"
+        ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description="Import monitor logins (role 'monitor') from a credentials file."
+    )
+    parser.add_argument("command", choices=["import"])
+    parser.add_argument("credentials", type=Path)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/simpul"),
+    )
+    args = parser.parse_args()
+    logins = read_logins(args.credentials)
+    print(f"{asyncio.run(import_accounts(args.database_url, logins))} monitor logins imported")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Composition root of the monitor."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from importlib import resources
+
+from faststream import FastStream
+
+from shared import messaging
+from shared.runtime import Database, build_service_app
+from shared.units import load_units
+
+from . import handlers, web
+from .config import Settings
+from .hub import Hub
+from .store import MonitorStore, PostgresMonitorStore
+
+log = logging.getLogger("simpul.monitor")
+
+
+def build_app(
+    settings: Settings | None = None, *, store: MonitorStore | None = None, hub: Hub | None = None
+) -> FastStream:
+    settings = settings or Settings()
+    hub = hub or Hub()
+    consumer = messaging.ReliableConsumer("monitor")
+    broker = messaging.build_broker(
+        settings.amqp_url,
+        consumer=consumer,
+        prefetch_count=settings.prefetch_count,
+        graceful_timeout=settings.graceful_timeout,
+    )
+    database = None
+    if store is None:
+        database = Database(
+            settings.database_url, "monitor", resources.files("services.monitor") / "migrations"
+        )
+        store = PostgresMonitorStore(database)
+    broker.include_router(handlers.build_router(store, hub, settings))
+
+    stopping = asyncio.Event()
+
+    async def broker_ready() -> bool:
+        return bool(await broker.ping(timeout=2))
+
+    checks: dict[str, web.Check] = {"broker": broker_ready}
+    if database is not None:
+        checks["database"] = database.ping
+    server = web.WebServer(
+        web.build_web(store, hub, settings, clock=handlers.utcnow, checks=checks, stopping=stopping),
+        settings.web_host,
+        settings.web_port,
+        stopping,
+    )
+    monitor_store = store
+
+    async def started() -> None:
+        await monitor_store.load_units(load_units(settings.units_dir))
+        await server.start()
+        log.info("monitor web listening", extra={"url": f"http://{settings.web_host}:{server.port}/"})
+
+    return build_service_app(
+        service="monitor",
+        settings=settings,
+        broker=broker,
+        database=database,
+        description="Live status for supervisors over SSE, scoped to each login.",
+        on_started=started,
+        on_stopping=server.stop,
+    )

@@ -1,0 +1,17 @@
+"""Monitor settings."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    web_host: str = "127.0.0.1"
+    web_port: int = Field(default=8080, ge=0, le=65535, description="0 = any free port.")
+    session_hours: float = Field(default=12.0, gt=0)
+    secure_cookies: bool = Field(
+        default=False, description="Set behind HTTPS so cookies never travel in clear."
+    )
+    sse_heartbeat_seconds: float = 15.0

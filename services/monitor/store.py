@@ -1,0 +1,218 @@
+"""Where the monitor keeps what it has seen, its logins and their sessions."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from shared import db
+from shared.contracts import CentralInmatesUpdated, SubmissionProcessed
+from shared.runtime import Database
+from shared.units import Units
+
+from .domain import Scope
+
+
+@dataclass(frozen=True)
+class DeadLetterSeen:
+    message_id: str
+    reason: str
+    detail: str | None
+    service: str | None
+    queue: str | None
+    routing_key: str | None
+    sender: str | None
+
+
+@dataclass(frozen=True)
+class Account:
+    username: str
+    password_hash: str
+    unit_id: str
+
+
+class MonitorStore(Protocol):
+    async def load_units(self, units: Units) -> None: ...
+    async def submission_processed(self, event: SubmissionProcessed, day: date) -> bool:
+        """False if this event was seen before."""
+
+    async def central_updated(self, event: CentralInmatesUpdated) -> bool: ...
+    async def dead_letter(self, letter: DeadLetterSeen) -> bool: ...
+    async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]: ...
+    async def dead_letter_count(self, since: datetime) -> int: ...
+    async def kanwil_of(self, upt_id: str) -> str | None: ...
+    async def account(self, username: str) -> Account | None: ...
+    async def upsert_accounts(self, accounts: Sequence[Account]) -> int: ...
+    async def create_session(self, token_hash: str, username: str, expires_at: datetime) -> None: ...
+    async def session_user(self, token_hash: str, now: datetime) -> Account | None: ...
+    async def end_session(self, token_hash: str) -> None: ...
+
+
+ROWS_SQL = """
+WITH latest AS (
+    SELECT upt_id, max(snapshot) AS snapshot FROM submission_parts WHERE day = $1 GROUP BY upt_id
+), parts AS (
+    SELECT p.upt_id, max(p.parts) AS parts, count(*) AS parts_received, sum(p.received) AS received,
+           sum(p.accepted) AS accepted, sum(p.rejected) AS rejected, sum(p.warnings) AS warnings,
+           max(p.received_at) AS last_submission_at
+    FROM submission_parts p JOIN latest l USING (upt_id, snapshot) WHERE p.day = $1 GROUP BY p.upt_id
+)
+SELECT u.upt_id, u.name, u.kanwil_id, u.kanwil_name, p.parts, p.parts_received, p.received, p.accepted,
+       p.rejected, p.warnings, p.last_submission_at, r.count AS refused_messages,
+       c.central_total, c.flagged_total
+FROM units u
+LEFT JOIN parts p USING (upt_id)
+LEFT JOIN refusals r ON r.upt_id = u.upt_id AND r.day = $1
+LEFT JOIN central_totals c ON c.upt_id = u.upt_id
+WHERE ($2::text IS NULL OR u.kanwil_id = $2) AND ($3::text IS NULL OR u.upt_id = $3)
+ORDER BY u.kanwil_id, u.upt_id
+"""
+
+
+class PostgresMonitorStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def load_units(self, units: Units) -> None:
+        kanwil_names = {k.kanwil_id: k.name for k in units.kanwil}
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            await conn.executemany(
+                "INSERT INTO units (upt_id, name, kind, kabkota_code, kabkota_name, province_code, kanwil_id, "
+                "kanwil_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (upt_id) DO UPDATE SET "
+                "name = EXCLUDED.name, kind = EXCLUDED.kind, kabkota_code = EXCLUDED.kabkota_code, "
+                "kabkota_name = EXCLUDED.kabkota_name, province_code = EXCLUDED.province_code, "
+                "kanwil_id = EXCLUDED.kanwil_id, kanwil_name = EXCLUDED.kanwil_name",
+                [
+                    (
+                        u.upt_id,
+                        u.name,
+                        u.kind,
+                        u.kabkota_code,
+                        u.kabkota_name,
+                        u.province_code,
+                        u.kanwil_id,
+                        kanwil_names.get(u.kanwil_id, u.kanwil_id),
+                    )
+                    for u in units.upts
+                ],
+            )
+
+    async def submission_processed(self, event: SubmissionProcessed, day: date) -> bool:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            if not await db.claim(conn, "monitor.status", event.message_id):
+                return False
+            if event.as_of is None or event.part is None:
+                await conn.execute(
+                    "INSERT INTO refusals (upt_id, day, count) VALUES ($1, $2, 1) "
+                    "ON CONFLICT (upt_id, day) DO UPDATE SET count = refusals.count + 1",
+                    event.upt_id,
+                    day,
+                )
+                return True
+            await conn.execute(
+                "INSERT INTO submission_parts (upt_id, day, snapshot, part, parts, status, received, accepted, "
+                "rejected, warnings, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                "ON CONFLICT (upt_id, day, snapshot, part) DO UPDATE SET parts = EXCLUDED.parts, "
+                "status = EXCLUDED.status, received = EXCLUDED.received, accepted = EXCLUDED.accepted, "
+                "rejected = EXCLUDED.rejected, warnings = EXCLUDED.warnings, received_at = EXCLUDED.received_at",
+                event.upt_id,
+                event.as_of,
+                event.snapshot or 1,
+                event.part,
+                event.parts or event.part,
+                event.status.value,
+                event.received,
+                event.accepted,
+                event.rejected,
+                event.warnings,
+                event.produced_at,
+            )
+            return True
+
+    async def central_updated(self, event: CentralInmatesUpdated) -> bool:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            if not await db.claim(conn, "monitor.status", event.message_id):
+                return False
+            # Announcements can overtake each other; the newest one wins.
+            await conn.execute(
+                "INSERT INTO central_totals AS c (upt_id, central_total, flagged_total, as_of, produced_at) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (upt_id) DO UPDATE SET "
+                "central_total = EXCLUDED.central_total, flagged_total = EXCLUDED.flagged_total, "
+                "as_of = EXCLUDED.as_of, produced_at = EXCLUDED.produced_at "
+                "WHERE c.produced_at <= EXCLUDED.produced_at",
+                event.upt_id,
+                event.central_total,
+                event.flagged_total,
+                event.as_of,
+                event.produced_at,
+            )
+            return True
+
+    async def dead_letter(self, letter: DeadLetterSeen) -> bool:
+        status = await self.database.pool.execute(
+            "INSERT INTO dead_letters (message_id, reason, detail, service, queue, routing_key, sender) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id) DO NOTHING",
+            letter.message_id,
+            letter.reason,
+            letter.detail,
+            letter.service,
+            letter.queue,
+            letter.routing_key,
+            letter.sender,
+        )
+        return bool(status.endswith(" 1"))
+
+    async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]:
+        kanwil = scope.unit_id if scope.role.value == "kanwil" else None
+        only = scope.unit_id if scope.role.value == "upt" else upt_id
+        if upt_id is not None and only != upt_id:
+            return []
+        rows = await self.database.pool.fetch(ROWS_SQL, day, kanwil, only)
+        return [dict(r) for r in rows]
+
+    async def dead_letter_count(self, since: datetime) -> int:
+        return int(
+            await self.database.pool.fetchval("SELECT count(*) FROM dead_letters WHERE dead_at >= $1", since)
+        )
+
+    async def kanwil_of(self, upt_id: str) -> str | None:
+        value = await self.database.pool.fetchval("SELECT kanwil_id FROM units WHERE upt_id = $1", upt_id)
+        return str(value) if value is not None else None
+
+    async def account(self, username: str) -> Account | None:
+        row = await self.database.pool.fetchrow(
+            "SELECT username, password_hash, unit_id FROM accounts WHERE username = $1", username
+        )
+        return Account(**dict(row)) if row else None
+
+    async def upsert_accounts(self, accounts: Sequence[Account]) -> int:
+        await self.database.pool.executemany(
+            "INSERT INTO accounts (username, password_hash, unit_id) VALUES ($1, $2, $3) ON CONFLICT (username) "
+            "DO UPDATE SET password_hash = EXCLUDED.password_hash, unit_id = EXCLUDED.unit_id",
+            [(a.username, a.password_hash, a.unit_id) for a in accounts],
+        )
+        return len(accounts)
+
+    async def create_session(self, token_hash: str, username: str, expires_at: datetime) -> None:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM sessions WHERE expires_at < now()")
+            await conn.execute(
+                "INSERT INTO sessions (token_hash, username, expires_at) VALUES ($1, $2, $3)",
+                token_hash,
+                username,
+                expires_at,
+            )
+
+    async def session_user(self, token_hash: str, now: datetime) -> Account | None:
+        row = await self.database.pool.fetchrow(
+            "SELECT a.username, a.password_hash, a.unit_id FROM sessions s JOIN accounts a USING (username) "
+            "WHERE s.token_hash = $1 AND s.expires_at > $2",
+            token_hash,
+            now,
+        )
+        return Account(**dict(row)) if row else None
+
+    async def end_session(self, token_hash: str) -> None:
+        await self.database.pool.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)

@@ -1,0 +1,244 @@
+"""The supervisors' web view: login, the scoped unit table, and live updates over SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from datetime import date, datetime, timedelta
+from importlib import resources
+from urllib.parse import parse_qs
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from shared.contracts import WIB
+
+from . import accounts, domain
+from .config import Settings
+from .hub import Hub
+from .store import Account, MonitorStore
+
+log = logging.getLogger("simpul.monitor.web")
+COOKIE = "simpul_session"
+Clock = Callable[[], datetime]
+Check = Callable[[], Awaitable[bool]]
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+
+def _token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _static(name: str) -> str:
+    return (resources.files("services.monitor") / "static" / name).read_text(encoding="utf-8")
+
+
+def build_web(
+    store: MonitorStore,
+    hub: Hub,
+    settings: Settings,
+    *,
+    clock: Clock,
+    checks: Mapping[str, Check],
+    stopping: asyncio.Event,
+) -> Starlette:
+    async def current(request: Request) -> tuple[Account, domain.Scope] | None:
+        token = request.cookies.get(COOKIE)
+        if not token:
+            return None
+        account = await store.session_user(_token_hash(token), clock())
+        return (account, domain.scope_of_login(account.unit_id)) if account else None
+
+    def page(name: str, status: int = 200) -> Response:
+        return Response(_static(name), status_code=status, media_type="text/html", headers=SECURITY_HEADERS)
+
+    async def index(request: Request) -> Response:
+        if await current(request) is None:
+            return RedirectResponse("/login", status_code=303)
+        return page("index.html")
+
+    async def login_form(request: Request) -> Response:
+        return page("login.html")
+
+    async def login(request: Request) -> Response:
+        body = await request.body()
+        form = parse_qs(body[:4_096].decode("utf-8", "replace"))
+        username = form.get("username", [""])[0][:100]
+        password = form.get("password", [""])[0][:200]
+        account = await store.account(username)
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(
+            None,
+            accounts.verify_password,
+            password,
+            account.password_hash if account else accounts.DUMMY_HASH,
+        )
+        if account is None or not ok:
+            log.warning("monitor login refused", extra={"username": username})
+            return RedirectResponse("/login?failed=1", status_code=303)
+        token = secrets.token_urlsafe(32)
+        expires = clock() + timedelta(hours=settings.session_hours)
+        await store.create_session(_token_hash(token), account.username, expires)
+        log.info("monitor login", extra={"username": account.username, "scope": account.unit_id})
+        response = RedirectResponse("/", status_code=303)
+        response.set_cookie(
+            COOKIE,
+            token,
+            max_age=int(settings.session_hours * 3600),
+            httponly=True,
+            samesite="strict",
+            secure=settings.secure_cookies,
+            path="/",
+        )
+        return response
+
+    async def logout(request: Request) -> Response:
+        if token := request.cookies.get(COOKIE):
+            await store.end_session(_token_hash(token))
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/")
+        return response
+
+    def _day(request: Request) -> date:
+        try:
+            return date.fromisoformat(request.query_params["day"])
+        except (KeyError, ValueError):
+            return domain.today_wib(clock())
+
+    async def api_units(request: Request) -> Response:
+        who = await current(request)
+        if who is None:
+            return JSONResponse({"error": "login required"}, status_code=401)
+        account, scope = who
+        day = _day(request)
+        rows = [domain.unit_row(r) for r in await store.unit_rows(scope, day)]
+        since = datetime.combine(domain.today_wib(clock()), datetime.min.time(), tzinfo=WIB)
+        dead = await store.dead_letter_count(since) if scope.role is domain.Role.PUSAT else None
+        return JSONResponse(
+            {
+                "user": account.username,
+                "scope": {"role": scope.role.value, "unit": scope.unit_id},
+                "day": day.isoformat(),
+                "units": rows,
+                "dead_letters_today": dead,
+            },
+            headers=SECURITY_HEADERS,
+        )
+
+    async def events(request: Request) -> Response:
+        who = await current(request)
+        if who is None:
+            return JSONResponse({"error": "login required"}, status_code=401)
+        _, scope = who
+
+        def sees(upt_id: str | None, kanwil_id: str | None) -> bool:
+            return upt_id is None or scope.sees(upt_id, kanwil_id or "")
+
+        sub = hub.subscribe(sees)
+
+        async def stream() -> AsyncIterator[str]:
+            try:
+                yield "retry: 2000\n\n"
+                while not stopping.is_set() and not sub.dropped:
+                    try:
+                        event = await asyncio.wait_for(
+                            sub.queue.get(), timeout=settings.sse_heartbeat_seconds
+                        )
+                    except TimeoutError:
+                        yield ": heartbeat\n\n"
+                        continue
+                    if event.get("type") == "dead_letters" and scope.role is not domain.Role.PUSAT:
+                        continue
+                    yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
+            finally:
+                hub.unsubscribe(sub)
+
+        return StreamingResponse(
+            stream(), media_type="text/event-stream", headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+        )
+
+    async def ready(request: Request) -> Response:
+        results = {}
+        for name, check in checks.items():
+            try:
+                results[name] = bool(await asyncio.wait_for(check(), timeout=3))
+            except Exception:
+                results[name] = False
+        ok = all(results.values())
+        return JSONResponse(
+            {"ready": ok, "checks": results, "live_clients": hub.clients}, status_code=200 if ok else 503
+        )
+
+    async def live(request: Request) -> Response:
+        return JSONResponse({"live": True})
+
+    static = StaticFiles(directory=str(resources.files("services.monitor") / "static"))
+    return Starlette(
+        routes=[
+            Route("/", index),
+            Route("/login", login_form, methods=["GET"]),
+            Route("/login", login, methods=["POST"]),
+            Route("/logout", logout, methods=["POST"]),
+            Route("/api/units", api_units),
+            Route("/events", events),
+            Route("/health/ready", ready),
+            Route("/health/live", live),
+            Mount("/static", app=static, name="static"),
+        ]
+    )
+
+
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside the FastStream process: FastStream owns the signals, so uvicorn must not take them."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class WebServer:
+    def __init__(self, app: Starlette, host: str, port: int, stopping: asyncio.Event) -> None:
+        config = uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            lifespan="off",
+            timeout_graceful_shutdown=3,
+            access_log=False,
+        )
+        self.server = _EmbeddedServer(config)
+        self.stopping = stopping
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        servers = getattr(self.server, "servers", [])
+        return int(servers[0].sockets[0].getsockname()[1]) if servers else 0
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self.server.serve(), name="monitor-web")
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # raises the reason the server could not start
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self.stopping.set()
+        self.server.should_exit = True
+        if self._task is not None:
+            await self._task

@@ -1,0 +1,1 @@
+"""Registry: the front door for UPT submissions and Dukcapil packets."""

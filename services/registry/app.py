@@ -1,0 +1,40 @@
+"""Composition root of the registry."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from faststream import FastStream
+
+from shared import messaging
+from shared.runtime import Database, build_service_app
+
+from . import handlers
+from .config import Settings
+from .store import PostgresSubmissionStore, SubmissionStore
+
+
+def build_app(settings: Settings | None = None, *, store: SubmissionStore | None = None) -> FastStream:
+    settings = settings or Settings()
+    consumer = messaging.ReliableConsumer("registry")
+    broker = messaging.build_broker(
+        settings.amqp_url,
+        consumer=consumer,
+        prefetch_count=settings.prefetch_count,
+        graceful_timeout=settings.graceful_timeout,
+    )
+    database = None
+    if store is None:
+        database = Database(
+            settings.database_url, "registry", resources.files("services.registry") / "migrations"
+        )
+        store = PostgresSubmissionStore(database)
+    consumer.answer = handlers.build_answer(broker, settings)
+    broker.include_router(handlers.build_router(store, settings, broker))
+    return build_service_app(
+        service="registry",
+        settings=settings,
+        broker=broker,
+        database=database,
+        description="Validates UPT submissions and Dukcapil packets, stores them and answers every sender.",
+    )

@@ -1,0 +1,9 @@
+"""Registry settings."""
+
+from __future__ import annotations
+
+from shared.settings import ServiceSettings
+
+
+class Settings(ServiceSettings):
+    health_port: int = 8081

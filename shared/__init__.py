@@ -1,0 +1,1 @@
+"""Code shared by the services: contracts, topology, settings, logging, database, NIK rules."""

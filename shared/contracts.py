@@ -1,0 +1,282 @@
+"""Every message that crosses a service boundary, with its routing key."""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import date, datetime, timedelta, timezone
+from typing import Annotated, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+
+from shared.nik import Sex
+
+WIB = timezone(timedelta(hours=7), "WIB")  # deadlines and "today" are Western Indonesia Time
+_ID_NAMESPACE = uuid.UUID("6f1d0a52-6a7e-4b55-9a59-2f0c3d2b1e11")
+UnitId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+
+
+def derive_message_id(*parts: object) -> str:
+    """A message id that is the same every time the same thing is said (redeliveries, relay retries)."""
+    return str(uuid.uuid5(_ID_NAMESPACE, "/".join(str(p) for p in parts)))
+
+
+class Message(BaseModel):
+    """Envelope every message shares; `message_id` also travels as the AMQP `message_id` property."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+    message_id: str = Field(
+        min_length=1,
+        max_length=128,
+        description="Deterministic id: the same content said twice carries the same id; equals the AMQP "
+        "message_id property.",
+    )
+    schema_version: int = Field(default=1, ge=1, description="Version of this message's schema.")
+    produced_at: datetime = Field(description="When the producer created the message (UTC).")
+
+
+# --- SDP: UPT inmate data -------------------------------------------------------------------------------
+
+
+class Register(enum.StrEnum):
+    """Inmate register books: A = tahanan by detaining authority, B = narapidana by sentence length."""
+
+    A_I = "A I"
+    A_II = "A II"
+    A_III = "A III"
+    A_IV = "A IV"
+    A_V = "A V"
+    B_I = "B I"
+    B_IIA = "B IIa"
+    B_IIB = "B IIb"
+    B_III = "B III"
+
+
+class CustodyStatus(enum.StrEnum):
+    IN_CUSTODY = "in_custody"
+    RELEASED = "released"
+    TRANSFERRED_OUT = "transferred_out"
+    TRANSFERRED_IN = "transferred_in"
+    ESCAPED = "escaped"
+    DIED = "died"
+
+
+class CaseInfo(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    articles: list[Annotated[str, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=50, description="Articles charged, e.g. 'Pasal 114 UU 35/2009'."
+    )
+    case_number: str | None = Field(default=None, max_length=100, description="Court or police case number.")
+    detaining_authority: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Who ordered the detention (penyidik, penuntut umum, court).",
+    )
+
+
+class InmateRecord(BaseModel):
+    """One inmate as a UPT's SDP knows them on the snapshot date."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_by_name=True, serialize_by_alias=True)
+
+    inmate_id: str = Field(
+        min_length=1, max_length=64, description="The UPT's own stable id for this inmate."
+    )
+    # Called `register` on the wire; `book` in Python because BaseModel already has a `register`.
+    book: Register = Field(alias="register", description="Register book the inmate is entered in.")
+    register_number: str = Field(
+        min_length=1, max_length=64, description="Register number exactly as written by the UPT."
+    )
+    nik: str | None = Field(
+        default=None,
+        max_length=32,
+        description="NIK if known; an inmate without one is flagged as needing e-KTP recording.",
+    )
+    full_name: str = Field(min_length=1, max_length=200)
+    aliases: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=20)
+    sex: Sex = Field(description="L = laki-laki, P = perempuan.")
+    birth_place: str | None = Field(default=None, max_length=100)
+    birth_date: date
+    mother_name: str | None = Field(default=None, max_length=200)
+    nationality: str = Field(default="IDN", min_length=3, max_length=3, description="ISO 3166 alpha-3.")
+    case: CaseInfo | None = None
+    detention_start: date | None = None
+    detention_expiry: date | None = None
+    sentence_days: int | None = Field(default=None, ge=0, le=36_500, description="Null for tahanan.")
+    entry_date: date = Field(description="Date the inmate entered this UPT.")
+    expected_release: date | None = None
+    custody_status: CustodyStatus = CustodyStatus.IN_CUSTODY
+    updated_at: datetime = Field(description="Last change of this record in the UPT's SDP.")
+
+
+def _records_schema(model: type[BaseModel]) -> Any:
+    return WithJsonSchema({"type": "array", "items": model.model_json_schema()})
+
+
+class SdpSubmission(Message):
+    """Published by a UPT (as its own broker user) on `sdp.<upt_id>.submission`: one part of a snapshot."""
+
+    ROUTING_KEY: ClassVar[str] = "sdp.{upt_id}.submission"
+
+    upt_id: UnitId = Field(description="Must equal the sending UPT's broker user.")
+    as_of: date = Field(description="Snapshot date: the inmate population on that day.")
+    snapshot: int = Field(default=1, ge=1, description="Later snapshots for the same date supersede earlier.")
+    part: int = Field(ge=1, description="Part number, 1..parts.")
+    parts: int = Field(ge=1, le=10_000, description="Number of parts in this snapshot.")
+    # Records are checked one by one so that one bad record does not sink its neighbours.
+    records: Annotated[list[Any], _records_schema(InmateRecord)] = Field(
+        max_length=5_000, description="Inmate records (see InmateRecord)."
+    )
+
+
+class RecordProblem(BaseModel):
+    """Why one record (or the whole message, when `index` is null) was refused or flagged."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int | None = Field(default=None, description="Position of the record in the part; null = message.")
+    inmate_id: str | None = None
+    field: str | None = Field(default=None, description="Dotted path of the offending field.")
+    code: str = Field(description="Stable error code (see the error catalogue).")
+    reason_id: str = Field(description="Reason in Bahasa Indonesia.")
+    reason_en: str = Field(description="Reason in English.")
+    detail: str | None = Field(
+        default=None, max_length=1_000, description="Technical detail; never echoes the submitted values."
+    )
+
+
+class ReceiptStatus(enum.StrEnum):
+    ACCEPTED = "accepted"
+    PARTIALLY_ACCEPTED = "partially_accepted"
+    REJECTED = "rejected"
+
+
+class SubmissionReceipt(Message):
+    """Sent by registry to the sender's own queue `receipts.<sender>` for every submission it consumed."""
+
+    ROUTING_KEY: ClassVar[str] = "{sender}"
+
+    in_reply_to: str = Field(description="message_id of the submission this answers.")
+    sender: str = Field(description="Unit id of the broker user that sent the submission.")
+    upt_id: str | None = None
+    as_of: date | None = None
+    snapshot: int | None = None
+    part: int | None = None
+    parts: int | None = None
+    status: ReceiptStatus
+    received: int = Field(ge=0, description="Records in the part.")
+    accepted: int = Field(ge=0, description="Records stored.")
+    rejected: list[RecordProblem] = Field(default_factory=list, description="One entry per refusal reason.")
+    warnings: list[RecordProblem] = Field(default_factory=list, description="Accepted, but worth a look.")
+
+
+class SdpRecordsAccepted(Message):
+    """Published by registry on `registry.accepted.sdp` with the records of one part it stored."""
+
+    ROUTING_KEY: ClassVar[str] = "registry.accepted.sdp"
+
+    submission_id: str = Field(description="message_id of the submission.")
+    upt_id: UnitId
+    as_of: date
+    snapshot: int
+    part: int
+    parts: int
+    records: list[InmateRecord]
+
+
+class InmateFlagCode(enum.StrEnum):
+    NIK_CLAIMED_BY_ANOTHER_PERSON = "NIK_CLAIMED_BY_ANOTHER_PERSON"
+
+
+class InmateFlag(BaseModel):
+    """A dedup finding about one inmate record, naming the record it collides with."""
+
+    model_config = ConfigDict(frozen=True)
+
+    code: InmateFlagCode
+    counterpart_upt_id: str
+    counterpart_inmate_id: str
+
+
+class InmateFlagSet(BaseModel):
+    """All flags one inmate record carries as of a dedup sequence number (empty = no longer flagged)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    upt_id: str
+    inmate_id: str
+    flags: list[InmateFlag] = Field(default_factory=list)
+
+
+class SdpRecordsChecked(Message):
+    """Published by dedup on `dedup.verdict.sdp`: the accepted records of one part and what dedup found."""
+
+    ROUTING_KEY: ClassVar[str] = "dedup.verdict.sdp"
+
+    submission_id: str
+    upt_id: UnitId
+    as_of: date
+    snapshot: int
+    part: int
+    parts: int
+    records: list[InmateRecord]
+    flag_seq: int = Field(
+        ge=0,
+        description="Dedup's sequence number for these flag sets; a lower number never overrides a higher.",
+    )
+    flag_sets: list[InmateFlagSet] = Field(
+        default_factory=list,
+        description="Complete flag sets of this part's records and of every record sharing a NIK with them.",
+    )
+
+
+# --- status events for the monitor ----------------------------------------------------------------------
+
+
+class SubmissionProcessed(Message):
+    """Published by registry on `status.registry.submission` after each consumed submission part."""
+
+    ROUTING_KEY: ClassVar[str] = "status.registry.submission"
+
+    submission_id: str
+    upt_id: str
+    as_of: date | None
+    snapshot: int | None
+    part: int | None
+    parts: int | None
+    status: ReceiptStatus
+    received: int
+    accepted: int
+    rejected: int = Field(description="Records refused.")
+    warnings: int
+
+
+class NikCollisionsFound(Message):
+    """Published by dedup on `status.dedup.sdp` when a part brought NIK collisions."""
+
+    ROUTING_KEY: ClassVar[str] = "status.dedup.sdp"
+
+    submission_id: str
+    upt_id: str
+    flagged_records: int = Field(description="Records (of any UPT) that share a NIK with another person.")
+
+
+class CentralInmatesUpdated(Message):
+    """Published by consolidator on `status.consolidator.inmates` after central records were upserted."""
+
+    ROUTING_KEY: ClassVar[str] = "status.consolidator.inmates"
+
+    submission_id: str
+    upt_id: str
+    as_of: date
+    upserted: int
+    central_total: int = Field(description="Central inmate records of this UPT after the upsert.")
+    flagged_total: int = Field(description="Of those, records carrying at least one dedup flag.")
+
+
+STATUS_EVENTS: dict[str, type[Message]] = {
+    m.ROUTING_KEY: m for m in (SubmissionProcessed, NikCollisionsFound, CentralInmatesUpdated)
+}

@@ -1,0 +1,180 @@
+"""What every service process does around its handlers: database, outbox relay, health, graceful stop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import asynccontextmanager
+from importlib.resources.abc import Traversable
+from typing import Any
+
+import asyncpg
+from faststream import FastStream
+from faststream.rabbit import RabbitBroker, RabbitExchange
+from faststream.specification import AsyncAPI
+
+from shared import db, messaging
+from shared.health import HealthServer
+from shared.settings import ServiceSettings
+
+log = logging.getLogger("simpul.runtime")
+
+
+class Database:
+    """A service's own schema: pool, migrations at start, and the relay that empties its outbox."""
+
+    def __init__(self, dsn: str, schema: str, migrations: Traversable, *, max_size: int = 10) -> None:
+        self.dsn = dsn
+        self.schema = schema
+        self.migrations = migrations
+        self.max_size = max_size
+        self._pool: asyncpg.Pool | None = None
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError(f"database for schema {self.schema} is not open")
+        return self._pool
+
+    async def open(self) -> None:
+        self._pool = await db.retrying(
+            lambda: db.create_pool(self.dsn, schema=self.schema, max_size=self.max_size),
+            attempts=10,
+            what=f"connect {self.schema}",
+        )
+        await db.apply_migrations(self.pool, self.schema, db.read_migrations(self.migrations))
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def ping(self) -> bool:
+        return bool(await self.pool.fetchval("SELECT 1"))
+
+
+def outbox_publisher(broker: RabbitBroker, user_id: str) -> db.Publisher:
+    exchanges: dict[str, RabbitExchange] = {}
+
+    async def publish(row: db.OutboxRow) -> None:
+        target = exchanges.setdefault(row.exchange, messaging.exchange(row.exchange))  # type: ignore[arg-type]
+        await messaging.publish_raw(
+            broker,
+            row.body,
+            exchange=target,
+            routing_key=row.routing_key,
+            message_id=row.message_id,
+            user_id=user_id,
+            headers=row.headers,
+            timestamp=row.created_at,
+        )
+
+    return publish
+
+
+def build_service_app(
+    *,
+    service: str,
+    settings: ServiceSettings,
+    broker: RabbitBroker,
+    database: Database | None,
+    description: str,
+    extra_checks: Mapping[str, Callable[[], Awaitable[bool]]] | None = None,
+    on_started: Callable[[], Awaitable[None]] | None = None,
+    on_stopping: Callable[[], Awaitable[None]] | None = None,
+    details: Callable[[], Mapping[str, Any]] | None = None,
+) -> FastStream:
+    """The FastStream app of one service with start-up and graceful shutdown in the right order.
+
+    Start: database and migrations, relay, then the broker consumes. Stop: consumers finish what they hold
+    (the rest is requeued unacked), the relay publishes what those handlers committed, then connections close.
+    """
+    relay: db.OutboxRelay | None = None
+    health: HealthServer | None = None
+
+    async def broker_ready() -> bool:
+        return bool(await broker.ping(timeout=2))
+
+    checks: dict[str, Callable[[], Awaitable[bool]]] = {"broker": broker_ready}
+    if database is not None:
+        checks["database"] = database.ping
+    checks |= dict(extra_checks or {})
+
+    @asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        nonlocal relay, health
+        if database is not None:
+            await database.open()
+            relay = db.OutboxRelay(
+                database.pool,
+                database.schema,
+                outbox_publisher(broker, messaging.broker_user(settings.amqp_url)),
+            )
+        if settings.health_port:
+            health = HealthServer(settings.health_host, settings.health_port, checks, details)
+            await health.start()
+        try:
+            yield
+        finally:
+            if health is not None:
+                await health.stop()
+            if database is not None:
+                await database.close()
+            log.info("stopped", extra={"service": service})
+
+    async def after_startup() -> None:
+        if relay is not None:
+            relay.start()
+        if on_started is not None:
+            await on_started()
+        log.info("ready", extra={"service": service, "broker": messaging.broker_user(settings.amqp_url)})
+
+    async def on_shutdown() -> None:
+        log.info("stopping: finishing in-flight messages", extra={"service": service})
+        for subscriber in broker.subscribers:
+            await subscriber.stop()
+        if on_stopping is not None:
+            await on_stopping()
+        if relay is not None:
+            await relay.stop()
+            await relay.relay_once()
+
+    return FastStream(
+        broker,
+        lifespan=lifespan,
+        after_startup=[after_startup],
+        on_shutdown=[on_shutdown],
+        logger=logging.getLogger(f"simpul.{service}"),
+        specification=AsyncAPI(title=f"simpul {service}", version="1.0.0", description=description),
+    )
+
+
+def run_service(
+    service: str,
+    settings_type: type[ServiceSettings],
+    build_app: Callable[[Any], FastStream],
+) -> None:
+    """`python -m services.<name>`: read the environment once, log, run until SIGINT/SIGTERM."""
+    import asyncio
+    import sys
+
+    from shared.logging import configure_logging
+    from shared.settings import redact_url
+
+    settings = settings_type()
+    configure_logging(service, level=settings.log_level, json=settings.log_json)
+    log.info(
+        "starting",
+        extra={
+            "service": service,
+            "amqp_url": redact_url(settings.amqp_url),
+            "database_url": redact_url(settings.database_url),
+        },
+    )
+    try:
+        asyncio.run(build_app(settings).run())
+    except KeyboardInterrupt:
+        pass
+    except Exception as exc:  # a clear last line instead of a bare traceback for operators
+        log.critical("could not run", exc_info=exc, extra={"service": service})
+        sys.exit(1)

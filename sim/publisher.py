@@ -1,0 +1,113 @@
+"""A UPT's side of the exchange: publish its submission as its own broker user, then read its receipts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractIncomingMessage
+
+from shared.contracts import SdpSubmission, derive_message_id
+
+
+def submission_id(upt_id: str, as_of: date, snapshot: int, part: int) -> str:
+    """A resend of the same part carries the same id."""
+    return derive_message_id("sdp", upt_id, as_of, snapshot, part)
+
+
+def submission_body(
+    upt_id: str, as_of: date, snapshot: int, part: int, parts: int, records: Sequence[dict[str, Any]]
+) -> dict[str, Any]:
+    return {
+        "message_id": submission_id(upt_id, as_of, snapshot, part),
+        "schema_version": SdpSubmission.SCHEMA_VERSION,
+        "produced_at": datetime.now(UTC).isoformat(),
+        "upt_id": upt_id,
+        "as_of": as_of.isoformat(),
+        "snapshot": snapshot,
+        "part": part,
+        "parts": parts,
+        "records": list(records),
+    }
+
+
+@dataclass
+class SentPart:
+    message_id: str
+    upt_id: str
+    part: int
+    sent_at: float  # time.monotonic()
+
+
+class UptClient:
+    """One UPT's connection, authenticated as that UPT; the broker stamps and checks its user id."""
+
+    def __init__(self, url: str, username: str, upt_id: str) -> None:
+        self.url = url
+        self.username = username
+        self.upt_id = upt_id
+        self.connection: aio_pika.abc.AbstractConnection | None = None
+        self.channel: aio_pika.abc.AbstractChannel | None = None
+
+    async def __aenter__(self) -> UptClient:
+        self.connection = await aio_pika.connect(self.url, timeout=30)
+        self.channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+
+    async def publish_body(
+        self, body: bytes, *, message_id: str | None, routing_key: str | None = None, user_id: str | None = ""
+    ) -> None:
+        """Publish raw bytes (also used to send hostile input in tests); waits for the broker's confirm."""
+        assert self.channel is not None
+        exchange = await self.channel.get_exchange("ingest", ensure=False)
+        message = aio_pika.Message(
+            body,
+            message_id=message_id,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            timestamp=datetime.now(UTC),
+            user_id=self.username if user_id == "" else user_id,
+        )
+        await exchange.publish(
+            message, routing_key=routing_key or f"sdp.{self.upt_id}.submission", mandatory=True, timeout=60
+        )
+
+    async def publish_part(self, body: dict[str, Any]) -> SentPart:
+        await self.publish_body(json.dumps(body).encode(), message_id=body["message_id"])
+        return SentPart(body["message_id"], self.upt_id, body["part"], time.monotonic())
+
+    async def receipts(self, expected: set[str], timeout: float) -> dict[str, dict[str, Any]]:
+        """Read this UPT's receipts until one has arrived for each expected submission id."""
+        assert self.channel is not None
+        queue = await self.channel.get_queue(f"receipts.{self.upt_id}", ensure=False)
+        found: dict[str, dict[str, Any]] = {}
+        done = asyncio.Event()
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            async with message.process():
+                receipt = json.loads(message.body)
+                if receipt.get("in_reply_to") in expected:
+                    found[receipt["in_reply_to"]] = receipt | {"_received_at": time.monotonic()}
+                if expected <= found.keys():
+                    done.set()
+
+        if not expected:
+            return found
+        tag = await queue.consume(on_message)
+        try:
+            await asyncio.wait_for(done.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            await queue.cancel(tag)
+        return found

@@ -1,0 +1,46 @@
+"""Valid messages to start from; tests change one thing and look at what happens."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sim.publisher import submission_body
+
+AS_OF = date(2026, 11, 20)
+_serial = itertools.count(1)
+
+
+def inmate(**overrides: Any) -> dict[str, Any]:
+    n = next(_serial)
+    record: dict[str, Any] = {
+        "inmate_id": f"WBP-{n:06d}",
+        "register": "B I",
+        "register_number": f"BI.{n}/2024",
+        "nik": f"327301150385{n % 9_999 + 1:04d}",
+        "full_name": f"Budi Santoso {n}",
+        "sex": "L",
+        "birth_place": "Bandung",
+        "birth_date": "1985-03-15",
+        "entry_date": "2024-05-02",
+        "sentence_days": 1_460,
+        "custody_status": "in_custody",
+        "updated_at": "2026-11-20T01:00:00+00:00",
+    }
+    return record | overrides
+
+
+def submission(
+    records: list[dict[str, Any]],
+    *,
+    upt_id: str = "upt-3273-1",
+    part: int = 1,
+    parts: int = 1,
+    snapshot: int = 1,
+    as_of: date = AS_OF,
+) -> dict[str, Any]:
+    return submission_body(upt_id, as_of, snapshot, part, parts, records)
+
+
+NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)  # 10:00 WIB

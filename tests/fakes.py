@@ -1,0 +1,172 @@
+"""In-memory stores with the same contracts as the Postgres ones, for handler tests without servers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from services.consolidator.store import Announce
+from services.dedup.domain import Claim
+from services.dedup.store import Decide
+from services.monitor.domain import Scope
+from services.monitor.store import Account, DeadLetterSeen
+from services.registry.store import StoredSubmission
+from shared import db
+from shared.contracts import CentralInmatesUpdated, SdpRecordsChecked, SubmissionProcessed, SubmissionReceipt
+from shared.units import Units
+
+
+@dataclass
+class FakeSubmissionStore:
+    saved: dict[str, StoredSubmission] = field(default_factory=dict)
+    outbox: list[db.Outgoing] = field(default_factory=list)
+
+    async def save(self, submission: StoredSubmission) -> SubmissionReceipt | None:
+        if submission.message_id in self.saved:
+            return self.saved[submission.message_id].receipt
+        self.saved[submission.message_id] = submission
+        self.outbox += submission.outgoing
+        return None
+
+
+@dataclass
+class FakeClaimStore:
+    claims: dict[tuple[str, str], Claim] = field(default_factory=dict)
+    consumed: set[str] = field(default_factory=set)
+    outbox: list[db.Outgoing] = field(default_factory=list)
+    seq: int = 0
+
+    async def record_claims(
+        self, message_id: str, upt_id: str, inmate_ids: Sequence[str], claims: Sequence[Claim], decide: Decide
+    ) -> bool:
+        if message_id in self.consumed:
+            return False
+        self.consumed.add(message_id)
+        niks = {c.nik for c in claims} | {
+            c.nik for k, c in self.claims.items() if k[0] == upt_id and k[1] in inmate_ids
+        }
+        self.seq += 1
+        self.outbox += decide([c for c in self.claims.values() if c.nik in niks], self.seq)
+        for inmate_id in inmate_ids:
+            self.claims.pop((upt_id, inmate_id), None)
+        self.claims |= {c.key: c for c in claims}
+        return True
+
+
+@dataclass
+class FakeInmateStore:
+    inmates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    flags: dict[tuple[str, str], tuple[int, list[dict[str, str]]]] = field(default_factory=dict)
+    consumed: set[str] = field(default_factory=set)
+    outbox: list[db.Outgoing] = field(default_factory=list)
+
+    async def consolidate(self, checked: SdpRecordsChecked, announce: Announce) -> bool:
+        if checked.message_id in self.consumed:
+            return False
+        self.consumed.add(checked.message_id)
+        for r in checked.records:
+            self.inmates[(checked.upt_id, r.inmate_id)] = r.model_dump(mode="json", by_alias=True)
+        for s in checked.flag_sets:
+            key = (s.upt_id, s.inmate_id)
+            if key not in self.flags or self.flags[key][0] < checked.flag_seq:
+                self.flags[key] = (checked.flag_seq, [f.model_dump(mode="json") for f in s.flags])
+        touched = sorted({checked.upt_id, *(s.upt_id for s in checked.flag_sets)})
+        totals = [
+            (
+                u,
+                sum(1 for k in self.inmates if k[0] == u),
+                sum(1 for k in self.inmates if k[0] == u and self.flags.get(k, (0, []))[1]),
+            )
+            for u in touched
+        ]
+        self.outbox += announce([t for t in totals if t[1]])
+        return True
+
+
+@dataclass
+class FakeMonitorStore:
+    units: Units | None = None
+    parts: dict[tuple[str, date, int, int], SubmissionProcessed] = field(default_factory=dict)
+    central: dict[str, CentralInmatesUpdated] = field(default_factory=dict)
+    dead: dict[str, DeadLetterSeen] = field(default_factory=dict)
+    accounts: dict[str, Account] = field(default_factory=dict)
+    sessions: dict[str, tuple[str, datetime]] = field(default_factory=dict)
+    consumed: set[str] = field(default_factory=set)
+
+    async def load_units(self, units: Units) -> None:
+        self.units = units
+
+    async def submission_processed(self, event: SubmissionProcessed, day: date) -> bool:
+        if event.message_id in self.consumed:
+            return False
+        self.consumed.add(event.message_id)
+        self.parts[(event.upt_id, day, event.snapshot or 1, event.part or 0)] = event
+        return True
+
+    async def central_updated(self, event: CentralInmatesUpdated) -> bool:
+        if event.message_id in self.consumed:
+            return False
+        self.consumed.add(event.message_id)
+        self.central[event.upt_id] = event
+        return True
+
+    async def dead_letter(self, letter: DeadLetterSeen) -> bool:
+        new = letter.message_id not in self.dead
+        self.dead[letter.message_id] = letter
+        return new
+
+    async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]:
+        assert self.units is not None
+        kanwil = {k.kanwil_id: k.name for k in self.units.kanwil}
+        rows = []
+        for u in self.units.upts:
+            if not scope.sees(u.upt_id, u.kanwil_id) or (upt_id and u.upt_id != upt_id):
+                continue
+            parts = [p for (uid, d, _, _), p in self.parts.items() if uid == u.upt_id and d == day]
+            c = self.central.get(u.upt_id)
+            rows.append(
+                {
+                    "upt_id": u.upt_id,
+                    "name": u.name,
+                    "kanwil_id": u.kanwil_id,
+                    "kanwil_name": kanwil[u.kanwil_id],
+                    "parts": max((p.parts or 0 for p in parts), default=None),
+                    "parts_received": len(parts),
+                    "received": sum(p.received for p in parts),
+                    "accepted": sum(p.accepted for p in parts),
+                    "rejected": sum(p.rejected for p in parts),
+                    "warnings": sum(p.warnings for p in parts),
+                    "last_submission_at": max((p.produced_at for p in parts), default=None),
+                    "refused_messages": 0,
+                    "central_total": c.central_total if c else None,
+                    "flagged_total": c.flagged_total if c else None,
+                }
+            )
+        return rows
+
+    async def dead_letter_count(self, since: datetime) -> int:
+        return len(self.dead)
+
+    async def kanwil_of(self, upt_id: str) -> str | None:
+        assert self.units is not None
+        unit = self.units.upt(upt_id)
+        return unit.kanwil_id if unit else None
+
+    async def account(self, username: str) -> Account | None:
+        return self.accounts.get(username)
+
+    async def upsert_accounts(self, accounts: Sequence[Account]) -> int:
+        self.accounts |= {a.username: a for a in accounts}
+        return len(accounts)
+
+    async def create_session(self, token_hash: str, username: str, expires_at: datetime) -> None:
+        self.sessions[token_hash] = (username, expires_at)
+
+    async def session_user(self, token_hash: str, now: datetime) -> Account | None:
+        username, expires = self.sessions.get(token_hash, ("", now))
+        return self.accounts.get(username) if expires > now else None
+
+    async def end_session(self, token_hash: str) -> None:
+        self.sessions.pop(token_hash, None)

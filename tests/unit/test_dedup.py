@@ -1,0 +1,117 @@
+"""Dedup: a NIK claimed by two different people is flagged on both records, within or across UPTs."""
+
+from datetime import date
+
+from services.dedup import domain
+from services.dedup.app import build_app
+from services.dedup.config import Settings
+from shared import messaging
+from shared.contracts import InmateRecord, SdpRecordsAccepted, SdpRecordsChecked
+from tests.builders import NOW, inmate
+from tests.fakes import FakeClaimStore
+from tests.unit.harness import in_memory
+
+SETTINGS = Settings(amqp_url="amqp://svc-dedup:secret@localhost:5672/simpul", health_port=0)
+NIK = "3273011503850007"
+
+
+def claim(upt: str, inmate_id: str, nik: str = NIK, person: str = "BUDI|1985-03-15") -> domain.Claim:
+    return domain.Claim(upt, inmate_id, nik, person)
+
+
+def flagged(sets: list) -> dict[tuple[str, str], list[tuple[str, str]]]:  # type: ignore[type-arg]
+    return {
+        (s.upt_id, s.inmate_id): [(f.counterpart_upt_id, f.counterpart_inmate_id) for f in s.flags]
+        for s in sets
+    }
+
+
+def test_names_are_compared_without_case_accents_or_punctuation() -> None:
+    assert domain.normalise_name("  Dédi  Kurniawan, S.H. ") == "DEDI KURNIAWAN S H"
+    assert domain.person_key("budi", date(1985, 3, 15)) == domain.person_key("BUDI ", date(1985, 3, 15))
+
+
+def test_two_people_claiming_one_nik_are_both_flagged() -> None:
+    existing = [claim("upt-a", "1")]
+    sets = domain.flag_sets([("upt-b", "9")], [claim("upt-b", "9", person="SITI|1990-01-01")], existing)
+    assert flagged(sets) == {("upt-a", "1"): [("upt-b", "9")], ("upt-b", "9"): [("upt-a", "1")]}
+
+
+def test_the_same_person_in_two_upts_is_not_a_collision() -> None:
+    sets = domain.flag_sets([("upt-b", "9")], [claim("upt-b", "9")], [claim("upt-a", "1")])
+    assert all(not s.flags for s in sets)
+
+
+def test_a_collision_inside_one_part_is_flagged() -> None:
+    batch = [claim("upt-a", "1"), claim("upt-a", "2", person="SITI|1990-01-01")]
+    sets = domain.flag_sets([("upt-a", "1"), ("upt-a", "2")], batch, [])
+    assert flagged(sets) == {("upt-a", "1"): [("upt-a", "2")], ("upt-a", "2"): [("upt-a", "1")]}
+
+
+def test_a_corrected_nik_clears_both_sides() -> None:
+    existing = [claim("upt-a", "1"), claim("upt-b", "9", person="SITI|1990-01-01")]
+    corrected = claim("upt-b", "9", nik="3273015501900003", person="SITI|1990-01-01")
+    sets = domain.flag_sets([("upt-b", "9")], [corrected], existing)
+    assert flagged(sets) == {("upt-a", "1"): [], ("upt-b", "9"): []}
+
+
+def test_a_record_that_lost_its_nik_loses_its_flags() -> None:
+    existing = [claim("upt-a", "1"), claim("upt-b", "9", person="SITI|1990-01-01")]
+    sets = domain.flag_sets([("upt-b", "9")], [], existing)
+    assert flagged(sets) == {("upt-a", "1"): [], ("upt-b", "9"): []}
+
+
+def accepted(upt: str, records: list[dict], n: int = 1) -> SdpRecordsAccepted:  # type: ignore[type-arg]
+    return SdpRecordsAccepted(
+        message_id=f"acc-{upt}-{n}",
+        produced_at=NOW,
+        submission_id=f"sub-{upt}-{n}",
+        upt_id=upt,
+        as_of=date(2026, 11, 20),
+        snapshot=1,
+        part=1,
+        parts=1,
+        records=[InmateRecord.model_validate(r) for r in records],
+    )
+
+
+async def publish(broker, event: SdpRecordsAccepted, user: str = "svc-registry") -> None:  # type: ignore[no-untyped-def]
+    await broker.publish(
+        event.model_dump_json().encode(),
+        exchange=messaging.EVENTS,
+        routing_key=event.ROUTING_KEY,
+        message_id=event.message_id,
+        user_id=user,
+        content_type="application/json",
+    )
+
+
+async def test_the_handler_flags_a_nik_shared_across_upts_and_passes_every_record_on() -> None:
+    store = FakeClaimStore()
+    async with in_memory(build_app(SETTINGS, store=store)) as (broker, spies):
+        await publish(broker, accepted("upt-a", [inmate(nik=NIK, full_name="Budi"), inmate(nik=None)]))
+        await publish(broker, accepted("upt-b", [inmate(nik=NIK, full_name="Siti", sex="P")]))
+    first, second = [o.message for o in store.outbox if isinstance(o.message, SdpRecordsChecked)]
+    assert len(first.records) == 2
+    assert all(not s.flags for s in first.flag_sets)
+    assert second.flag_seq > first.flag_seq
+    assert {(s.upt_id, bool(s.flags)) for s in second.flag_sets} == {("upt-a", True), ("upt-b", True)}
+    assert [o.routing_key for o in store.outbox].count("status.dedup.sdp") == 1
+    assert spies.dead == []
+
+
+async def test_records_are_only_believed_from_the_registry() -> None:
+    store = FakeClaimStore()
+    async with in_memory(build_app(SETTINGS, store=store)) as (broker, spies):
+        await publish(broker, accepted("upt-a", [inmate()]), user="upt-3273-1")
+    assert spies.dead_reasons() == ["SENDER_NOT_ALLOWED"]
+    assert store.outbox == []
+
+
+async def test_a_redelivered_event_is_decided_once() -> None:
+    store = FakeClaimStore()
+    event = accepted("upt-a", [inmate()])
+    async with in_memory(build_app(SETTINGS, store=store)) as (broker, _):
+        await publish(broker, event)
+        await publish(broker, event)
+    assert len(store.outbox) == 1

@@ -1,0 +1,75 @@
+"""What provisioning grants: every unit writes only its own keys, nobody but the provisioner configures."""
+
+import re
+
+from deploy import provision
+from shared.settings import PROJECT_ROOT
+from shared.units import Units, load_units
+from sim import units as sim_units
+
+UNITS = load_units(PROJECT_ROOT / "deploy" / "units")
+
+
+def test_the_committed_units_files_are_what_the_generator_makes() -> None:
+    assert sim_units.generate() == UNITS
+
+
+def test_the_national_list_has_526_upts_under_33_kanwil_with_stable_unique_ids() -> None:
+    assert len(UNITS.upts) == 526
+    assert len(UNITS.kanwil) == 33
+    ids = [u.upt_id for u in UNITS.upts]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"upt-\d{4}-\d", i) for i in ids)
+    assert {u.kanwil_id for u in UNITS.upts} == {k.kanwil_id for k in UNITS.kanwil}
+    assert (
+        next(u for u in UNITS.upts if u.kabkota_code == "6501").kanwil_id == "kanwil-64"
+    )  # Kaltara -> Kaltim
+
+
+def plan(units: Units = UNITS, namespace: str = "t1-") -> tuple[list, dict]:  # type: ignore[type-arg]
+    credentials = provision.plan_credentials(units, namespace, [])
+    return credentials, provision.definitions("vh", "admin", credentials)
+
+
+def test_every_unit_may_only_write_its_own_routing_keys_and_read_its_own_receipts() -> None:
+    credentials, defs = plan()
+    perms = {p["user"]: p for p in defs["permissions"]}
+    topics = {t["user"]: t for t in defs["topic_permissions"]}
+    upt = next(c for c in credentials if c.role == "upt" and c.unit_id == "upt-3273-1")
+    assert upt.username == "t1-upt-3273-1"
+    p, t = perms[upt.username], topics[upt.username]
+    assert (p["configure"], p["write"], p["read"]) == ("^$", "^ingest$", r"^receipts\.upt\-3273\-1$")
+    assert t["exchange"] == "ingest"
+    assert t["read"] == "^$"
+    assert re.match(t["write"], "sdp.upt-3273-1.submission")
+    assert not re.match(t["write"], "sdp.upt-3273-2.submission")
+    assert not re.match(p["read"], "receipts.upt-3273-2")
+    assert not re.match(p["write"], "amq.default")  # a direct queue publish would bypass topic checks
+
+
+def test_services_never_configure_and_only_touch_their_own_queues() -> None:
+    credentials, defs = plan()
+    perms = {p["user"]: p for p in defs["permissions"]}
+    for c in credentials:
+        if c.role == "service":
+            assert perms[c.username]["configure"] == "^$"
+            assert re.match(perms[c.username]["read"], f"{c.unit_id}.anything")
+            assert not re.match(perms[c.username]["read"], "registry.sdp") or c.unit_id == "registry"
+    assert perms["admin"]["configure"] == ".*"
+
+
+def test_known_passwords_are_kept_and_new_units_get_new_ones() -> None:
+    first = provision.plan_credentials(UNITS, "", [])
+    again = provision.plan_credentials(UNITS, "", first)
+    assert first == again
+    assert len({c.password for c in first}) == len(first)
+
+
+def test_rabbitmq_password_hash_format() -> None:
+    import base64
+    import hashlib
+
+    encoded = provision.rabbit_password_hash("rahasia", salt=b"\x01\x02\x03\x04")
+    raw = base64.b64decode(encoded)
+    assert raw[:4] == b"\x01\x02\x03\x04"
+    assert raw[4:] == hashlib.sha256(b"\x01\x02\x03\x04rahasia").digest()
