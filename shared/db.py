@@ -350,9 +350,12 @@ class OutboxRelay:
                 2 * self.retention_days,
             )
 
+    def _on_notify(self, *_: object) -> None:
+        self._wake.set()
+
     async def _listen(self) -> PoolConnectionProxy[asyncpg.Record]:
         conn = await self.pool.acquire()
-        await conn.add_listener(f"{self.schema}_outbox", lambda *_: self._wake.set())
+        await conn.add_listener(f"{self.schema}_outbox", self._on_notify)
         return conn
 
     async def _run(self) -> None:
@@ -382,6 +385,7 @@ class OutboxRelay:
     async def _release(self, conn: PoolConnectionProxy[asyncpg.Record] | None) -> None:
         if conn is not None:
             try:
+                await conn.remove_listener(f"{self.schema}_outbox", self._on_notify)
                 await self.pool.release(conn)
             except Exception:  # a broken connection is discarded by the pool anyway
                 log.debug("listener release failed", exc_info=True)

@@ -22,6 +22,7 @@ from pamqp.commands import Basic
 from shared import problems
 from shared.contracts import Message, derive_message_id
 from shared.problems import Problem
+from shared.settings import ServiceSettings
 
 log = logging.getLogger("simpul.messaging")
 
@@ -64,7 +65,7 @@ class QueueSpec:
         if self.kind == "classic":
             return (
                 args
-                | {"x-queue-type": "classic", "x-queue-version": 2}
+                | {"x-queue-type": "classic"}
                 | ({"x-dead-letter-exchange": DEAD_LETTER_EXCHANGE} if self.dead_letters else {})
             )
         args |= {"x-queue-type": "quorum", "x-delivery-limit": self.delivery_limit}
@@ -118,9 +119,12 @@ QUEUES: tuple[QueueSpec, ...] = (
 def receipts_queue(unit_id: str, kind: Literal["quorum", "classic"] = "classic") -> QueueSpec:
     """Each sender reads its receipts from its own queue and may read nothing else.
 
-    Classic (v2, durable) by default: a RabbitMQ 3.10 quorum queue reserves three file handles even when
-    idle, so a thousand senders' quorum queues exhaust a broker running with the default limit of 1,024
-    open files and it stops accepting connections. With a raised limit (production), choose quorum.
+    Classic by default, in the broker's default (v1 on 3.10) format: RabbitMQ 3.10 accounts open files in
+    a cache sized from the broker's open-files limit (about 930 under the common default of 1,024). A
+    quorum queue reserves three of them for good, and so does a v2 classic queue once it has held a message,
+    so a thousand senders' queues exhaust the cache and the broker stops accepting connections and creating
+    vhosts. A v1 classic queue's files can be closed by the cache when it runs short. With a broker whose
+    limit was raised (production: 65,536), choose quorum for replication.
     """
     return QueueSpec(f"receipts.{unit_id}", (("receipts", unit_id),), kind=kind, max_length=100_000)
 
@@ -160,7 +164,8 @@ async def publish_raw(
     )
     # With on_return_raises a return already raised; None is the in-memory test broker.
     if result is not None and not isinstance(result, Basic.Ack):
-        raise RuntimeError(f"broker did not confirm {message_id} on {routing_key}: {result!r}")
+        # Never the message itself in the error: it may carry personal data.
+        raise RuntimeError(f"broker returned {message_id} unconfirmed on {exchange.name}/{routing_key}")
 
 
 async def publish(
@@ -184,6 +189,11 @@ async def publish(
 
 
 # --- consuming -------------------------------------------------------------------------------------------
+
+
+# Ack after the handler returned (its transaction committed); on failure requeue, so the delivery limit and
+# the DLX decide, never a single unlucky attempt. Set on every subscriber: a router does not inherit it.
+ACK_POLICY = AckPolicy.NACK_ON_ERROR
 
 
 class PermanentError(Exception):
@@ -278,10 +288,10 @@ async def raw_body(message: Any) -> bytes:
     return bytes(message.body)
 
 
-def retry_delay(raw: aio_pika.abc.AbstractIncomingMessage) -> float:
+def retry_delay(raw: aio_pika.abc.AbstractIncomingMessage, longest: float = 30.0) -> float:
     """Back off before a failed message goes back to the queue, longer for each redelivery."""
     count = (raw.headers or {}).get("x-delivery-count") or 0
-    return float(min(2**count, 30)) if isinstance(count, int) else 1.0
+    return float(min(2**count, longest)) if isinstance(count, int) else min(1.0, longest)
 
 
 class ReliableConsumer:
@@ -293,9 +303,10 @@ class ReliableConsumer:
     limit dead-letters them through the broker if they keep failing.
     """
 
-    def __init__(self, service: str, *, answer: Answer | None = None) -> None:
+    def __init__(self, service: str, *, answer: Answer | None = None, max_backoff: float = 30.0) -> None:
         self.service = service
         self.answer = answer
+        self.max_backoff = max_backoff
         self.broker: RabbitBroker | None = None
         self.dead_lettered = 0
 
@@ -356,7 +367,7 @@ class _ReliableConsumerScope(BaseMiddleware):
                 exc_info=exc_val,
                 extra={"routing_key": raw.routing_key, "message_id": raw.message_id},
             )
-            await asyncio.sleep(retry_delay(raw))
+            await asyncio.sleep(retry_delay(raw, self.owner.max_backoff))
             return False
         problem, detail = verdict
         if raw.exchange == DEAD.name:
@@ -369,29 +380,24 @@ class _ReliableConsumerScope(BaseMiddleware):
             await self.owner.dead_letter(letter)
         except Exception:
             log.exception("could not dead-letter a message; it will be retried")
-            await asyncio.sleep(retry_delay(raw))
+            await asyncio.sleep(retry_delay(raw, self.owner.max_backoff))
             return False
         return True  # handled: the acknowledgement middleware acks it
 
 
-def build_broker(
-    amqp_url: str,
-    *,
-    consumer: ReliableConsumer,
-    prefetch_count: int,
-    graceful_timeout: float,
-    logger: logging.Logger | None = None,
-) -> RabbitBroker:
-    """A broker whose every channel has a prefetch limit and raises on unroutable publishes."""
+def build_broker(service: str, settings: ServiceSettings) -> tuple[RabbitBroker, ReliableConsumer]:
+    """A service's broker: every channel has a prefetch limit and raises on unroutable publishes, every
+    subscriber acks only after its handler returned, and failures go through a ReliableConsumer."""
+    consumer = ReliableConsumer(service, max_backoff=settings.retry_backoff_max)
     broker = RabbitBroker(
-        amqp_url,
-        default_channel=Channel(prefetch_count=prefetch_count, on_return_raises=True),
-        graceful_timeout=graceful_timeout,
-        ack_policy=AckPolicy.NACK_ON_ERROR,
+        settings.amqp_url,
+        default_channel=Channel(prefetch_count=settings.prefetch_count, on_return_raises=True),
+        graceful_timeout=settings.graceful_timeout,
+        ack_policy=ACK_POLICY,
         middlewares=[consumer],
-        logger=logger or logging.getLogger(f"simpul.{consumer.service}.broker"),
+        logger=logging.getLogger(f"simpul.{service}.broker"),
         log_level=logging.DEBUG,  # one line per message is access logging, not news
         app_id=consumer.service,
     )
     consumer.broker = broker
-    return broker
+    return broker, consumer

@@ -27,6 +27,9 @@ class ServiceSettings(BaseSettings):
     )
     prefetch_count: int = Field(default=64, ge=1, le=1000)
     graceful_timeout: float = Field(default=20.0, gt=0, description="Seconds in-flight messages may finish.")
+    retry_backoff_max: float = Field(
+        default=30.0, ge=0, description="Longest wait before a failed message goes back to its queue."
+    )
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=0, ge=0, le=65535, description="0 = no health endpoint.")
     log_level: str = "INFO"

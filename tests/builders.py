@@ -31,16 +31,20 @@ def inmate(**overrides: Any) -> dict[str, Any]:
     return record | overrides
 
 
+_snapshots = itertools.count(1)
+
+
 def submission(
     records: list[dict[str, Any]],
     *,
     upt_id: str = "upt-3273-1",
     part: int = 1,
     parts: int = 1,
-    snapshot: int = 1,
+    snapshot: int | None = None,
     as_of: date = AS_OF,
 ) -> dict[str, Any]:
-    return submission_body(upt_id, as_of, snapshot, part, parts, records)
+    """A part of a new snapshot each time (so a new message id), unless a snapshot number is given."""
+    return submission_body(upt_id, as_of, snapshot or next(_snapshots), part, parts, records)
 
 
 NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)  # 10:00 WIB

@@ -14,18 +14,13 @@ from .config import Settings
 from .store import InmateStore, PostgresInmateStore
 
 
-def build_app(settings: Settings | None = None, *, store: InmateStore | None = None) -> FastStream:
+def build_app(
+    settings: Settings | None = None, *, store: InmateStore | None = None, database: Database | None = None
+) -> FastStream:
     settings = settings or Settings()
-    consumer = messaging.ReliableConsumer("consolidator")
-    broker = messaging.build_broker(
-        settings.amqp_url,
-        consumer=consumer,
-        prefetch_count=settings.prefetch_count,
-        graceful_timeout=settings.graceful_timeout,
-    )
-    database = None
+    broker, _ = messaging.build_broker("consolidator", settings)
     if store is None:
-        database = Database(
+        database = database or Database(
             settings.database_url, "consolidator", resources.files("services.consolidator") / "migrations"
         )
         store = PostgresInmateStore(database)

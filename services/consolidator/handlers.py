@@ -28,6 +28,7 @@ def build_router(store: InmateStore, settings: Settings, *, clock: Clock = utcno
         messaging.CONSOLIDATOR_SDP.subscribe_to(),
         messaging.EVENTS,
         title="consolidator.sdp",
+        ack_policy=messaging.ACK_POLICY,
         description="Checked SDP records, upserted into the central inmate records.",
     )
     async def on_sdp_records_checked(checked: SdpRecordsChecked, msg: RabbitMessage) -> None:

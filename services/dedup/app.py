@@ -14,18 +14,15 @@ from .config import Settings
 from .store import ClaimStore, PostgresClaimStore
 
 
-def build_app(settings: Settings | None = None, *, store: ClaimStore | None = None) -> FastStream:
+def build_app(
+    settings: Settings | None = None, *, store: ClaimStore | None = None, database: Database | None = None
+) -> FastStream:
     settings = settings or Settings()
-    consumer = messaging.ReliableConsumer("dedup")
-    broker = messaging.build_broker(
-        settings.amqp_url,
-        consumer=consumer,
-        prefetch_count=settings.prefetch_count,
-        graceful_timeout=settings.graceful_timeout,
-    )
-    database = None
+    broker, _ = messaging.build_broker("dedup", settings)
     if store is None:
-        database = Database(settings.database_url, "dedup", resources.files("services.dedup") / "migrations")
+        database = database or Database(
+            settings.database_url, "dedup", resources.files("services.dedup") / "migrations"
+        )
         store = PostgresClaimStore(database)
     broker.include_router(handlers.build_router(store, settings))
     return build_service_app(

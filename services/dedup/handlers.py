@@ -29,6 +29,7 @@ def build_router(store: ClaimStore, settings: Settings, *, clock: Clock = utcnow
         messaging.DEDUP_SDP.subscribe_to(),
         messaging.EVENTS,
         title="dedup.sdp",
+        ack_policy=messaging.ACK_POLICY,
         description="Accepted SDP records, checked for NIKs claimed by two people.",
     )
     async def on_sdp_records_accepted(event: SdpRecordsAccepted, msg: RabbitMessage) -> None:

@@ -21,20 +21,17 @@ log = logging.getLogger("simpul.monitor")
 
 
 def build_app(
-    settings: Settings | None = None, *, store: MonitorStore | None = None, hub: Hub | None = None
+    settings: Settings | None = None,
+    *,
+    store: MonitorStore | None = None,
+    database: Database | None = None,
+    hub: Hub | None = None,
 ) -> FastStream:
     settings = settings or Settings()
     hub = hub or Hub()
-    consumer = messaging.ReliableConsumer("monitor")
-    broker = messaging.build_broker(
-        settings.amqp_url,
-        consumer=consumer,
-        prefetch_count=settings.prefetch_count,
-        graceful_timeout=settings.graceful_timeout,
-    )
-    database = None
+    broker, _ = messaging.build_broker("monitor", settings)
     if store is None:
-        database = Database(
+        database = database or Database(
             settings.database_url, "monitor", resources.files("services.monitor") / "migrations"
         )
         store = PostgresMonitorStore(database)

@@ -78,6 +78,7 @@ def build_router(store: MonitorStore, hub: Hub, settings: Settings, *, clock: Cl
         messaging.MONITOR_STATUS.subscribe_to(),
         messaging.EVENTS,
         title="monitor.status",
+        ack_policy=messaging.ACK_POLICY,
         description="Status events of every service (status.#).",
     )
     async def on_status(body: dict[str, Any], msg: RabbitMessage) -> None:
@@ -112,6 +113,7 @@ def build_router(store: MonitorStore, hub: Hub, settings: Settings, *, clock: Cl
         messaging.MONITOR_DEAD.subscribe_to(),
         messaging.DEAD,
         title="monitor.dead",
+        ack_policy=messaging.ACK_POLICY,
         description="Every dead-lettered message (counted, never shown in full).",
         decoder=messaging.raw_body,
     )

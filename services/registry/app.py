@@ -14,18 +14,16 @@ from .config import Settings
 from .store import PostgresSubmissionStore, SubmissionStore
 
 
-def build_app(settings: Settings | None = None, *, store: SubmissionStore | None = None) -> FastStream:
+def build_app(
+    settings: Settings | None = None,
+    *,
+    store: SubmissionStore | None = None,
+    database: Database | None = None,
+) -> FastStream:
     settings = settings or Settings()
-    consumer = messaging.ReliableConsumer("registry")
-    broker = messaging.build_broker(
-        settings.amqp_url,
-        consumer=consumer,
-        prefetch_count=settings.prefetch_count,
-        graceful_timeout=settings.graceful_timeout,
-    )
-    database = None
+    broker, consumer = messaging.build_broker("registry", settings)
     if store is None:
-        database = Database(
+        database = database or Database(
             settings.database_url, "registry", resources.files("services.registry") / "migrations"
         )
         store = PostgresSubmissionStore(database)

@@ -43,6 +43,7 @@ def build_router(
         messaging.REGISTRY_SDP.subscribe_to(),
         messaging.INGEST,
         title="registry.sdp",
+        ack_policy=messaging.ACK_POLICY,
         description="UPT daily inmate submissions, one message per part.",
     )
     async def on_sdp_submission(submission: SdpSubmission, msg: RabbitMessage) -> None:
