@@ -273,6 +273,9 @@ class CentralInmatesUpdated(Message):
     upt_id: str
     as_of: date
     upserted: int
+    version: int = Field(
+        ge=1, description="Increases with every announcement; a lower version never overrides a higher one."
+    )
     central_total: int = Field(description="Central inmate records of this UPT after the upsert.")
     flagged_total: int = Field(description="Of those, records carrying at least one dedup flag.")
 

@@ -19,8 +19,8 @@ from shared.settings import PROJECT_ROOT, ServiceSettings
 from shared.units import Units, load_units
 
 S = TypeVar("S", bound=ServiceSettings)
-# Six UPTs under two Kanwil are enough to cross units and scopes without provisioning 526 queues.
-TEST_UPTS = ("upt-1101-1", "upt-1102-1", "upt-1171-1", "upt-3273-1", "upt-3273-2", "upt-3204-1")
+# Seven UPTs under three Kanwil are enough to cross units and scopes without provisioning 526 queues.
+TEST_UPTS = ("upt-1101-1", "upt-1102-1", "upt-1171-1", "upt-3273-1", "upt-3273-2", "upt-3204-1", "upt-3171-1")
 
 
 @dataclass(frozen=True)

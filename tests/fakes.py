@@ -61,6 +61,7 @@ class FakeInmateStore:
     flags: dict[tuple[str, str], tuple[int, list[dict[str, str]]]] = field(default_factory=dict)
     consumed: set[str] = field(default_factory=set)
     outbox: list[db.Outgoing] = field(default_factory=list)
+    version: int = 0
 
     async def consolidate(self, checked: SdpRecordsChecked, announce: Announce) -> bool:
         if checked.message_id in self.consumed:
@@ -81,7 +82,8 @@ class FakeInmateStore:
             )
             for u in touched
         ]
-        self.outbox += announce([t for t in totals if t[1]])
+        self.version += 1
+        self.outbox += announce([t for t in totals if t[1]], self.version)
         return True
 
 
@@ -109,7 +111,8 @@ class FakeMonitorStore:
         if event.message_id in self.consumed:
             return False
         self.consumed.add(event.message_id)
-        self.central[event.upt_id] = event
+        if event.upt_id not in self.central or self.central[event.upt_id].version < event.version:
+            self.central[event.upt_id] = event
         return True
 
     async def dead_letter(self, letter: DeadLetterSeen) -> bool:

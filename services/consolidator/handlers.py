@@ -37,7 +37,7 @@ def build_router(store: InmateStore, settings: Settings, *, clock: Clock = utcno
         messaging.require_publisher(raw, settings.service_user("dedup"))
         now = clock()
 
-        def announce(totals: Totals) -> list[db.Outgoing]:
+        def announce(totals: Totals, version: int) -> list[db.Outgoing]:
             return [
                 db.Outgoing(
                     "events",
@@ -49,6 +49,7 @@ def build_router(store: InmateStore, settings: Settings, *, clock: Clock = utcno
                         upt_id=upt_id,
                         as_of=checked.as_of,
                         upserted=len(checked.records) if upt_id == checked.upt_id else 0,
+                        version=version,
                         central_total=total,
                         flagged_total=flagged,
                     ),

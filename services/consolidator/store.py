@@ -13,9 +13,9 @@ from shared.runtime import Database
 from . import domain
 
 CONSUMER = "consolidator.sdp"
-# After the upsert: (upt_id, central records, flagged records) of every UPT the part touched.
+# After the upsert: (upt_id, central records, flagged records) of every UPT the part touched, and a version.
 Totals = Sequence[tuple[str, int, int]]
-Announce = Callable[[Totals], Sequence[db.Outgoing]]
+Announce = Callable[[Totals, int], Sequence[db.Outgoing]]
 
 
 class InmateStore(Protocol):
@@ -32,6 +32,13 @@ class PostgresInmateStore:
         async with self.database.pool.acquire() as conn, conn.transaction():
             if not await db.claim(conn, CONSUMER, checked.message_id):
                 return False
+            touched = domain.touched_units(checked.upt_id, checked.flag_sets)
+            # Parts touching the same UPT take turns, so the totals each one announces include the others.
+            await conn.execute(
+                "SELECT pg_advisory_xact_lock(k) FROM "
+                "(SELECT DISTINCT hashtextextended(u, 1) AS k FROM unnest($1::text[]) u ORDER BY 1) s",
+                touched,
+            )
             # An older snapshot arriving late never overwrites a newer one.
             await conn.executemany(
                 "INSERT INTO inmates AS i (upt_id, inmate_id, nik, full_name, sex, birth_date, register, "
@@ -72,14 +79,13 @@ class PostgresInmateStore:
                     for u, i, f, seq in domain.flag_rows(checked.flag_sets, checked.flag_seq)
                 ],
             )
-            touched = domain.touched_units(checked.upt_id, checked.flag_sets)
             rows = await conn.fetch(
                 "SELECT i.upt_id, count(*) AS total, count(*) FILTER (WHERE f.flags <> '[]') AS flagged "
                 "FROM inmates i LEFT JOIN inmate_flags f USING (upt_id, inmate_id) "
                 "WHERE i.upt_id = ANY($1::text[]) GROUP BY i.upt_id",
                 touched,
             )
-            await db.enqueue(
-                conn, self.database.schema, announce([(r["upt_id"], r["total"], r["flagged"]) for r in rows])
-            )
+            version = await conn.fetchval("SELECT nextval('announce_seq')")
+            totals = [(r["upt_id"], r["total"], r["flagged"]) for r in rows]
+            await db.enqueue(conn, self.database.schema, announce(totals, version))
             return True

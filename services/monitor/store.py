@@ -137,16 +137,16 @@ class PostgresMonitorStore:
                 return False
             # Announcements can overtake each other; the newest one wins.
             await conn.execute(
-                "INSERT INTO central_totals AS c (upt_id, central_total, flagged_total, as_of, produced_at) "
+                "INSERT INTO central_totals AS c (upt_id, central_total, flagged_total, as_of, version) "
                 "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (upt_id) DO UPDATE SET "
                 "central_total = EXCLUDED.central_total, flagged_total = EXCLUDED.flagged_total, "
-                "as_of = EXCLUDED.as_of, produced_at = EXCLUDED.produced_at "
-                "WHERE c.produced_at <= EXCLUDED.produced_at",
+                "as_of = EXCLUDED.as_of, version = EXCLUDED.version "
+                "WHERE c.version < EXCLUDED.version",
                 event.upt_id,
                 event.central_total,
                 event.flagged_total,
                 event.as_of,
-                event.produced_at,
+                event.version,
             )
             return True
 

@@ -28,3 +28,6 @@ CREATE TABLE inmate_flags (
     PRIMARY KEY (upt_id, inmate_id)
 );
 CREATE INDEX inmate_flags_flagged ON inmate_flags (upt_id) WHERE flags <> '[]';
+
+-- Versions the per-UPT totals it announces; taken under the UPT locks, so later means more up to date.
+CREATE SEQUENCE announce_seq;

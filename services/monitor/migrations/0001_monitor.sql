@@ -41,7 +41,7 @@ CREATE TABLE central_totals (
     central_total integer     NOT NULL,
     flagged_total integer     NOT NULL,
     as_of         date        NOT NULL,
-    produced_at   timestamptz NOT NULL
+    version       bigint      NOT NULL
 );
 
 -- Dead letters seen on the broker: metadata only, the body stays in the dead-letter queue.

@@ -1,0 +1,109 @@
+"""The monitor in a real headless Chromium: login, scoped table, counts that change live over SSE."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+
+from deploy import credentials as creds
+from sim.publisher import UptClient
+from tests.builders import inmate, submission
+from tests.e2e.conftest import Suite
+from tests.e2e.test_sdp_day import LIVE_UPT, OPTIONS
+
+pytestmark = pytest.mark.e2e
+CHROMIUM = "/usr/bin/chromium"
+# Flags for a machine without a display or outside network (Chromium would otherwise try Google's hosts).
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        yield browser
+        await browser.close()
+
+
+async def login(browser: Browser, suite: Suite, unit: str) -> tuple[Page, list[str]]:
+    cred = creds.find(suite.installation.credentials, "monitor", unit)
+    page = await (await browser.new_context()).new_page()
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    await page.goto(suite.monitor_url + "/")
+    await expect(page).to_have_url(re.compile(r"/login$"))
+    await page.fill("input[name=username]", cred.username)
+    await page.fill("input[name=password]", cred.password)
+    await page.click("button[type=submit]")
+    await expect(page.locator("body[data-loaded=true]")).to_have_count(1)
+    return page, requests
+
+
+async def test_a_wrong_password_stays_on_the_login_page(browser: Browser, suite: Suite) -> None:
+    page = await (await browser.new_context()).new_page()
+    await page.goto(suite.monitor_url + "/login")
+    await page.fill("input[name=username]", "pusat")
+    await page.fill("input[name=password]", "not-the-password")
+    await page.click("button[type=submit]")
+    await expect(page.locator("#failed")).to_be_visible()
+
+
+async def test_a_kanwil_sees_its_own_upts_and_their_counts_change_live(
+    browser: Browser, suite: Suite
+) -> None:
+    page, requests = await login(browser, suite, "kanwil-32")
+    own = sorted(u.upt_id for u in suite.installation.units.upts if u.kanwil_id == "kanwil-32")
+    await expect(page.locator("#units tbody tr")).to_have_count(len(own))
+    assert (
+        sorted(await page.locator("#units tbody tr").evaluate_all("rows => rows.map(r => r.dataset.upt)"))
+        == own
+    )
+    await expect(page.locator("#live.online")).to_have_count(1)
+    row = page.locator(f"tr[data-upt='{LIVE_UPT}']")
+    before = int((await row.locator("td.accepted").inner_text()).replace(".", ""))
+    await page.evaluate("window.__sameDocument = true")
+
+    records = [inmate() for _ in range(7)] + [inmate(sex="X")]
+    cred = creds.find(suite.installation.credentials, "upt", LIVE_UPT)
+    async with UptClient(suite.installation.url_for("upt", LIVE_UPT), cred.username, LIVE_UPT) as client:
+        await client.publish_part(submission(records, upt_id=LIVE_UPT, as_of=OPTIONS.as_of, snapshot=90))
+
+    await expect(row.locator("td.accepted")).to_have_text(str(7), timeout=20_000)
+    await expect(row.locator("td.rejected")).to_have_text("1")
+    await expect(row.locator("td.state")).to_have_text("Lengkap")
+    await expect(row.locator("td.central")).to_have_text(str(7), timeout=20_000)
+    assert before != 7
+    assert await page.evaluate("window.__sameDocument") is True  # updated in place, never reloaded
+    assert all(url.startswith(suite.monitor_url) for url in requests)  # nothing from any other host
+    text = await page.locator("body").inner_text()
+    assert not re.search(r"\d{16}", text)  # no NIK on screen
+
+
+async def test_the_centre_sees_every_upt_and_the_dead_letter_count(browser: Browser, suite: Suite) -> None:
+    page, _ = await login(browser, suite, "pusat")
+    await expect(page.locator("#units tbody tr")).to_have_count(len(suite.installation.units.upts))
+    await expect(page.locator("#dead-box")).to_be_visible()
+    await expect(page.locator("#sum-dead")).to_have_text(re.compile(r"^\d+$"))
+
+
+async def test_a_kanwil_does_not_see_the_dead_letter_count(browser: Browser, suite: Suite) -> None:
+    page, _ = await login(browser, suite, "kanwil-11")
+    await expect(page.locator("#dead-box")).to_be_hidden()
+    rows = await page.locator("#units tbody tr").evaluate_all("rows => rows.map(r => r.dataset.upt)")
+    assert rows
+    assert all(
+        u in {x.upt_id for x in suite.installation.units.upts if x.kanwil_id == "kanwil-11"} for u in rows
+    )

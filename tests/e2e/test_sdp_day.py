@@ -1,0 +1,155 @@
+"""One SDP day end to end: UPTs publish through sim/ as their own users, four service processes do the rest."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from deploy import credentials as creds
+from shared.contracts import WIB
+from sim import population
+from sim.day import DayReport, run_day
+from tests.e2e.conftest import Suite
+from tests.integration.helpers import eventually
+
+pytestmark = pytest.mark.e2e
+OPTIONS = population.Options(
+    as_of=datetime.now(WIB).date(),
+    total=3_000,
+    seed=11,
+    invalid_nik_share=0.02,
+    invalid_record_share=0.01,
+    shared_nik_share=0.01,
+    part_size=250,
+)
+
+
+# Two units stay out of the day: the browser test publishes for one and watches its row change, the
+# shutdown test stops the registry while the other one's parts are in flight.
+LIVE_UPT = "upt-3204-1"
+SHUTDOWN_UPT = "upt-3171-1"
+
+
+@pytest.fixture(scope="module")
+def day(suite: Suite) -> tuple[dict[str, list[population.PlannedRecord]], DayReport]:
+    inst = suite.installation
+    units = inst.units.subset({u.upt_id for u in inst.units.upts} - {LIVE_UPT, SHUTDOWN_UPT})
+    by_upt = population.generate(units, OPTIONS)
+    report = asyncio.run(
+        run_day(
+            units=units,
+            by_upt=by_upt,
+            credentials=inst.credentials,
+            amqp_url=inst.servers.amqp_url,
+            vhost=inst.vhost,
+            as_of=OPTIONS.as_of,
+            part_size=OPTIONS.part_size,
+            receipt_timeout=60,
+            progress=False,
+        )
+    )
+    return by_upt, report
+
+
+async def central_keys(dsn: str, upts: list[str]) -> tuple[set[tuple[str, str]], set[tuple[str, str]]]:
+    """Every central record of these UPTs, and those carrying a dedup flag."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT upt_id, inmate_id FROM consolidator.inmates WHERE upt_id = ANY($1)", upts
+        )
+        flagged = await conn.fetch(
+            "SELECT f.upt_id, f.inmate_id FROM consolidator.inmate_flags f "
+            "JOIN consolidator.inmates USING (upt_id, inmate_id) WHERE f.flags <> '[]' AND f.upt_id = ANY($1)",
+            upts,
+        )
+        return {(r[0], r[1]) for r in rows}, {(r[0], r[1]) for r in flagged}
+    finally:
+        await conn.close()
+
+
+def test_every_part_got_the_receipt_the_ground_truth_predicts(
+    day: tuple[dict[str, list[population.PlannedRecord]], DayReport],
+) -> None:
+    by_upt, report = day
+    assert report.mismatches == []
+    assert report.parts == sum(len(population.parts(r, OPTIONS.part_size)) for r in by_upt.values())
+    assert report.receipts == report.parts
+    assert (report.accepted, report.rejected) == (report.expected_accepted, report.expected_rejected)
+    assert report.expected_rejected >= 60  # the day really carried bad records
+    codes = {p["code"] for r in report.receipt_bodies.values() for p in r["rejected"]}
+    assert {"NIK_SERIAL_ZERO", "NIK_DATE_INVALID", "FIELD_INVALID"} <= codes
+    for receipt in report.receipt_bodies.values():
+        for problem in receipt["rejected"]:
+            assert problem["reason_id"]
+            assert problem["reason_en"]
+            assert problem["index"] is not None
+
+
+async def test_exactly_the_valid_records_became_central_records_with_shared_niks_flagged(
+    suite: Suite,
+    day: tuple[dict[str, list[population.PlannedRecord]], DayReport],
+) -> None:
+    by_upt, _ = day
+    expected = {(upt, p.inmate_id) for upt, records in by_upt.items() for p in records if p.accepted}
+    expected_flagged = population.expected_flagged(by_upt)
+    assert len(expected_flagged) >= 20
+    pairs = _pairs(by_upt)
+    assert any(a[0] != b[0] for a, b in pairs)  # across UPTs
+    assert any(a[0] == b[0] for a, b in pairs)  # and within one UPT
+
+    async def settled() -> tuple[set[tuple[str, str]], set[tuple[str, str]]] | None:
+        keys, flagged = await central_keys(suite.installation.database_url, list(by_upt))
+        return (keys, flagged) if keys == expected and flagged == expected_flagged else None
+
+    await eventually(settled, timeout=60, what="central records matching the ground truth")
+
+
+def _pairs(
+    by_upt: dict[str, list[population.PlannedRecord]],
+) -> list[tuple[tuple[str, str], tuple[str, str]]]:
+    return [
+        ((upt, p.inmate_id), p.shares_nik_with)
+        for upt, records in by_upt.items()
+        for p in records
+        if p.accepted and p.shares_nik_with is not None
+    ]
+
+
+async def test_the_monitor_shows_each_upts_day_and_no_dead_letters(
+    suite: Suite,
+    day: tuple[dict[str, list[population.PlannedRecord]], DayReport],
+) -> None:
+    by_upt, _ = day
+    login = creds.find(suite.installation.credentials, "monitor", "pusat")
+    async with httpx.AsyncClient(base_url=suite.monitor_url) as client:
+        await client.post("/login", data={"username": login.username, "password": login.password})
+
+        async def view() -> dict[str, Any] | None:
+            data: dict[str, Any] = (await client.get("/api/units")).json()
+            rows = {u["upt_id"]: u for u in data["units"]}
+            done = all(
+                rows[upt]["central_total"] == sum(p.accepted for p in records)
+                for upt, records in by_upt.items()
+            )
+            return data if done else None
+
+        data = await eventually(view, timeout=60, what="the monitor to show every central total")
+    rows = {u["upt_id"]: u for u in data["units"]}
+    assert set(rows) == {u.upt_id for u in suite.installation.units.upts}
+    for upt, records in by_upt.items():
+        row = rows[upt]
+        assert row["state"] == "complete"
+        assert row["accepted"] == sum(p.accepted for p in records)
+        assert row["rejected"] == sum(not p.accepted for p in records)
+        assert row["parts_received"] == row["parts"] == len(population.parts(records, OPTIONS.part_size))
+    assert sum(r["flagged_total"] for r in rows.values()) == len(population.expected_flagged(by_upt))
+    assert {rows[LIVE_UPT]["state"], rows[SHUTDOWN_UPT]["state"]} <= {"missing", "complete"}  # not in the day
+    assert data["dead_letters_today"] == 0
+    assert not re.search(r"\d{16}", str(data))  # the monitor never shows a NIK
