@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -42,6 +42,7 @@ class Installation:
     vhost: str = os.environ.get("SIMPUL_VHOST", "simpul")
     namespace: str = os.environ.get("BROKER_NAMESPACE", "")
     run_dir: Path = RUN_DIR
+    api_url: str | None = os.environ.get("RABBITMQ_API_URL")
     monitor_port: int = int(os.environ.get("MONITOR_PORT", "8080"))
     health_base_port: int = int(os.environ.get("HEALTH_BASE_PORT", "8081"))
 
@@ -87,29 +88,39 @@ def docker_answers() -> bool:
     return subprocess.run(["docker", "info"], capture_output=True, check=False).returncode == 0
 
 
-def ensure_servers(inst: Installation) -> None:
-    """RabbitMQ and PostgreSQL must answer; start them with docker compose if possible, else explain."""
-    missing = [
-        name
-        for name, url, port in (("RabbitMQ", inst.admin_url, 5672), ("PostgreSQL", inst.database_url, 5432))
-        if not reachable(url, port)
-    ]
+def ensure_servers(inst: Installation) -> Installation:
+    """RabbitMQ and PostgreSQL must answer; start what is missing with docker compose if possible, else explain."""
+    servers = (
+        ("RabbitMQ", "rabbitmq", inst.admin_url, 5672),
+        ("PostgreSQL", "postgres", inst.database_url, 5432),
+    )
+    missing = [(name, compose_name) for name, compose_name, url, port in servers if not reachable(url, port)]
     if not missing:
-        return
+        return inst
+    names = " and ".join(name for name, _ in missing)
     if docker_answers():
-        print(f"{' and '.join(missing)} not reachable: starting them with docker compose", flush=True)
+        print(f"{names} not reachable: starting with docker compose", flush=True)
         subprocess.run(
-            ["docker", "compose", "up", "-d", "--wait", "rabbitmq", "postgres"], check=True, cwd=PROJECT_ROOT
+            ["docker", "compose", "up", "-d", "--wait", *(c for _, c in missing)],
+            check=True,
+            cwd=PROJECT_ROOT,
         )
-        return
+        if ("RabbitMQ", "rabbitmq") in missing:
+            # The container's broker refuses guest from outside and has no local rabbitmqctl: use its admin.
+            return replace(
+                inst,
+                admin_url="amqp://simpul-admin:simpul-admin@127.0.0.1:5672/",
+                api_url="http://127.0.0.1:15672",
+            )
+        return inst
     sys.exit(
-        f"{' and '.join(missing)} not reachable and no Docker engine answers.\n"
+        f"{names} not reachable and no Docker engine answers.\n"
         "Install and start them, then run `make run` again:\n"
         "  Debian/Ubuntu: sudo apt-get install rabbitmq-server postgresql\n"
         "                 sudo rabbitmq-server -detached   (or: sudo systemctl start rabbitmq-server)\n"
         "                 sudo pg_ctlcluster 15 main start  (or: sudo systemctl start postgresql)\n"
         "  PostgreSQL must accept user 'postgres' on 127.0.0.1:5432; RabbitMQ guest/guest on 127.0.0.1:5672.\n"
-        "  Or install Docker and `make run` starts both from docker-compose.yml."
+        "  Or install Docker: `make run` then starts both from docker-compose.yml."
     )
 
 
@@ -221,7 +232,7 @@ def monitor_login(inst: Installation) -> creds.Credential:
 
 
 def run(inst: Installation, sim_args: list[str]) -> None:
-    ensure_servers(inst)
+    inst = ensure_servers(inst)
     print("== provisioning", flush=True)
     do_provision(inst)
     print("== starting the services", flush=True)
@@ -287,13 +298,13 @@ def main() -> None:
     if args.command == "run":
         run(inst, rest)
     elif args.command == "up":
-        ensure_servers(inst)
+        inst = ensure_servers(inst)
         do_provision(inst)
         start(inst)
         login = monitor_login(inst)
         print(f"monitor: http://127.0.0.1:{inst.monitor_port}/  login: {login.username} / {login.password}")
     elif args.command == "provision":
-        ensure_servers(inst)
+        inst = ensure_servers(inst)
         do_provision(inst)
     elif args.command == "down":
         stop(inst)

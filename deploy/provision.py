@@ -291,7 +291,7 @@ def deprovision(backend: Backend, vhost: str, credentials: Sequence[Credential])
     backend.delete_users([c.username for c in credentials if c.role in ("service", "upt", "pusat")])
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -318,7 +318,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         default=os.environ.get("RECEIPTS_QUEUE_TYPE", "classic"),
         help="quorum needs a broker with a raised open-files limit (see README)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parser().parse_args(argv)
     try:
         asyncio.run(
             provision(

@@ -112,8 +112,20 @@ class InmateRecord(BaseModel):
     updated_at: datetime = Field(description="Last change of this record in the UPT's SDP.")
 
 
+def _inline_refs(schema: Any, defs: dict[str, Any]) -> Any:
+    """The schema with every `$ref` replaced by what it points to (WithJsonSchema cannot carry `$defs`)."""
+    if isinstance(schema, dict):
+        if "$ref" in schema:
+            return _inline_refs(defs[schema["$ref"].rsplit("/", 1)[-1]], defs)
+        return {k: _inline_refs(v, defs) for k, v in schema.items() if k != "$defs"}
+    if isinstance(schema, list):
+        return [_inline_refs(v, defs) for v in schema]
+    return schema
+
+
 def _records_schema(model: type[BaseModel]) -> Any:
-    return WithJsonSchema({"type": "array", "items": model.model_json_schema()})
+    schema = model.model_json_schema()
+    return WithJsonSchema({"type": "array", "items": _inline_refs(schema, schema.get("$defs", {}))})
 
 
 class SdpSubmission(Message):

@@ -1,0 +1,59 @@
+"""`make docs`: the AsyncAPI document of each service (from its contracts) and the error-code catalogue."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from pathlib import Path
+from typing import Any
+
+from shared import problems
+from shared.settings import PROJECT_ROOT
+
+SERVICES = ("registry", "dedup", "consolidator", "monitor")
+
+
+def asyncapi(service: str) -> Any:
+    """Built from the app's subscribers and the pydantic contracts; nothing connects."""
+    app = importlib.import_module(f"services.{service}.app").build_app()
+    return app.schema.to_specification()
+
+
+def error_catalogue() -> str:
+    from services.registry import domain  # the registry is where senders meet these codes
+
+    lines = [
+        "# Error and warning codes",
+        "",
+        "Every receipt lists each refused record with one of these codes, and every dead-lettered message",
+        "carries one in its `x-dead-reason` header. Codes are stable; reasons are given in Bahasa Indonesia",
+        "and English. Warnings do not refuse a record.",
+        "",
+        "| code | kind | alasan (Bahasa Indonesia) | reason (English) |",
+        "| --- | --- | --- | --- |",
+    ]
+    message_codes = {p.code for p in problems.MESSAGE_PROBLEMS} | {domain.PART_OUT_OF_RANGE.code}
+    for code, severity, reason_id, reason_en in domain.catalogue_rows():
+        kind = "message" if code in message_codes else ("warning" if severity == "warning" else "record")
+        lines.append(f"| `{code}` | {kind} | {reason_id} | {reason_en} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=PROJECT_ROOT / "docs")
+    args = parser.parse_args()
+    (args.out / "asyncapi").mkdir(parents=True, exist_ok=True)
+    for service in SERVICES:
+        path = args.out / "asyncapi" / f"{service}.yaml"
+        path.write_text(asyncapi(service).to_yaml(), encoding="utf-8")
+        print(f"wrote {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}")
+    catalogue = args.out / "error-codes.md"
+    catalogue.write_text(error_catalogue(), encoding="utf-8")
+    print(
+        f"wrote {catalogue.relative_to(PROJECT_ROOT) if catalogue.is_relative_to(PROJECT_ROOT) else catalogue}"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,33 @@
+"""Starts a service with its own broker user from the generated credentials file (used by containers).
+
+python -m deploy.with_credentials registry -- python -m services.registry
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from deploy import credentials as creds
+
+
+def main() -> None:
+    if len(sys.argv) < 4 or sys.argv[2] != "--":
+        sys.exit(__doc__)
+    service, command = sys.argv[1], sys.argv[3:]
+    path = Path(os.environ.get("CREDENTIALS_FILE", ".run/credentials.csv"))
+    try:
+        credential = creds.find(creds.read(path), "service", service)
+    except KeyError as exc:
+        sys.exit(f"{exc.args[0]} (looked in {path})")
+    os.environ["AMQP_URL"] = creds.amqp_url(
+        os.environ.get("AMQP_BASE_URL", "amqp://127.0.0.1:5672/"),
+        credential,
+        os.environ.get("SIMPUL_VHOST", "simpul"),
+    )
+    os.execvp(command[0], command)  # noqa: S606 (the operator's own command line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""docker-compose.yml and the image cannot be run here (no Docker engine), so their wiring is checked."""
+
+import re
+from typing import Any
+
+import yaml
+
+from deploy import provision
+from shared.settings import PROJECT_ROOT
+
+COMPOSE: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
+SERVICES = ("registry", "dedup", "consolidator", "monitor")
+
+
+def test_the_stack_has_the_servers_provisioning_and_four_services_from_one_image() -> None:
+    services = COMPOSE["services"]
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:3.10")
+    assert services["postgres"]["image"] == "postgres:15"
+    images = {services[s]["image"] for s in (*SERVICES, "provision", "sim")}
+    assert images == {"simpul:latest"}
+    assert {services[s]["build"]["dockerfile"] for s in (*SERVICES, "provision")} == {"deploy/Dockerfile"}
+    assert services["rabbitmq"]["ulimits"]["nofile"]["soft"] >= 65536
+
+
+def test_services_wait_for_provisioning_which_waits_for_healthy_servers() -> None:
+    services = COMPOSE["services"]
+    for name in SERVICES:
+        assert services[name]["depends_on"]["provision"]["condition"] == "service_completed_successfully"
+    assert services["provision"]["depends_on"] == {
+        "rabbitmq": {"condition": "service_healthy"},
+        "postgres": {"condition": "service_healthy"},
+    }
+
+
+def test_each_service_runs_as_its_own_broker_user_and_its_health_check_probes_its_own_port() -> None:
+    services = COMPOSE["services"]
+    for name in SERVICES:
+        spec = services[name]
+        assert spec["command"][:4] == ["python", "-m", "deploy.with_credentials", name]
+        assert spec["command"][-1] == f"services.{name}"
+        env = spec["environment"]
+        port = env["WEB_PORT"] if name == "monitor" else env["HEALTH_PORT"]
+        check = spec["healthcheck"]["test"]
+        assert check[1:4] == ["python", "-m", "shared.health"]
+        assert re.fullmatch(rf"http://127\.0\.0\.1:{port}/health/ready", check[-1])
+
+
+def test_the_provisioning_command_is_one_the_tool_accepts() -> None:
+    command = COMPOSE["services"]["provision"]["command"]
+    assert command[:3] == ["python", "-m", "deploy.provision"]
+    args = provision.parser().parse_args(command[3:])
+    assert args.api_url == "http://rabbitmq:15672"
+    assert args.receipts_queue_type == "quorum"
+
+
+def test_the_image_contains_every_package() -> None:
+    dockerfile = (PROJECT_ROOT / "deploy" / "Dockerfile").read_text()
+    for package in ("shared", "services", "sim", "bench", "deploy"):
+        assert f"COPY {package} ./{package}" in dockerfile

@@ -1,0 +1,19 @@
+"""The published documentation is generated from the code and kept in step with it."""
+
+from deploy import docs
+from shared.settings import PROJECT_ROOT
+
+
+def test_the_committed_error_catalogue_is_current() -> None:
+    committed = (PROJECT_ROOT / "docs" / "error-codes.md").read_text(encoding="utf-8")
+    assert committed == docs.error_catalogue(), "run `make docs`"
+
+
+def test_the_registry_asyncapi_document_describes_the_submission_and_its_records() -> None:
+    spec = docs.asyncapi("registry").to_jsonable()
+    text = str(spec)
+    assert spec["asyncapi"].startswith("3.")
+    assert "registry.sdp" in text
+    for field in ("upt_id", "as_of", "parts", "register_number", "custody_status"):
+        assert field in text
+    assert "Must equal the sending UPT's broker user." in text  # field descriptions reach the document
