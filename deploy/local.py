@@ -251,7 +251,9 @@ def run(inst: Installation, sim_args: list[str]) -> None:
         stopping = True
         raise KeyboardInterrupt
 
+    # Both, explicitly: a shell starting us in the background would leave SIGINT ignored.
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
     try:
         print("== simulated day: every UPT publishes its snapshot as its own broker user", flush=True)
         subprocess.run(

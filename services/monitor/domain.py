@@ -38,6 +38,15 @@ def scope_of_login(unit_id: str) -> Scope:
     return Scope(Role.UPT, unit_id)
 
 
+def scope_label(scope: Scope, rows: list[dict[str, Any]]) -> str:
+    """What the page header says the login watches."""
+    if scope.role is Role.PUSAT:
+        return "Pusat · seluruh UPT"
+    if scope.role is Role.KANWIL:
+        return next((r["kanwil_name"] for r in rows), scope.unit_id)
+    return next((r["name"] for r in rows), scope.unit_id)
+
+
 def today_wib(now: datetime) -> date:
     return now.astimezone(WIB).date()
 

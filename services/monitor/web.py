@@ -131,7 +131,11 @@ def build_web(
         return JSONResponse(
             {
                 "user": account.username,
-                "scope": {"role": scope.role.value, "unit": scope.unit_id},
+                "scope": {
+                    "role": scope.role.value,
+                    "unit": scope.unit_id,
+                    "label": domain.scope_label(scope, rows),
+                },
                 "day": day.isoformat(),
                 "units": rows,
                 "dead_letters_today": dead,

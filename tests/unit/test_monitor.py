@@ -159,6 +159,7 @@ async def test_the_centre_sees_every_unit_and_a_kanwil_only_its_own(client: http
     await login(client, "kanwil-32", "pw-jabar")
     jabar = (await client.get("/api/units", params={"day": DAY.isoformat()})).json()
     assert {u["kanwil_id"] for u in jabar["units"]} == {"kanwil-32"}
+    assert jabar["scope"] == {"role": "kanwil", "unit": "kanwil-32", "label": "Kanwil Ditjenpas Jawa Barat"}
     assert len(jabar["units"]) == sum(1 for u in UNITS.upts if u.kanwil_id == "kanwil-32")
     assert jabar["dead_letters_today"] is None  # only the centre sees the broker's dead letters
     bandung = next(u for u in jabar["units"] if u["upt_id"] == "upt-3273-1")

@@ -20,7 +20,8 @@ function render(row) {
     tr = document.createElement("tr");
     tr.dataset.upt = row.upt_id;
   }
-  const last = row.last_submission_at ? new Date(row.last_submission_at).toLocaleTimeString("id-ID") : "–";
+  const last = row.last_submission_at
+    ? new Date(row.last_submission_at).toLocaleTimeString("id-ID", { timeZone: "Asia/Jakarta" }) + " WIB" : "–";
   tr.replaceChildren(
     cell(row.kanwil_name.replace("Kanwil Ditjenpas ", "")),
     cell(row.name),
@@ -77,7 +78,7 @@ async function load() {
   state.day = data.day;
   state.dead = data.dead_letters_today;
   document.getElementById("day").textContent = data.day;
-  document.getElementById("scope").textContent = `${data.user} · ${data.scope.role}: ${data.scope.unit}`;
+  document.getElementById("scope").textContent = data.scope.label;
   document.getElementById("dead-box").hidden = data.dead_letters_today === null;
   for (const row of data.units) render(row);
   summarise();
