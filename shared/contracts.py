@@ -26,6 +26,7 @@ class Message(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
     SCHEMA_VERSION: ClassVar[int] = 1
+    ROUTING_KEY: ClassVar[str]  # where the message is published; `{placeholders}` name the unit
 
     message_id: str = Field(
         min_length=1,
@@ -255,10 +256,10 @@ class SubmissionProcessed(Message):
 
     submission_id: str
     upt_id: str
-    as_of: date | None
-    snapshot: int | None
-    part: int | None
-    parts: int | None
+    as_of: date | None = Field(default=None, description="Null when the message could not be read at all.")
+    snapshot: int | None = None
+    part: int | None = None
+    parts: int | None = None
     status: ReceiptStatus
     received: int
     accepted: int

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from importlib import resources
 from importlib.resources.abc import Traversable
 from typing import Any
 
@@ -18,6 +20,12 @@ from shared.health import HealthServer
 from shared.settings import ServiceSettings
 
 log = logging.getLogger("simpul.runtime")
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    """The clock handlers use unless a test gives them another."""
+    return datetime.now(UTC)
 
 
 class Database:
@@ -35,6 +43,11 @@ class Database:
         if self._pool is None:
             raise RuntimeError(f"database for schema {self.schema} is not open")
         return self._pool
+
+    @classmethod
+    def of_service(cls, dsn: str, service: str) -> Database:
+        """The schema named after the service, with the migrations in services/<service>/migrations."""
+        return cls(dsn, service, resources.files(f"services.{service}") / "migrations")
 
     async def open(self) -> None:
         self._pool = await db.retrying(

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 from faststream import FastStream
 
 from shared import messaging
@@ -20,9 +18,7 @@ def build_app(
     settings = settings or Settings()
     broker, _ = messaging.build_broker("consolidator", settings)
     if store is None:
-        database = database or Database(
-            settings.database_url, "consolidator", resources.files("services.consolidator") / "migrations"
-        )
+        database = database or Database.of_service(settings.database_url, "consolidator")
         store = PostgresInmateStore(database)
     broker.include_router(handlers.build_router(store, settings))
     return build_service_app(

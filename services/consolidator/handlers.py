@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
-
 from faststream.rabbit import RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import db, messaging
 from shared.contracts import CentralInmatesUpdated, SdpRecordsChecked, derive_message_id
+from shared.runtime import Clock, utcnow
 
 from .config import Settings
 from .store import InmateStore, Totals
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def build_router(store: InmateStore, settings: Settings, *, clock: Clock = utcnow) -> RabbitRouter:

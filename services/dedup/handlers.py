@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 
 from faststream.rabbit import RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import db, messaging
 from shared.contracts import NikCollisionsFound, SdpRecordsAccepted, SdpRecordsChecked, derive_message_id
+from shared.runtime import Clock, utcnow
 
 from . import domain
 from .config import Settings
 from .store import ClaimStore
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def build_router(store: ClaimStore, settings: Settings, *, clock: Clock = utcnow) -> RabbitRouter:

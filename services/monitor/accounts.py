@@ -12,7 +12,6 @@ import os
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Protocol
 
@@ -56,13 +55,9 @@ def verify_password(password: str, stored: str) -> bool:
 DUMMY_HASH = hash_password(secrets.token_urlsafe(8))
 
 
-def migrations() -> resources.abc.Traversable:
-    return resources.files("services.monitor") / "migrations"
-
-
 async def import_accounts(database_url: str, logins: Sequence[Login]) -> int:
     """Create or update the given logins (role derived from their unit id) in the monitor's schema."""
-    database = Database(database_url, "monitor", migrations(), max_size=2)
+    database = Database.of_service(database_url, "monitor")
     await database.open()
     try:
         store = PostgresMonitorStore(database)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from importlib import resources
 
 from faststream import FastStream
 
 from shared import messaging
-from shared.runtime import Database, build_service_app
+from shared.runtime import Database, build_service_app, utcnow
 from shared.units import load_units
 
 from . import handlers, web
@@ -31,9 +30,7 @@ def build_app(
     hub = hub or Hub()
     broker, _ = messaging.build_broker("monitor", settings)
     if store is None:
-        database = database or Database(
-            settings.database_url, "monitor", resources.files("services.monitor") / "migrations"
-        )
+        database = database or Database.of_service(settings.database_url, "monitor")
         store = PostgresMonitorStore(database)
     broker.include_router(handlers.build_router(store, hub, settings))
 
@@ -46,7 +43,7 @@ def build_app(
     if database is not None:
         checks["database"] = database.ping
     server = web.WebServer(
-        web.build_web(store, hub, settings, clock=handlers.utcnow, checks=checks, stopping=stopping),
+        web.build_web(store, hub, settings, clock=utcnow, checks=checks, stopping=stopping),
         settings.web_host,
         settings.web_port,
         stopping,

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from faststream.rabbit import RabbitRouter
@@ -18,6 +17,7 @@ from shared.contracts import (
     SubmissionProcessed,
     derive_message_id,
 )
+from shared.runtime import Clock, utcnow
 
 from . import domain
 from .config import Settings
@@ -25,12 +25,7 @@ from .hub import Hub
 from .store import DeadLetterSeen, MonitorStore
 
 log = logging.getLogger("simpul.monitor")
-Clock = Callable[[], datetime]
 PUSAT = domain.Scope(domain.Role.PUSAT, "pusat")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def _text(value: Any) -> str | None:

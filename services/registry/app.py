@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib import resources
-
 from faststream import FastStream
 
 from shared import messaging
@@ -23,9 +21,7 @@ def build_app(
     settings = settings or Settings()
     broker, consumer = messaging.build_broker("registry", settings)
     if store is None:
-        database = database or Database(
-            settings.database_url, "registry", resources.files("services.registry") / "migrations"
-        )
+        database = database or Database.of_service(settings.database_url, "registry")
         store = PostgresSubmissionStore(database)
     consumer.answer = handlers.build_answer(broker, settings)
     broker.include_router(handlers.build_router(store, settings, broker))

@@ -183,39 +183,45 @@ class Outcome:
     accepted: SdpRecordsAccepted | None
 
 
-def outcome(submission: SdpSubmission, sender: str, assessment: Assessment, *, now: datetime) -> Outcome:
-    sid = submission.message_id
+def _answers(
+    in_reply_to: str, sender: str, assessment: Assessment, *, now: datetime, part: SdpSubmission | None
+) -> tuple[SubmissionReceipt, SubmissionProcessed]:
+    """The receipt to the sender and the status event for the monitor, with ids derived from the message."""
+    where: dict[str, Any] = {}
+    if part is not None:
+        where = {"as_of": part.as_of, "snapshot": part.snapshot, "part": part.part, "parts": part.parts}
+    accepted = len(assessment.accepted)
     receipt = SubmissionReceipt(
-        message_id=derive_message_id("registry", "receipt", sid),
+        message_id=derive_message_id("registry", "receipt", in_reply_to),
         produced_at=now,
-        in_reply_to=sid,
+        in_reply_to=in_reply_to,
         sender=sender,
-        upt_id=submission.upt_id,
-        as_of=submission.as_of,
-        snapshot=submission.snapshot,
-        part=submission.part,
-        parts=submission.parts,
+        upt_id=part.upt_id if part else None,
         status=assessment.status,
         received=assessment.received,
-        accepted=len(assessment.accepted),
+        accepted=accepted,
         rejected=assessment.rejected,
         warnings=assessment.warnings,
+        **where,
     )
     status = SubmissionProcessed(
-        message_id=derive_message_id("registry", "status", sid),
+        message_id=derive_message_id("registry", "status", in_reply_to),
         produced_at=now,
-        submission_id=sid,
+        submission_id=in_reply_to,
         upt_id=sender,
-        as_of=submission.as_of,
-        snapshot=submission.snapshot,
-        part=submission.part,
-        parts=submission.parts,
         status=assessment.status,
         received=assessment.received,
-        accepted=len(assessment.accepted),
-        rejected=assessment.received - len(assessment.accepted),
+        accepted=accepted,
+        rejected=assessment.received - accepted,
         warnings=len(assessment.warnings),
+        **where,
     )
+    return receipt, status
+
+
+def outcome(submission: SdpSubmission, sender: str, assessment: Assessment, *, now: datetime) -> Outcome:
+    sid = submission.message_id
+    receipt, status = _answers(sid, sender, assessment, now=now, part=submission)
     accepted = None
     if assessment.accepted:
         accepted = SdpRecordsAccepted(
@@ -242,36 +248,10 @@ def refusal(
     body: dict[str, Any] | None = None,
 ) -> tuple[SubmissionReceipt, SubmissionProcessed]:
     """The answer to a message that could not be read as a submission at all."""
-    body = body or {}
-    records = body.get("records")
+    records = (body or {}).get("records")
     received = len(records) if isinstance(records, list) else 0
-    entry = problem_entry(problem, detail=detail)
-    receipt = SubmissionReceipt(
-        message_id=derive_message_id("registry", "receipt", in_reply_to),
-        produced_at=now,
-        in_reply_to=in_reply_to,
-        sender=sender,
-        status=ReceiptStatus.REJECTED,
-        received=received,
-        accepted=0,
-        rejected=[entry],
-    )
-    status = SubmissionProcessed(
-        message_id=derive_message_id("registry", "status", in_reply_to),
-        produced_at=now,
-        submission_id=in_reply_to,
-        upt_id=sender,
-        as_of=None,
-        snapshot=None,
-        part=None,
-        parts=None,
-        status=ReceiptStatus.REJECTED,
-        received=received,
-        accepted=0,
-        rejected=received,
-        warnings=0,
-    )
-    return receipt, status
+    refused = Assessment(received, rejected=[problem_entry(problem, detail=detail)])
+    return _answers(in_reply_to, sender, refused, now=now, part=None)
 
 
 def catalogue_rows(codes: Iterable[str] | None = None) -> list[tuple[str, str, str, str]]:

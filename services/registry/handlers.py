@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from datetime import UTC, datetime
 
 from faststream.rabbit import RabbitBroker, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
@@ -12,16 +10,11 @@ from faststream.rabbit.annotations import RabbitMessage
 from shared import db, messaging, problems
 from shared.contracts import WIB, SdpSubmission, SubmissionProcessed, derive_message_id
 from shared.messaging import DeadLetter, PermanentError
+from shared.runtime import Clock, utcnow
 
 from . import domain
 from .config import Settings
 from .store import StoredSubmission, SubmissionStore
-
-Clock = Callable[[], datetime]
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def sender_unit(user_id: str | None, settings: Settings) -> str:

@@ -63,7 +63,7 @@ async def test_the_relay_publishes_with_confirms_and_keeps_what_it_could_not_rou
     installation: Installation, scratch_database: str
 ) -> None:
     await purge(installation.admin_url, f"receipts.{ME}")
-    database = Database(scratch_database, "registry", resources.files("services.registry") / "migrations")
+    database = Database.of_service(scratch_database, "registry")
     await database.open()
     broker, _ = messaging.build_broker("registry", installation.settings("registry", Settings))
     await broker.connect()
@@ -97,7 +97,7 @@ async def test_the_relay_publishes_with_confirms_and_keeps_what_it_could_not_rou
 
 
 async def test_concurrent_claims_on_one_nik_always_see_each_other(scratch_database: str) -> None:
-    database = Database(scratch_database, "dedup", resources.files("services.dedup") / "migrations")
+    database = Database.of_service(scratch_database, "dedup")
     await database.open()
     store = PostgresClaimStore(database)
     nik = "3273011503850007"

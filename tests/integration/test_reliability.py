@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from importlib import resources
 
 import pika
 import pytest
@@ -61,7 +60,7 @@ class FailingStore(PostgresSubmissionStore):
 @pytest.fixture
 def registry_parts(clean: Installation) -> tuple[Settings, Database]:
     s = settings(clean)
-    return s, Database(s.database_url, "registry", resources.files("services.registry") / "migrations")
+    return s, Database.of_service(s.database_url, "registry")
 
 
 async def test_malformed_json_is_dead_lettered_with_its_reason_answered_and_not_looped(

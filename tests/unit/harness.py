@@ -13,6 +13,7 @@ from faststream.rabbit import RabbitBroker, RabbitQueue, TestRabbitBroker
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import messaging
+from shared.contracts import Message
 
 
 @dataclass
@@ -60,6 +61,18 @@ def add_spies(broker: RabbitBroker) -> Spies:
         _capture(spies.events)
     )
     return spies
+
+
+async def publish_event(broker: RabbitBroker, event: Message, *, user: str) -> None:
+    """An event as its producing service would send it (the in-memory broker trusts the given user id)."""
+    await broker.publish(
+        event.model_dump_json().encode(),
+        exchange=messaging.EVENTS,
+        routing_key=event.ROUTING_KEY,
+        message_id=event.message_id,
+        user_id=user,
+        content_type="application/json",
+    )
 
 
 @asynccontextmanager

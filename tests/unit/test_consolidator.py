@@ -3,21 +3,23 @@
 from datetime import date
 from typing import Any
 
+from faststream.rabbit import RabbitBroker
+
 from services.consolidator import domain
 from services.consolidator.app import build_app
 from services.consolidator.config import Settings
-from shared import messaging
 from shared.contracts import (
     CentralInmatesUpdated,
     InmateFlag,
     InmateFlagCode,
     InmateFlagSet,
     InmateRecord,
+    Message,
     SdpRecordsChecked,
 )
 from tests.builders import NOW, inmate
 from tests.fakes import FakeInmateStore
-from tests.unit.harness import in_memory
+from tests.unit.harness import in_memory, publish_event
 
 SETTINGS = Settings(amqp_url="amqp://svc-consolidator:secret@localhost:5672/simpul", health_port=0)
 
@@ -55,15 +57,8 @@ def checked(
     )
 
 
-async def publish(broker, event: SdpRecordsChecked, user: str = "svc-dedup") -> None:  # type: ignore[no-untyped-def]
-    await broker.publish(
-        event.model_dump_json().encode(),
-        exchange=messaging.EVENTS,
-        routing_key=event.ROUTING_KEY,
-        message_id=event.message_id,
-        user_id=user,
-        content_type="application/json",
-    )
+async def publish(broker: RabbitBroker, event: Message, user: str = "svc-dedup") -> None:
+    await publish_event(broker, event, user=user)
 
 
 def test_flag_rows_carry_the_sequence_number() -> None:

@@ -2,14 +2,15 @@
 
 from datetime import date
 
+from faststream.rabbit import RabbitBroker
+
 from services.dedup import domain
 from services.dedup.app import build_app
 from services.dedup.config import Settings
-from shared import messaging
-from shared.contracts import InmateRecord, SdpRecordsAccepted, SdpRecordsChecked
+from shared.contracts import InmateRecord, Message, SdpRecordsAccepted, SdpRecordsChecked
 from tests.builders import NOW, inmate
 from tests.fakes import FakeClaimStore
-from tests.unit.harness import in_memory
+from tests.unit.harness import in_memory, publish_event
 
 SETTINGS = Settings(amqp_url="amqp://svc-dedup:secret@localhost:5672/simpul", health_port=0)
 NIK = "3273011503850007"
@@ -75,15 +76,8 @@ def accepted(upt: str, records: list[dict], n: int = 1) -> SdpRecordsAccepted:  
     )
 
 
-async def publish(broker, event: SdpRecordsAccepted, user: str = "svc-registry") -> None:  # type: ignore[no-untyped-def]
-    await broker.publish(
-        event.model_dump_json().encode(),
-        exchange=messaging.EVENTS,
-        routing_key=event.ROUTING_KEY,
-        message_id=event.message_id,
-        user_id=user,
-        content_type="application/json",
-    )
+async def publish(broker: RabbitBroker, event: Message, user: str = "svc-registry") -> None:
+    await publish_event(broker, event, user=user)
 
 
 async def test_the_handler_flags_a_nik_shared_across_upts_and_passes_every_record_on() -> None:
