@@ -7,7 +7,6 @@ import importlib
 from pathlib import Path
 from typing import Any
 
-from shared import problems
 from shared.settings import PROJECT_ROOT
 
 SERVICES = ("registry", "dedup", "consolidator", "monitor")
@@ -20,7 +19,7 @@ def asyncapi(service: str) -> Any:
 
 
 def error_catalogue() -> str:
-    from services.registry import domain  # the registry is where senders meet these codes
+    from services.registry.domain import codes  # the registry is where senders meet these codes
 
     lines = [
         "# Error and warning codes",
@@ -32,9 +31,8 @@ def error_catalogue() -> str:
         "| code | kind | alasan (Bahasa Indonesia) | reason (English) |",
         "| --- | --- | --- | --- |",
     ]
-    message_codes = {p.code for p in problems.MESSAGE_PROBLEMS} | {domain.PART_OUT_OF_RANGE.code}
-    for code, severity, reason_id, reason_en in domain.catalogue_rows():
-        kind = "message" if code in message_codes else ("warning" if severity == "warning" else "record")
+    for code, scope, severity, reason_id, reason_en in codes.catalogue_rows():
+        kind = f"{scope} (warning)" if severity == "warning" else scope
         lines.append(f"| `{code}` | {kind} | {reason_id} | {reason_en} |")
     return "\n".join(lines) + "\n"
 

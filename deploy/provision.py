@@ -79,8 +79,10 @@ def plan_credentials(units: Units, namespace: str, existing: Sequence[Credential
     out = [cred("service", s, f"{namespace}svc-{s}") for s in SERVICES]
     out.append(cred("pusat", "pusat", f"{namespace}pusat"))
     out += [cred("upt", u.upt_id, f"{namespace}{u.upt_id}") for u in units.upts]
+    out += [cred("dukcapil", d.unit_id, f"{namespace}{d.unit_id}") for d in units.dukcapil]
     out.append(cred("monitor", "pusat", "pusat"))
     out += [cred("monitor", k.kanwil_id, k.kanwil_id) for k in units.kanwil]
+    out += [cred("monitor", d.unit_id, d.unit_id) for d in units.dukcapil]
     return out
 
 
@@ -117,6 +119,9 @@ def definitions(vhost: str, admin_user: str, credentials: Sequence[Credential]) 
         elif c.role == "upt":
             unit = re.escape(c.unit_id)
             add(c, "^ingest$", f"^receipts\\.{unit}$", {"ingest": f"^sdp\\.{unit}\\."}, 5)
+        elif c.role == "dukcapil":
+            kabkota = re.escape(c.unit_id.removeprefix("dukcapil-"))
+            add(c, "^ingest$", f"^receipts\\.{re.escape(c.unit_id)}$", {"ingest": f"^ektp\\.{kabkota}\\."}, 5)
         elif c.role == "pusat":
             add(c, "^commands$", "^central\\.records$", {"commands": r"^command\."}, 10)
     return {
@@ -230,7 +235,8 @@ async def declare_topology(
             name: await channel.declare_exchange(name, kind.value, durable=True)
             for name, kind in messaging.EXCHANGE_TYPES.items()
         }
-        specs = [*messaging.QUEUES, *(messaging.receipts_queue(u.upt_id, receipts_kind) for u in units.upts)]
+        senders = [*(u.upt_id for u in units.upts), *(d.unit_id for d in units.dukcapil)]
+        specs = [*messaging.QUEUES, *(messaging.receipts_queue(s, receipts_kind) for s in senders)]
         for spec in specs:
             queue = await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments())
             for exchange, key in spec.bindings:
@@ -263,7 +269,9 @@ async def provision(
             print(message, flush=True)
 
     admin_user = unquote(urlsplit(admin_url).username or "guest")
+    earlier = {(c.role, c.unit_id): c.password for c in creds.read(credentials_path)}
     credentials = plan_credentials(units, namespace, creds.read(credentials_path))
+    changed = {c.username for c in credentials if earlier.get((c.role, c.unit_id)) != c.password}
     creds.write(credentials_path, credentials)
     say(f"broker: importing {len(credentials)} users and permissions into vhost {vhost!r}")
     defs = definitions(vhost, admin_user, credentials)
@@ -279,8 +287,9 @@ async def provision(
         if monitor_accounts:
             from services.monitor import accounts  # the monitor owns its logins and its schema
 
-            n = await accounts.import_accounts(database_url, [c for c in credentials if c.role == "monitor"])
-            say(f"monitor: {n} logins ready")
+            logins = [c for c in credentials if c.role == "monitor"]
+            n = await accounts.import_accounts(database_url, logins, refresh=changed)
+            say(f"monitor: {len(logins)} logins ready ({n} created or changed)")
     say(f"credentials written to {credentials_path}")
     return credentials
 
@@ -288,7 +297,9 @@ async def provision(
 def deprovision(backend: Backend, vhost: str, credentials: Sequence[Credential]) -> None:
     """Remove an installation's vhost and broker users (used by test runs to clean up after themselves)."""
     backend.delete_vhost(vhost)
-    backend.delete_users([c.username for c in credentials if c.role in ("service", "upt", "pusat")])
+    backend.delete_users(
+        [c.username for c in credentials if c.role in ("service", "upt", "dukcapil", "pusat")]
+    )
 
 
 def parser() -> argparse.ArgumentParser:

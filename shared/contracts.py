@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 import uuid
 from datetime import date, datetime, timedelta, timezone
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
+from shared.ektp import EktpStatus
 from shared.nik import Sex
 
 WIB = timezone(timedelta(hours=7), "WIB")  # deadlines and "today" are Western Indonesia Time
@@ -78,6 +79,19 @@ class CaseInfo(BaseModel):
     )
 
 
+class DetentionExtension(BaseModel):
+    """One extension of a tahanan's detention, as granted by letter."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    granted_by: str = Field(
+        min_length=1, max_length=200, description="Authority that granted it (e.g. Ketua PN)."
+    )
+    days: int = Field(ge=1, le=400, description="Days added.")
+    until: date = Field(description="New expiry date.")
+    letter_number: str | None = Field(default=None, max_length=100)
+
+
 class InmateRecord(BaseModel):
     """One inmate as a UPT's SDP knows them on the snapshot date."""
 
@@ -104,8 +118,11 @@ class InmateRecord(BaseModel):
     mother_name: str | None = Field(default=None, max_length=200)
     nationality: str = Field(default="IDN", min_length=3, max_length=3, description="ISO 3166 alpha-3.")
     case: CaseInfo | None = None
-    detention_start: date | None = None
-    detention_expiry: date | None = None
+    detention_start: date | None = Field(
+        default=None, description="Start of the current detention (tahanan)."
+    )
+    detention_expiry: date | None = Field(default=None, description="When the current detention period ends.")
+    extensions: list[DetentionExtension] = Field(default_factory=list, max_length=20)
     sentence_days: int | None = Field(default=None, ge=0, le=36_500, description="Null for tahanan.")
     entry_date: date = Field(description="Date the inmate entered this UPT.")
     expected_release: date | None = None
@@ -167,6 +184,25 @@ class ReceiptStatus(enum.StrEnum):
     REJECTED = "rejected"
 
 
+class Lateness(enum.StrEnum):
+    """Against the SDP deadlines of the snapshot date: tahanan data by 10:00 WIB, the rest by 14:00 WIB."""
+
+    ON_TIME = "on_time"
+    AFTER_10 = "after_10"  # misses the 10:00 WIB deadline for tahanan and occupancy
+    AFTER_14 = "after_14"  # misses the 14:00 WIB deadline for everything else
+
+
+class SnapshotState(BaseModel):
+    """Where a UPT's snapshot for a date stands after this part."""
+
+    model_config = ConfigDict(frozen=True)
+
+    parts: int = Field(description="Parts the snapshot announced.")
+    parts_received: int = Field(description="Distinct parts received so far (a resent part counts once).")
+    complete: bool = Field(description="Every part has arrived.")
+    superseded: bool = Field(default=False, description="A later snapshot for the same date replaced it.")
+
+
 class SubmissionReceipt(Message):
     """Sent by registry to the sender's own queue `receipts.<sender>` for every submission it consumed."""
 
@@ -184,6 +220,8 @@ class SubmissionReceipt(Message):
     accepted: int = Field(ge=0, description="Records stored.")
     rejected: list[RecordProblem] = Field(default_factory=list, description="One entry per refusal reason.")
     warnings: list[RecordProblem] = Field(default_factory=list, description="Accepted, but worth a look.")
+    lateness: Lateness | None = Field(default=None, description="Against the deadlines of the snapshot date.")
+    snapshot_state: SnapshotState | None = None
 
 
 class SdpRecordsAccepted(Message):
@@ -246,6 +284,184 @@ class SdpRecordsChecked(Message):
     )
 
 
+# --- e-KTP: Dukcapil kab/kota ----------------------------------------------------------------------------
+
+FINGER_DIM = 64  # float32 values per fingerprint embedding
+FACE_DIM = 128  # float32 values per face embedding
+IRIS_BITS = 2048  # bits in an IrisCode and in its mask
+Base64 = Annotated[str, Field(max_length=4_096, description="Base64 (standard alphabet, padded).")]
+
+
+class FingerTemplate(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    position: int = Field(ge=1, le=10, description="ISO finger position: 1-5 right thumb..little, 6-10 left.")
+    embedding: Base64 = Field(description=f"{FINGER_DIM} little-endian float32 values.")
+    quality: int = Field(ge=0, le=100, description="Capture quality (NFIQ-like, 100 = best).")
+
+
+class IrisTemplate(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    eye: Literal["left", "right"]
+    code: Base64 = Field(description=f"IrisCode: {IRIS_BITS} bits.")
+    mask: Base64 = Field(
+        description=f"{IRIS_BITS} bits; 1 = the code bit is usable (not eyelid or reflection)."
+    )
+    quality: int = Field(ge=0, le=100)
+
+
+class FaceTemplate(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    embedding: Base64 = Field(description=f"{FACE_DIM} little-endian float32 values.")
+    quality: int = Field(ge=0, le=100)
+
+
+class BiometricExceptions(BaseModel):
+    """What could not be captured, declared by the operator (amputation, eye condition)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    missing_fingers: list[Annotated[int, Field(ge=1, le=10)]] = Field(default_factory=list, max_length=10)
+    missing_irises: list[Literal["left", "right"]] = Field(default_factory=list, max_length=2)
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class Biometrics(BaseModel):
+    """Templates, never images. They exist only in transit and in the dedup schema."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    fingers: list[FingerTemplate] = Field(default_factory=list, max_length=10)
+    irises: list[IrisTemplate] = Field(default_factory=list, max_length=2)
+    face: FaceTemplate | None = None
+    signature_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    exceptions: BiometricExceptions = Field(default_factory=BiometricExceptions)
+
+
+class Address(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    province_code: str = Field(pattern=r"^\d{2}$")
+    regency_code: str = Field(pattern=r"^\d{4}$", description="Kemendagri kab/kota code (no dots).")
+    district_code: str | None = Field(default=None, pattern=r"^\d{6}$")
+    village_code: str | None = Field(default=None, pattern=r"^\d{10}$")
+    street: str | None = Field(default=None, max_length=300)
+
+
+class Demographics(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    full_name: str = Field(min_length=1, max_length=200)
+    birth_place: str = Field(min_length=1, max_length=100)
+    birth_date: date
+    sex: Sex
+    mother_name: str | None = Field(default=None, max_length=200)
+    address: Address
+
+
+class EnrolmentPacket(Message):
+    """Published by a Dukcapil kab/kota (as its own broker user) on `ektp.<kabkota>.packet`."""
+
+    ROUTING_KEY: ClassVar[str] = "ektp.{kabkota}.packet"
+
+    packet_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="The capture's id, unique per kab/kota; a resend carries the same id.",
+    )
+    kabkota: str = Field(pattern=r"^\d{4}$", description="Where it was captured; must be the sender's code.")
+    station_id: str = Field(min_length=1, max_length=64, description="Capture station.")
+    nik: str = Field(max_length=32)
+    demographics: Demographics
+    biometrics: Biometrics
+    captured_at: datetime
+
+
+class RegionalStatusReported(Message):
+    """Published by a Dukcapil kab/kota on `ektp.<kabkota>.status`: its own progress with a capture."""
+
+    ROUTING_KEY: ClassVar[str] = "ektp.{kabkota}.status"
+
+    packet_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    kabkota: str = Field(pattern=r"^\d{4}$")
+    status: Literal["BIO_CAPTURED", "PROCESSING", "SENT_FOR_ENROLLMENT"]
+    at: datetime
+
+
+class PrintEventReported(Message):
+    """Published by a Dukcapil kab/kota on `ektp.<kabkota>.print`: a card's progress after PRINT_READY."""
+
+    ROUTING_KEY: ClassVar[str] = "ektp.{kabkota}.print"
+
+    packet_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    kabkota: str = Field(pattern=r"^\d{4}$")
+    status: Literal["SENT_FOR_CARD_PRINTING", "CARD_PRINTED", "CARD_SHIPPED", "CARD_ISSUED"]
+    at: datetime
+
+
+class StatusMove(BaseModel):
+    """One move of a capture through the e-KTP statuses, with why."""
+
+    model_config = ConfigDict(frozen=True)
+
+    from_status: EktpStatus
+    to_status: EktpStatus
+    at: datetime
+    code: str | None = Field(default=None, description="Why, for failures and refusals (error catalogue).")
+    reason_id: str | None = None
+    reason_en: str | None = None
+    implied: bool = Field(default=False, description="Not reported, but proven by what arrived.")
+
+
+class EktpReceipt(Message):
+    """Sent by registry to `receipts.<sender>` for every packet, status report and print event it consumed."""
+
+    ROUTING_KEY: ClassVar[str] = "{sender}"
+
+    in_reply_to: str
+    sender: str
+    packet_id: str | None = None
+    status: EktpStatus | None = Field(default=None, description="The capture's status after this message.")
+    moves: list[StatusMove] = Field(default_factory=list, description="Every move this message caused.")
+    refused: list[RecordProblem] = Field(
+        default_factory=list,
+        description="Why the message changed nothing (illegal move, conflict, unreadable).",
+    )
+    problems: list[RecordProblem] = Field(
+        default_factory=list, description="What made the capture fail (templates, regions), one entry each."
+    )
+
+
+class PacketStatusChanged(Message):
+    """Published by registry on `status.registry.ektp` for every consumed e-KTP message."""
+
+    ROUTING_KEY: ClassVar[str] = "status.registry.ektp"
+
+    packet_id: str | None
+    kabkota: str
+    status: EktpStatus | None
+    moves: list[StatusMove] = Field(default_factory=list)
+    refused: list[str] = Field(default_factory=list, description="Codes, when the message changed nothing.")
+
+
+class EnrolmentAccepted(Message):
+    """Published by registry on `registry.accepted.ektp` when a packet goes on to dedup (SENT_FOR_DEDUP)."""
+
+    ROUTING_KEY: ClassVar[str] = "registry.accepted.ektp"
+
+    packet_id: str
+    kabkota: str
+    station_id: str
+    nik: str
+    demographics: Demographics
+    biometrics: Biometrics
+    captured_at: datetime
+    received_at: datetime
+
+
 # --- status events for the monitor ----------------------------------------------------------------------
 
 
@@ -265,6 +481,8 @@ class SubmissionProcessed(Message):
     accepted: int
     rejected: int = Field(description="Records refused.")
     warnings: int
+    lateness: Lateness | None = None
+    snapshot_state: SnapshotState | None = None
 
 
 class NikCollisionsFound(Message):
@@ -294,5 +512,6 @@ class CentralInmatesUpdated(Message):
 
 
 STATUS_EVENTS: dict[str, type[Message]] = {
-    m.ROUTING_KEY: m for m in (SubmissionProcessed, NikCollisionsFound, CentralInmatesUpdated)
+    m.ROUTING_KEY: m
+    for m in (SubmissionProcessed, NikCollisionsFound, CentralInmatesUpdated, PacketStatusChanged)
 }

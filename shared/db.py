@@ -74,8 +74,24 @@ def _ident(name: str) -> str:
     return name
 
 
+def _encode_json(value: Any) -> str:
+    # Text is taken as JSON already serialised (by pydantic, say); nothing here stores a bare JSON string.
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    return b"\x01" + _encode_json(value).encode()  # jsonb's binary format: a version byte, then the text
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return json.loads(data[1:])
+
+
 async def _init_connection(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    # Binary, so that COPY can carry jsonb columns too.
+    await conn.set_type_codec(
+        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
+    )
 
 
 async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:

@@ -6,7 +6,7 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, Literal
@@ -87,7 +87,9 @@ class QueueSpec:
 
 
 REGISTRY_SDP = QueueSpec("registry.sdp", (("ingest", "sdp.*.submission"),))
-REGISTRY_EKTP = QueueSpec("registry.ektp", (("ingest", "ektp.*.packet"), ("ingest", "ektp.*.print")))
+REGISTRY_EKTP = QueueSpec("registry.ektp", (("ingest", "ektp.*.packet"),))
+REGISTRY_EKTP_STATUS = QueueSpec("registry.ektp-status", (("ingest", "ektp.*.status"),))
+REGISTRY_EKTP_PRINT = QueueSpec("registry.ektp-print", (("ingest", "ektp.*.print"),))
 DEDUP_SDP = QueueSpec("dedup.sdp", (("events", "registry.accepted.sdp"),))
 DEDUP_EKTP = QueueSpec("dedup.ektp", (("events", "registry.accepted.ektp"),))
 DEDUP_COMMANDS = QueueSpec("dedup.commands", (("commands", "command.adjudication.decide"),))
@@ -103,6 +105,8 @@ CENTRAL_RECORDS = QueueSpec("central.records", (("events", "central.record.chang
 QUEUES: tuple[QueueSpec, ...] = (
     REGISTRY_SDP,
     REGISTRY_EKTP,
+    REGISTRY_EKTP_STATUS,
+    REGISTRY_EKTP_PRINT,
     DEDUP_SDP,
     DEDUP_EKTP,
     DEDUP_COMMANDS,
@@ -199,10 +203,11 @@ ACK_POLICY = AckPolicy.NACK_ON_ERROR
 class PermanentError(Exception):
     """A message that no retry can fix: it is dead-lettered with this reason and acknowledged."""
 
-    def __init__(self, problem: Problem, detail: str = "") -> None:
+    def __init__(self, problem: Problem, detail: str = "", *, answered: bool = False) -> None:
         super().__init__(f"{problem.code}: {detail}" if detail else problem.code)
         self.problem = problem
         self.detail = detail
+        self.answered = answered  # the handler already told the sender; the dead letter is only kept
 
 
 @dataclass(frozen=True)
@@ -214,7 +219,7 @@ class DeadLetter:
     service: str
     queue: str
     raw: aio_pika.abc.AbstractIncomingMessage
-    extra: dict[str, Any] = field(default_factory=dict)
+    answered: bool = False
 
     def headers(self) -> dict[str, Any]:
         raw = self.raw
@@ -288,10 +293,15 @@ async def raw_body(message: Any) -> bytes:
     return bytes(message.body)
 
 
+def delivery_count(raw: aio_pika.abc.AbstractIncomingMessage) -> int:
+    """How many times this message was delivered before (quorum queues count redeliveries)."""
+    count = (raw.headers or {}).get("x-delivery-count") or 0
+    return count if isinstance(count, int) else 0
+
+
 def retry_delay(raw: aio_pika.abc.AbstractIncomingMessage, longest: float = 30.0) -> float:
     """Back off before a failed message goes back to the queue, longer for each redelivery."""
-    count = (raw.headers or {}).get("x-delivery-count") or 0
-    return float(min(2**count, longest)) if isinstance(count, int) else min(1.0, longest)
+    return float(min(2 ** delivery_count(raw), longest))
 
 
 class ReliableConsumer:
@@ -337,7 +347,7 @@ class ReliableConsumer:
                 "user_id": raw.user_id,
             },
         )
-        if self.answer is not None:
+        if self.answer is not None and not letter.answered:
             try:
                 await self.answer(letter)
             except Exception:  # the dead letter is kept; an answer that fails is only logged
@@ -370,12 +380,13 @@ class _ReliableConsumerScope(BaseMiddleware):
             await asyncio.sleep(retry_delay(raw, self.owner.max_backoff))
             return False
         problem, detail = verdict
+        answered = isinstance(exc_val, PermanentError) and exc_val.answered
         if raw.exchange == DEAD.name:
             # Never dead-letter a dead letter: the copy in `dead.letters` is kept; a loop would be endless.
             log.error("a dead letter could not be processed; acknowledged", extra={"reason": problem.code})
             return True
         queue = getattr(self.context.get_local("handler_"), "queue", None)
-        letter = DeadLetter(problem, detail, self.owner.service, getattr(queue, "name", ""), raw)
+        letter = DeadLetter(problem, detail, self.owner.service, getattr(queue, "name", ""), raw, answered)
         try:
             await self.owner.dead_letter(letter)
         except Exception:

@@ -27,17 +27,33 @@ class Upt:
 
 
 @dataclass(frozen=True)
+class Dukcapil:
+    """A regency/city civil-registry office (Disdukcapil), which records e-KTP."""
+
+    unit_id: str  # dukcapil-<kabkota>
+    kabkota_code: str
+    name: str
+    province_code: str
+
+
+@dataclass(frozen=True)
 class Units:
     kanwil: tuple[Kanwil, ...]
     upts: tuple[Upt, ...]
+    dukcapil: tuple[Dukcapil, ...] = ()
 
     def upt(self, upt_id: str) -> Upt | None:
         return next((u for u in self.upts if u.upt_id == upt_id), None)
 
-    def subset(self, upt_ids: set[str]) -> Units:
-        upts = tuple(u for u in self.upts if u.upt_id in upt_ids)
+    def subset(self, unit_ids: set[str]) -> Units:
+        """Only the named UPTs and Dukcapil offices (and the Kanwil of those UPTs)."""
+        upts = tuple(u for u in self.upts if u.upt_id in unit_ids)
         used = {u.kanwil_id for u in upts}
-        return Units(tuple(k for k in self.kanwil if k.kanwil_id in used), upts)
+        return Units(
+            tuple(k for k in self.kanwil if k.kanwil_id in used),
+            upts,
+            tuple(d for d in self.dukcapil if d.unit_id in unit_ids),
+        )
 
 
 UPT_COLUMNS = (
@@ -51,6 +67,7 @@ UPT_COLUMNS = (
     "weight",
 )
 KANWIL_COLUMNS = ("kanwil_id", "name", "province_codes")
+DUKCAPIL_COLUMNS = ("unit_id", "kabkota_code", "name", "province_code")
 
 
 def load_units(directory: Path) -> Units:
@@ -63,7 +80,11 @@ def load_units(directory: Path) -> Units:
             Upt(**{**{c: r[c] for c in UPT_COLUMNS}, "weight": float(r["weight"])})  # type: ignore[arg-type]
             for r in csv.DictReader(f)
         )
-    return Units(kanwil, upts)
+    dukcapil: tuple[Dukcapil, ...] = ()
+    if (directory / "dukcapil.csv").exists():
+        with (directory / "dukcapil.csv").open(encoding="utf-8") as f:
+            dukcapil = tuple(Dukcapil(**{c: r[c] for c in DUKCAPIL_COLUMNS}) for r in csv.DictReader(f))
+    return Units(kanwil, upts, dukcapil)
 
 
 def write_units(units: Units, directory: Path) -> None:
@@ -79,3 +100,7 @@ def write_units(units: Units, directory: Path) -> None:
             (u.upt_id, u.name, u.kind, u.kabkota_code, u.kabkota_name, u.province_code, u.kanwil_id, u.weight)
             for u in units.upts
         )
+    with (directory / "dukcapil.csv").open("w", encoding="utf-8", newline="") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(DUKCAPIL_COLUMNS)
+        w.writerows((d.unit_id, d.kabkota_code, d.name, d.province_code) for d in units.dukcapil)

@@ -22,7 +22,7 @@ from shared.settings import PROJECT_ROOT
 from shared.units import Units, load_units
 
 from . import population
-from .publisher import SentPart, UptClient, submission_body
+from .publisher import SentPart, UnitClient, submission_body
 
 
 @dataclass
@@ -119,7 +119,7 @@ async def run_day(
         records = by_upt.get(upt_id, [])
         chunks = population.parts(records, part_size)
         cred = creds.find(credentials, "upt", upt_id)
-        async with gate, UptClient(creds.amqp_url(amqp_url, cred, vhost), cred.username, upt_id) as client:
+        async with gate, UnitClient(creds.amqp_url(amqp_url, cred, vhost), cred.username, upt_id) as client:
             sent: list[SentPart] = []
             for n, chunk in enumerate(chunks, start=1):
                 body = submission_body(upt_id, as_of, 1, n, len(chunks), [p.raw for p in chunk])
@@ -135,7 +135,7 @@ async def run_day(
         report.expected_rejected += sum(1 for p in records if not p.accepted)
         if not wait_receipts:
             return
-        async with UptClient(creds.amqp_url(amqp_url, cred, vhost), cred.username, upt_id) as client:
+        async with UnitClient(creds.amqp_url(amqp_url, cred, vhost), cred.username, upt_id) as client:
             got = await client.receipts({s.message_id for s in sent}, receipt_timeout)
         for s, chunk in zip(sent, chunks, strict=True):
             receipt = got.get(s.message_id)

@@ -93,9 +93,19 @@ RECORD_FAULTS: tuple[tuple[str, Callable[[dict[str, Any]], None]], ...] = (
     ("FIELD_REQUIRED", lambda r: r.pop("full_name")),
     ("FIELD_INVALID", lambda r: r.update(sex="X")),
     ("FIELD_TOO_LONG", lambda r: r.update(full_name="A" * 250)),
-    ("FIELD_INVALID", lambda r: r.update(register="C")),
+    ("REGISTER_UNKNOWN", lambda r: r.update(register="C")),
     ("FIELD_UNKNOWN", lambda r: r.update(hobby="catur")),
     ("FIELD_INVALID", lambda r: r.update(birth_date="1990-02-30")),
+    ("FIELD_CONTROL_CHARACTERS", lambda r: r.update(full_name=r["full_name"] + "\u202e")),
+    ("ENTRY_DATE_IN_FUTURE", lambda r: r.update(entry_date="2099-01-01")),
+    (
+        "REGISTER_NEEDS_SENTENCE",
+        lambda r: r.update(register="B I", sentence_days=None, detention_start=None, detention_expiry=None),
+    ),
+    (
+        "REGISTER_SENTENCE_MISMATCH",
+        lambda r: r.update(register="B IIb", sentence_days=900, detention_start=None, detention_expiry=None),
+    ),
 )
 
 
@@ -121,7 +131,9 @@ class _Generator:
         local = self.regencies_by_province.get(upt.province_code) or self.all_regencies
         regency = rng.choice(local if rng.random() < 0.85 else self.all_regencies)
         register = rng.choices(list(REGISTER_WEIGHTS), weights=list(REGISTER_WEIGHTS.values()))[0]
-        entry = as_of - timedelta(days=rng.randint(1, 110 if register in TAHANAN else 2_000))
+        # A tahanan entered within the period the current detention allows; a convict any time before.
+        span = DETENTION_DAYS[register] - 1 if register in TAHANAN else 2_000
+        entry = as_of - timedelta(days=rng.randint(1, span))
         record: dict[str, Any] = {
             "inmate_id": f"{upt.upt_id}-{index:06d}",
             "register": register,

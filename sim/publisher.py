@@ -1,4 +1,4 @@
-"""A UPT's side of the exchange: publish its submission as its own broker user, then read its receipts."""
+"""A regional system's side of the exchange: publish as its own broker user, then read its receipts."""
 
 from __future__ import annotations
 
@@ -45,17 +45,17 @@ class SentPart:
     sent_at: float  # time.monotonic()
 
 
-class UptClient:
-    """One UPT's connection, authenticated as that UPT; the broker stamps and checks its user id."""
+class UnitClient:
+    """One unit's connection (a UPT or a Dukcapil office), as that unit; the broker checks its user id."""
 
-    def __init__(self, url: str, username: str, upt_id: str) -> None:
+    def __init__(self, url: str, username: str, unit_id: str) -> None:
         self.url = url
         self.username = username
-        self.upt_id = upt_id
+        self.unit_id = unit_id
         self.connection: aio_pika.abc.AbstractConnection | None = None
         self.channel: aio_pika.abc.AbstractChannel | None = None
 
-    async def __aenter__(self) -> UptClient:
+    async def __aenter__(self) -> UnitClient:
         self.connection = await aio_pika.connect(self.url, timeout=30)
         self.channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         return self
@@ -79,17 +79,17 @@ class UptClient:
             user_id=self.username if user_id == "" else user_id,
         )
         await exchange.publish(
-            message, routing_key=routing_key or f"sdp.{self.upt_id}.submission", mandatory=True, timeout=60
+            message, routing_key=routing_key or f"sdp.{self.unit_id}.submission", mandatory=True, timeout=60
         )
 
     async def publish_part(self, body: dict[str, Any]) -> SentPart:
         await self.publish_body(json.dumps(body).encode(), message_id=body["message_id"])
-        return SentPart(body["message_id"], self.upt_id, body["part"], time.monotonic())
+        return SentPart(body["message_id"], self.unit_id, body["part"], time.monotonic())
 
     async def receipts(self, expected: set[str], timeout: float) -> dict[str, dict[str, Any]]:
-        """Read this UPT's receipts until one has arrived for each expected submission id."""
+        """Read this unit's receipts until one has arrived for each expected message id."""
         assert self.channel is not None
-        queue = await self.channel.get_queue(f"receipts.{self.upt_id}", ensure=False)
+        queue = await self.channel.get_queue(f"receipts.{self.unit_id}", ensure=False)
         found: dict[str, dict[str, Any]] = {}
         done = asyncio.Event()
 
@@ -97,7 +97,7 @@ class UptClient:
             async with message.process():
                 receipt = json.loads(message.body)
                 if receipt.get("in_reply_to") in expected:
-                    found[receipt["in_reply_to"]] = receipt | {"_received_at": time.monotonic()}
+                    found.setdefault(receipt["in_reply_to"], receipt | {"_received_at": time.monotonic()})
                 if expected <= found.keys():
                     done.set()
 
@@ -111,3 +111,11 @@ class UptClient:
         finally:
             await queue.cancel(tag)
         return found
+
+
+def packet_message(body: dict[str, Any]) -> dict[str, Any]:
+    """An e-KTP packet with its envelope; a resend of the same capture carries the same message id."""
+    mid = derive_message_id(
+        "ektp", body.get("kabkota"), body.get("packet_id"), json.dumps(body, sort_keys=True)
+    )
+    return {"message_id": mid, "schema_version": 1, "produced_at": datetime.now(UTC).isoformat(), **body}

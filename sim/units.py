@@ -1,4 +1,4 @@
-"""Generates the unit lists: 526 UPTs named after real kab/kota, grouped under 33 Kanwil, with stable ids."""
+"""Generates the unit lists: 526 UPTs named after real kab/kota under 33 Kanwil, and 514 Dukcapil offices."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from importlib import resources
 from pathlib import Path
 
 from shared.settings import PROJECT_ROOT
-from shared.units import Kanwil, Units, Upt, write_units
+from shared.units import Dukcapil, Kanwil, Units, Upt, write_units
 
 # Ditjenpas has 33 Kanwil for 38 provinces: the newest provinces are served by the Kanwil they split from.
 KANWIL_OF_PROVINCE = {"65": "64", "93": "91", "94": "91", "95": "91", "96": "92"}
@@ -70,7 +70,11 @@ def generate() -> Units:
         if code in extras:
             kind2 = extras[code]
             upts.append(Upt(f"upt-{code}-2", f"{kind2} {_place(r['nama'])}", kind2, weight=2.0, **common))
-    return Units(kanwil, tuple(upts))
+    dukcapil = tuple(
+        Dukcapil(f"dukcapil-{r['kode']}", r["kode"], f"Disdukcapil {r['nama']}", r["provinsi_kode"])
+        for r in _rows("wilayah_kabkota.csv")
+    )
+    return Units(kanwil, tuple(upts), dukcapil)
 
 
 def main() -> None:
@@ -79,7 +83,10 @@ def main() -> None:
     args = parser.parse_args()
     units = generate()
     write_units(units, args.out)
-    print(f"{len(units.upts)} UPTs under {len(units.kanwil)} Kanwil written to {args.out}")
+    print(
+        f"{len(units.upts)} UPTs under {len(units.kanwil)} Kanwil and {len(units.dukcapil)} Dukcapil offices "
+        f"written to {args.out}"
+    )
 
 
 if __name__ == "__main__":

@@ -48,3 +48,28 @@ def submission(
 
 
 NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)  # 10:00 WIB
+
+
+def packets(n: int = 1, *, kabkota: str = "3273", seed: int = 5, **shares: float) -> list[dict[str, Any]]:
+    """Valid e-KTP packet bodies (with envelope) from a simulated capture station of one kab/kota."""
+    from shared.settings import PROJECT_ROOT
+    from shared.units import load_units
+    from sim.ektp import CaptureStations, PacketOptions
+    from sim.publisher import packet_message
+
+    offices = tuple(
+        d for d in load_units(PROJECT_ROOT / "deploy" / "units").dukcapil if d.kabkota_code == kabkota
+    )
+    options = (
+        PacketOptions(
+            as_of=AS_OF,
+            total=n,
+            seed=seed,
+            declared_exception_share=0.0,
+            region_fault_share=0.0,
+            template_fault_share=0.0,
+        )
+        if not shares
+        else PacketOptions(as_of=AS_OF, total=n, seed=seed, **shares)
+    )
+    return [packet_message(p.body) for p in CaptureStations(offices, options).day()]

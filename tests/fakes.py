@@ -12,23 +12,104 @@ from services.dedup.domain import Claim
 from services.dedup.store import Decide
 from services.monitor.domain import Scope
 from services.monitor.store import Account, DeadLetterSeen
-from services.registry.store import StoredSubmission
+from services.registry.domain.ektp import Capture
+from services.registry.domain.sdp import StoredSnapshot
+from services.registry.store import CaptureSaved, DecideCapture, PartKey, PartWrite
+from services.registry.store import Decide as DecidePart
 from shared import db
-from shared.contracts import CentralInmatesUpdated, SdpRecordsChecked, SubmissionProcessed, SubmissionReceipt
+from shared.contracts import (
+    CentralInmatesUpdated,
+    InmateRecord,
+    SdpRecordsChecked,
+    SubmissionProcessed,
+    SubmissionReceipt,
+)
+from shared.ektp import EktpStatus
 from shared.units import Units
 
 
 @dataclass
 class FakeSubmissionStore:
-    saved: dict[str, StoredSubmission] = field(default_factory=dict)
+    """Keeps parts and snapshots in dicts, with the same decisions as the Postgres store."""
+
+    receipts: dict[str, SubmissionReceipt] = field(default_factory=dict)
+    writes: dict[str, PartWrite] = field(default_factory=dict)
+    snapshots: dict[tuple[str, date, int], dict[str, Any]] = field(default_factory=dict)
+    records: dict[tuple[str, date, int], dict[str, tuple[int, InmateRecord]]] = field(default_factory=dict)
     outbox: list[db.Outgoing] = field(default_factory=list)
 
-    async def save(self, submission: StoredSubmission) -> SubmissionReceipt | None:
-        if submission.message_id in self.saved:
-            return self.saved[submission.message_id].receipt
-        self.saved[submission.message_id] = submission
-        self.outbox += submission.outgoing
+    async def save_part(
+        self, message_id: str, sender: str, key: PartKey | None, decide: DecidePart
+    ) -> SubmissionReceipt | None:
+        if message_id in self.receipts:
+            return self.receipts[message_id]
+        existing: list[StoredSnapshot] = []
+        taken: set[str] = set()
+        if key is not None:
+            existing = [
+                StoredSnapshot(n, s["parts"], frozenset(s["received"]), s["complete"], s["superseded"])
+                for (u, d, n), s in self.snapshots.items()
+                if (u, d) == (key.upt_id, key.as_of)
+            ]
+            held = self.records.get((key.upt_id, key.as_of, key.snapshot), {})
+            taken = {i for i in key.inmate_ids if i in held and held[i][0] != key.part}
+        write = decide(existing, taken)
+        if key is not None and write.decision is not None and write.decision.state is not None:
+            snap = self.snapshots.setdefault(
+                (key.upt_id, key.as_of, key.snapshot),
+                {
+                    "parts": write.decision.state.parts,
+                    "received": set(),
+                    "complete": False,
+                    "superseded": False,
+                },
+            )
+            snap["received"].add(key.part)
+            held = self.records.setdefault((key.upt_id, key.as_of, key.snapshot), {})
+            for inmate_id in [i for i, (p, _) in held.items() if p == key.part]:
+                del held[inmate_id]
+            held |= {r.inmate_id: (key.part, r) for r in write.records}
+            snap["complete"] = snap["complete"] or write.decision.completes
+            for older in write.decision.supersedes:
+                self.snapshots[(key.upt_id, key.as_of, older)]["superseded"] = True
+                self.records.pop((key.upt_id, key.as_of, older), None)
+        self.receipts[message_id] = write.receipt
+        self.writes[message_id] = write
+        self.outbox += write.outgoing
         return None
+
+
+@dataclass
+class FakeCaptureStore:
+    captures: dict[tuple[str, str], Capture] = field(default_factory=dict)
+    moves: list[tuple[str, str, str, str]] = field(default_factory=list)
+    answers: dict[str, CaptureSaved] = field(default_factory=dict)
+    outbox: list[db.Outgoing] = field(default_factory=list)
+    fail_with: BaseException | None = None
+
+    async def save_capture(
+        self, message_id: str, kind: str, kabkota: str, packet_id: str, decide: DecideCapture
+    ) -> CaptureSaved:
+        if self.fail_with is not None:
+            raise self.fail_with
+        if message_id in self.answers:
+            earlier = self.answers[message_id]
+            return CaptureSaved(earlier.receipt, earlier.forward, True)
+        current = self.captures.get((kabkota, packet_id))
+        write = decide(current)
+        verdict = write.verdict
+        if verdict.status is not None and verdict.moves:
+            known = current.content_hash if current else None
+            fresh = write.fields.content_hash if write.fields and not verdict.refused else None
+            self.captures[(kabkota, packet_id)] = Capture(packet_id, kabkota, verdict.status, fresh or known)
+        self.moves += [(kabkota, packet_id, m.from_status.value, m.to_status.value) for m in verdict.moves]
+        forward = verdict.forward or (
+            verdict.already_received and current is not None and current.status is EktpStatus.SENT_FOR_DEDUP
+        )
+        saved = CaptureSaved(write.receipt, forward, False)
+        self.answers[message_id] = saved
+        self.outbox += write.outgoing
+        return saved
 
 
 @dataclass
@@ -159,6 +240,9 @@ class FakeMonitorStore:
 
     async def account(self, username: str) -> Account | None:
         return self.accounts.get(username)
+
+    async def usernames(self) -> set[str]:
+        return set(self.accounts)
 
     async def upsert_accounts(self, accounts: Sequence[Account]) -> int:
         self.accounts |= {a.username: a for a in accounts}

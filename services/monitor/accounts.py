@@ -10,7 +10,7 @@ import hashlib
 import hmac
 import os
 import secrets
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -55,19 +55,23 @@ def verify_password(password: str, stored: str) -> bool:
 DUMMY_HASH = hash_password(secrets.token_urlsafe(8))
 
 
-async def import_accounts(database_url: str, logins: Sequence[Login]) -> int:
-    """Create or update the given logins (role derived from their unit id) in the monitor's schema."""
+async def import_accounts(
+    database_url: str, logins: Sequence[Login], *, refresh: Collection[str] | None = None
+) -> int:
+    """Create the logins (role derived from their unit id) that the monitor lacks, and set the password of
+    those named in `refresh` (all of them when it is None). Hashing is slow on purpose, so nothing else is."""
     database = Database.of_service(database_url, "monitor")
     await database.open()
     try:
         store = PostgresMonitorStore(database)
+        known = await store.usernames()
+        todo = [c for c in logins if c.username not in known or refresh is None or c.username in refresh]
         loop = asyncio.get_running_loop()
-        hashes = await asyncio.gather(
-            *(loop.run_in_executor(None, hash_password, c.password) for c in logins)
+        hashes = await asyncio.gather(*(loop.run_in_executor(None, hash_password, c.password) for c in todo))
+        await store.upsert_accounts(
+            [Account(c.username, h, c.unit_id) for c, h in zip(todo, hashes, strict=True)]
         )
-        return await store.upsert_accounts(
-            [Account(c.username, h, c.unit_id) for c, h in zip(logins, hashes, strict=True)]
-        )
+        return len(todo)
     finally:
         await database.close()
 

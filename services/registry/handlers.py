@@ -3,33 +3,259 @@
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Sequence
+from datetime import datetime
 
+import aio_pika
 from faststream.rabbit import RabbitBroker, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import db, messaging, problems
-from shared.contracts import WIB, SdpSubmission, SubmissionProcessed, derive_message_id
+from shared.contracts import (
+    WIB,
+    EnrolmentPacket,
+    Message,
+    PrintEventReported,
+    RegionalStatusReported,
+    SdpSubmission,
+    SubmissionProcessed,
+    derive_message_id,
+)
+from shared.ektp import EktpStatus
 from shared.messaging import DeadLetter, PermanentError
-from shared.runtime import Clock, utcnow
+from shared.runtime import Clock
 
-from . import domain
 from .config import Settings
-from .store import StoredSubmission, SubmissionStore
+from .domain import codes, ektp, sdp
+from .store import CaptureFields, CaptureStore, CaptureWrite, PartKey, PartWrite, SubmissionStore
+
+log = logging.getLogger("simpul.registry")
+UPT, DUKCAPIL = "upt-", "dukcapil-"
 
 
-def sender_unit(user_id: str | None, settings: Settings) -> str:
+def sender_unit(user_id: str | None, settings: Settings, kind: str) -> str:
     """The sending unit, from the user id the broker validated; never from the payload."""
     unit = settings.unit_of_user(user_id or "")
-    if unit is None:
-        raise PermanentError(
-            problems.SENDER_NOT_ALLOWED, f"user {user_id!r} is not a unit of this installation"
-        )
+    if unit is None or not unit.startswith(kind):
+        raise PermanentError(problems.SENDER_NOT_ALLOWED, f"user {user_id!r} may not send this")
     return unit
 
 
-def build_router(
-    store: SubmissionStore, settings: Settings, broker: RabbitBroker, *, clock: Clock = utcnow
-) -> RabbitRouter:
+def expect_key(raw: aio_pika.abc.AbstractIncomingMessage, expected: str) -> None:
+    if raw.routing_key != expected:
+        raise PermanentError(problems.ROUTING_KEY_MISMATCH, f"routing key {raw.routing_key!r}")
+
+
+class Registry:
+    """The registry's handlers, with what they share: stores, settings, broker and clock."""
+
+    def __init__(
+        self,
+        parts: SubmissionStore,
+        captures: CaptureStore,
+        settings: Settings,
+        broker: RabbitBroker,
+        clock: Clock,
+    ) -> None:
+        self.parts, self.captures, self.settings, self.broker, self.clock = (
+            parts,
+            captures,
+            settings,
+            broker,
+            clock,
+        )
+        self.user = messaging.broker_user(settings.amqp_url)
+
+    async def tell(self, message: Message, *, receipt_to: str | None = None) -> None:
+        """Publish now, not through the outbox: repeats of stored answers, and news when the database is down."""
+        if receipt_to is not None:
+            await messaging.publish(
+                self.broker, message, exchange=messaging.RECEIPTS, routing_key=receipt_to, user_id=self.user
+            )
+        else:
+            await messaging.publish(
+                self.broker,
+                message,
+                exchange=messaging.EVENTS,
+                routing_key=message.ROUTING_KEY,
+                user_id=self.user,
+            )
+
+    # --- SDP ------------------------------------------------------------------------------------------------
+
+    async def on_sdp_submission(
+        self, submission: SdpSubmission, raw: aio_pika.abc.AbstractIncomingMessage
+    ) -> None:
+        messaging.check_envelope(raw, submission)
+        sender = sender_unit(raw.user_id, self.settings, UPT)
+        expect_key(raw, SdpSubmission.ROUTING_KEY.format(upt_id=sender))
+        now = self.clock()
+        assessment = sdp.assess(submission, sender, today=now.astimezone(WIB).date(), received_at=now)
+        positions = {
+            r["inmate_id"]: i
+            for i, r in reversed(list(enumerate(submission.records)))
+            if isinstance(r, dict) and isinstance(r.get("inmate_id"), str)
+        }
+        key = (
+            None
+            if assessment.part_refused
+            else PartKey(
+                submission.upt_id,
+                submission.as_of,
+                submission.snapshot,
+                submission.part,
+                [r.inmate_id for r in assessment.accepted],
+            )
+        )
+
+        def decide(existing: Sequence[sdp.StoredSnapshot], taken: set[str]) -> PartWrite:
+            final = sdp.without_taken(assessment, taken, positions)
+            decision = (
+                sdp.snapshot_decision(existing, submission.snapshot, submission.part, submission.parts)
+                if key
+                else sdp.SnapshotDecision(None, None)
+            )
+            out = sdp.outcome(submission, sender, final, decision, now=now)
+            outgoing = [
+                db.Outgoing("receipts", sender, out.receipt),
+                db.Outgoing("events", SubmissionProcessed.ROUTING_KEY, out.status),
+            ]
+            if out.accepted is not None:
+                outgoing.append(db.Outgoing("events", out.accepted.ROUTING_KEY, out.accepted))
+            return PartWrite(
+                out.receipt,
+                out.status,
+                decision if out.store_records else None,
+                out.receipt.lateness,
+                final.accepted if out.store_records else [],
+                outgoing,
+            )
+
+        earlier = await db.retrying(
+            lambda: self.parts.save_part(submission.message_id, sender, key, decide),
+            what="save submission part",
+        )
+        if earlier is not None:
+            # The same message again (a resend or a redelivery): nothing changes, the same answer goes back.
+            await self.tell(earlier, receipt_to=sender)
+
+    # --- e-KTP ----------------------------------------------------------------------------------------------
+
+    def _dukcapil(self, raw: aio_pika.abc.AbstractIncomingMessage, kind: str) -> tuple[str, str]:
+        unit = sender_unit(raw.user_id, self.settings, DUKCAPIL)
+        kabkota = unit.removeprefix(DUKCAPIL)
+        expect_key(raw, f"ektp.{kabkota}.{kind}")
+        return unit, kabkota
+
+    def _write(
+        self,
+        message_id: str,
+        unit: str,
+        kabkota: str,
+        packet_id: str,
+        verdict: ektp.Verdict,
+        now: datetime,
+        fields: CaptureFields | None = None,
+    ) -> CaptureWrite:
+        receipt, status = ektp.answers(message_id, unit, kabkota, packet_id, verdict, now=now)
+        return CaptureWrite(
+            verdict,
+            fields,
+            receipt,
+            [db.Outgoing("receipts", unit, receipt), db.Outgoing("events", status.ROUTING_KEY, status)],
+        )
+
+    async def on_enrolment_packet(
+        self, packet: EnrolmentPacket, raw: aio_pika.abc.AbstractIncomingMessage
+    ) -> None:
+        messaging.check_envelope(raw, packet)
+        unit, kabkota = self._dukcapil(raw, "packet")
+        now = self.clock()
+        region = ektp.region_problems(packet, kabkota, today=now.astimezone(WIB).date())
+        templates = ektp.template_problems(packet.biometrics)
+        hash_ = ektp.content_hash(packet)
+        fields = CaptureFields(
+            packet.nik,
+            hash_,
+            packet.station_id,
+            packet.demographics.model_dump_json(),
+            json.dumps(ektp.modalities(packet.biometrics)),
+            packet.captured_at,
+        )
+
+        def decide(capture: ektp.Capture | None) -> CaptureWrite:
+            verdict = ektp.intake(
+                capture,
+                hash_=hash_,
+                region=region,
+                templates=templates,
+                now=now,
+                retried=messaging.delivery_count(raw) > 0,
+            )
+            return self._write(packet.message_id, unit, kabkota, packet.packet_id, verdict, now, fields)
+
+        try:
+            saved = await db.retrying(
+                lambda: self.captures.save_capture(
+                    packet.message_id, "packet", kabkota, packet.packet_id, decide
+                ),
+                attempts=3,
+                what="save capture",
+            )
+        except db.TRANSIENT_ERRORS:
+            await self._fault(raw, packet.message_id, unit, kabkota, packet.packet_id, now)
+            raise
+        if saved.duplicate:
+            await self.tell(saved.receipt, receipt_to=unit)
+        if saved.forward:
+            # Not through the outbox: the templates must not rest in the registry's tables. Acked only
+            # after this confirm, so a crash here brings the packet back and it is forwarded again.
+            await self.tell(ektp.forward(packet, kabkota, hash_, now=now))
+
+    async def _fault(
+        self,
+        raw: aio_pika.abc.AbstractIncomingMessage,
+        message_id: str,
+        unit: str,
+        kabkota: str,
+        packet_id: str,
+        now: datetime,
+    ) -> None:
+        """The centre failed (database down, dedup's queue full): PACKET_RETRY, or after the limit a failure."""
+        attempt = messaging.delivery_count(raw) + 1
+        final = attempt >= self.settings.packet_retry_limit
+        verdict = ektp.given_up(None, now=now) if final else ektp.retrying(now=now)
+        receipt, status = ektp.answers(f"{message_id}#{attempt}", unit, kabkota, packet_id, verdict, now=now)
+        try:
+            await self.tell(receipt, receipt_to=unit)
+            await self.tell(status)
+        except Exception:
+            log.exception("could not announce a packet retry", extra={"packet_id": packet_id})
+        if final:
+            raise PermanentError(codes.RETRIES_EXHAUSTED, f"after {attempt} attempts", answered=True)
+
+    async def on_capture_report(
+        self, report: RegionalStatusReported | PrintEventReported, raw: aio_pika.abc.AbstractIncomingMessage
+    ) -> None:
+        kind = "status" if isinstance(report, RegionalStatusReported) else "print"
+        messaging.check_envelope(raw, report)
+        unit, kabkota = self._dukcapil(raw, kind)
+        now = self.clock()
+
+        def decide(capture: ektp.Capture | None) -> CaptureWrite:
+            verdict = ektp.report(capture, EktpStatus(report.status), now=now)
+            return self._write(report.message_id, unit, kabkota, report.packet_id, verdict, now)
+
+        saved = await db.retrying(
+            lambda: self.captures.save_capture(report.message_id, kind, kabkota, report.packet_id, decide),
+            what="save capture report",
+        )
+        if saved.duplicate:
+            await self.tell(saved.receipt, receipt_to=unit)
+
+
+def build_router(registry: Registry) -> RabbitRouter:
     router = RabbitRouter()
 
     @router.subscriber(
@@ -40,67 +266,80 @@ def build_router(
         description="UPT daily inmate submissions, one message per part.",
     )
     async def on_sdp_submission(submission: SdpSubmission, msg: RabbitMessage) -> None:
-        raw = msg.raw_message
-        messaging.check_envelope(raw, submission)
-        sender = sender_unit(raw.user_id, settings)
-        if raw.routing_key != SdpSubmission.ROUTING_KEY.format(upt_id=sender):
-            raise PermanentError(problems.ROUTING_KEY_MISMATCH, f"routing key {raw.routing_key!r}")
-        now = clock()
-        assessment = domain.assess(submission, sender, today=now.astimezone(WIB).date())
-        out = domain.outcome(submission, sender, assessment, now=now)
-        outgoing = [
-            db.Outgoing("receipts", sender, out.receipt),
-            db.Outgoing("events", SubmissionProcessed.ROUTING_KEY, out.status),
-        ]
-        if out.accepted is not None:
-            outgoing.append(db.Outgoing("events", out.accepted.ROUTING_KEY, out.accepted))
-        stored = StoredSubmission(
-            message_id=submission.message_id,
-            sender=sender,
-            status=out.status,
-            receipt=out.receipt,
-            records=assessment.accepted,
-            outgoing=outgoing,
-        )
-        earlier = await db.retrying(lambda: store.save(stored), what="save submission")
-        if earlier is not None:
-            # The same part again (a resend or a redelivery): nothing changes, the sender hears the same answer.
-            await messaging.publish(
-                broker,
-                earlier,
-                exchange=messaging.RECEIPTS,
-                routing_key=sender,
-                user_id=messaging.broker_user(settings.amqp_url),
-            )
+        await registry.on_sdp_submission(submission, msg.raw_message)
+
+    @router.subscriber(
+        messaging.REGISTRY_EKTP.subscribe_to(),
+        messaging.INGEST,
+        title="registry.ektp",
+        ack_policy=messaging.ACK_POLICY,
+        description="e-KTP enrolment packets from Dukcapil kab/kota.",
+    )
+    async def on_enrolment_packet(packet: EnrolmentPacket, msg: RabbitMessage) -> None:
+        await registry.on_enrolment_packet(packet, msg.raw_message)
+
+    @router.subscriber(
+        messaging.REGISTRY_EKTP_STATUS.subscribe_to(),
+        messaging.INGEST,
+        title="registry.ektp-status",
+        ack_policy=messaging.ACK_POLICY,
+        description="Regional progress with a capture (ektp.<kabkota>.status).",
+    )
+    async def on_regional_status(report: RegionalStatusReported, msg: RabbitMessage) -> None:
+        await registry.on_capture_report(report, msg.raw_message)
+
+    @router.subscriber(
+        messaging.REGISTRY_EKTP_PRINT.subscribe_to(),
+        messaging.INGEST,
+        title="registry.ektp-print",
+        ack_policy=messaging.ACK_POLICY,
+        description="Card printing progress (ektp.<kabkota>.print).",
+    )
+    async def on_print_event(report: PrintEventReported, msg: RabbitMessage) -> None:
+        await registry.on_capture_report(report, msg.raw_message)
 
     return router
 
 
-def build_answer(broker: RabbitBroker, settings: Settings, *, clock: Clock = utcnow) -> messaging.Answer:
+def build_answer(registry: Registry) -> messaging.Answer:
     """Answers a unit whose message could not even be read, so that it knows to resend."""
 
     async def answer(letter: DeadLetter) -> None:
         raw = letter.raw
-        unit = settings.unit_of_user(raw.user_id or "")
-        if unit is None or not (raw.routing_key or "").startswith("sdp."):
+        unit = registry.settings.unit_of_user(raw.user_id or "")
+        key = raw.routing_key or ""
+        if unit is None:
             return
         try:
             body = json.loads(raw.body)
         except ValueError:
             body = None
         in_reply_to = raw.message_id or derive_message_id("unnamed", raw.body)
-        receipt, status = domain.refusal(
-            in_reply_to,
-            unit,
-            letter.problem,
-            letter.detail,
-            now=clock(),
-            body=body if isinstance(body, dict) else None,
-        )
-        user = messaging.broker_user(settings.amqp_url)
-        await messaging.publish(broker, receipt, exchange=messaging.RECEIPTS, routing_key=unit, user_id=user)
-        await messaging.publish(
-            broker, status, exchange=messaging.EVENTS, routing_key=status.ROUTING_KEY, user_id=user
-        )
+        now = registry.clock()
+        if unit.startswith(UPT) and key.startswith("sdp."):
+            receipt, status = sdp.refusal(
+                in_reply_to,
+                unit,
+                letter.problem,
+                letter.detail,
+                now=now,
+                body=body if isinstance(body, dict) else None,
+            )
+            await registry.tell(receipt, receipt_to=unit)
+            await registry.tell(status)
+        elif unit.startswith(DUKCAPIL) and key.startswith("ektp."):
+            named = body.get("packet_id") if isinstance(body, dict) else None
+            packet_id = named if isinstance(named, str) and len(named) <= 64 else None
+            refused = [sdp.problem_entry(letter.problem, detail=letter.detail)]
+            answer_, event = ektp.answers(
+                in_reply_to,
+                unit,
+                unit.removeprefix(DUKCAPIL),
+                packet_id,
+                ektp.Verdict(None, refused=refused),
+                now=now,
+            )
+            await registry.tell(answer_, receipt_to=unit)
+            await registry.tell(event)
 
     return answer

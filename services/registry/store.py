@@ -1,55 +1,85 @@
-"""Where the registry keeps submissions and accepted records."""
+"""Where the registry keeps submissions, snapshots and accepted records (and, for e-KTP, captures)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Protocol
 
 from shared import db
-from shared.contracts import InmateRecord, SubmissionProcessed, SubmissionReceipt
+from shared.contracts import EktpReceipt, InmateRecord, Lateness, SubmissionProcessed, SubmissionReceipt
+from shared.ektp import EktpStatus
 from shared.runtime import Database
 
+from .domain.ektp import Capture, Verdict
+from .domain.sdp import SnapshotDecision, StoredSnapshot
+
 CONSUMER = "registry.sdp"
+RECORD_COLUMNS = ("upt_id", "as_of", "inmate_id", "snapshot", "part", "nik", "record", "submission_id")
 
 
 @dataclass(frozen=True)
-class StoredSubmission:
-    """One consumed part, its accepted records and the messages to send once it is committed."""
+class PartKey:
+    upt_id: str
+    as_of: date
+    snapshot: int
+    part: int
+    inmate_ids: Sequence[str]  # the accepted records' ids, to find those another part already holds
 
-    message_id: str
-    sender: str
-    status: SubmissionProcessed
+
+@dataclass(frozen=True)
+class PartWrite:
+    """What to store for one consumed part, decided once the snapshot's state is known."""
+
     receipt: SubmissionReceipt
+    status: SubmissionProcessed
+    decision: SnapshotDecision | None  # None: the part is refused as a whole and stores no records
+    lateness: Lateness | None
     records: Sequence[InmateRecord]
     outgoing: Sequence[db.Outgoing]
 
 
+# Given the UPT-day's snapshots and the inmate ids other parts of this snapshot hold: what to write.
+Decide = Callable[[Sequence[StoredSnapshot], set[str]], PartWrite]
+
+
 class SubmissionStore(Protocol):
-    async def save(self, submission: StoredSubmission) -> SubmissionReceipt | None:
-        """Store everything in one transaction and return None; if this message was consumed before,
-        store nothing and return the receipt it got then."""
+    async def save_part(
+        self, message_id: str, sender: str, key: PartKey | None, decide: Decide
+    ) -> SubmissionReceipt | None:
+        """In one transaction, serialised per UPT and day: read the snapshots, let `decide` judge, store.
+        If this message was consumed before, store nothing and return the receipt it got then."""
 
 
 class PostgresSubmissionStore:
     def __init__(self, database: Database) -> None:
         self.database = database
 
-    async def save(self, submission: StoredSubmission) -> SubmissionReceipt | None:
-        s = submission.status
+    async def save_part(
+        self, message_id: str, sender: str, key: PartKey | None, decide: Decide
+    ) -> SubmissionReceipt | None:
         async with self.database.pool.acquire() as conn, conn.transaction():
-            if not await db.claim(conn, CONSUMER, submission.message_id):
+            if not await db.claim(conn, CONSUMER, message_id):
                 earlier = await conn.fetchval(
-                    "SELECT receipt::text FROM submissions WHERE message_id = $1", submission.message_id
+                    "SELECT receipt::text FROM submissions WHERE message_id = $1", message_id
                 )
                 return SubmissionReceipt.model_validate_json(earlier) if earlier else None
+            existing: list[StoredSnapshot] = []
+            taken: set[str] = set()
+            if key is not None:
+                existing, taken = await self._snapshots(conn, key)
+            write = decide(existing, taken)
+            if key is not None and write.decision is not None:
+                await self._store_part(conn, key, message_id, write)
+            s = write.status
             await conn.execute(
                 "INSERT INTO submissions (message_id, sender, upt_id, as_of, snapshot, part, parts, status, "
                 "received, accepted, rejected, warnings, receipt) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::text::jsonb)",
-                submission.message_id,
-                submission.sender,
-                s.upt_id,
+                message_id,
+                sender,
+                write.receipt.upt_id,
                 s.as_of,
                 s.snapshot,
                 s.part,
@@ -59,29 +89,265 @@ class PostgresSubmissionStore:
                 s.accepted,
                 s.rejected,
                 s.warnings,
-                submission.receipt.model_dump_json(),
+                write.receipt.model_dump_json(),
             )
-            if submission.records:
+            await db.enqueue(conn, self.database.schema, write.outgoing)
+            return None
+
+    @staticmethod
+    async def _snapshots(conn: db.Conn, key: PartKey) -> tuple[list[StoredSnapshot], set[str]]:
+        # Parts of one UPT's day take turns: completeness and supersession need a stable view.
+        await conn.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 2))", f"{key.upt_id}|{key.as_of}"
+        )
+        rows = await conn.fetch(
+            "SELECT s.snapshot, s.parts, s.completed_at IS NOT NULL AS complete, "
+            "s.superseded_at IS NOT NULL AS superseded, "
+            "coalesce(array_agg(p.part) FILTER (WHERE p.part IS NOT NULL), '{}') AS received "
+            "FROM snapshots s LEFT JOIN snapshot_parts p USING (upt_id, as_of, snapshot) "
+            "WHERE s.upt_id = $1 AND s.as_of = $2 GROUP BY s.snapshot, s.parts, s.completed_at, s.superseded_at",
+            key.upt_id,
+            key.as_of,
+        )
+        existing = [
+            StoredSnapshot(
+                r["snapshot"], r["parts"], frozenset(r["received"]), r["complete"], r["superseded"]
+            )
+            for r in rows
+        ]
+        taken = {
+            r[0]
+            for r in await conn.fetch(
+                "SELECT inmate_id FROM sdp_records WHERE upt_id = $1 AND as_of = $2 AND snapshot = $3 AND part <> $4 "
+                "AND inmate_id = ANY($5::text[])",
+                key.upt_id,
+                key.as_of,
+                key.snapshot,
+                key.part,
+                list(key.inmate_ids),
+            )
+        }
+        return existing, taken
+
+    @staticmethod
+    async def _store_part(conn: db.Conn, key: PartKey, message_id: str, write: PartWrite) -> None:
+        decision, s = write.decision, write.status
+        assert decision is not None
+        assert decision.state is not None
+        await conn.execute(
+            "INSERT INTO snapshots (upt_id, as_of, snapshot, parts) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (upt_id, as_of, snapshot) DO NOTHING",
+            key.upt_id,
+            key.as_of,
+            key.snapshot,
+            decision.state.parts,
+        )
+        # A resent part is the same part: it replaces what that part held before.
+        await conn.execute(
+            "INSERT INTO snapshot_parts (upt_id, as_of, snapshot, part, message_id, received_at, lateness, "
+            "accepted, rejected, warnings) VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8, $9) "
+            "ON CONFLICT (upt_id, as_of, snapshot, part) DO UPDATE SET message_id = EXCLUDED.message_id, "
+            "received_at = EXCLUDED.received_at, lateness = EXCLUDED.lateness, accepted = EXCLUDED.accepted, "
+            "rejected = EXCLUDED.rejected, warnings = EXCLUDED.warnings",
+            key.upt_id,
+            key.as_of,
+            key.snapshot,
+            key.part,
+            message_id,
+            (write.lateness.value if write.lateness else "on_time"),
+            s.accepted,
+            s.rejected,
+            s.warnings,
+        )
+        await conn.execute(
+            "DELETE FROM sdp_records WHERE upt_id = $1 AND as_of = $2 AND snapshot = $3 AND part = $4",
+            key.upt_id,
+            key.as_of,
+            key.snapshot,
+            key.part,
+        )
+        if write.records:
+            await conn.copy_records_to_table(
+                "sdp_records",
+                columns=RECORD_COLUMNS,
+                records=[
+                    (
+                        key.upt_id,
+                        key.as_of,
+                        r.inmate_id,
+                        key.snapshot,
+                        key.part,
+                        r.nik,
+                        r.model_dump_json(),
+                        message_id,
+                    )
+                    for r in write.records
+                ],
+            )
+        if decision.completes:
+            await conn.execute(
+                "UPDATE snapshots SET completed_at = now(), completed_lateness = $4 "
+                "WHERE upt_id = $1 AND as_of = $2 AND snapshot = $3",
+                key.upt_id,
+                key.as_of,
+                key.snapshot,
+                write.lateness.value if write.lateness else None,
+            )
+        if decision.supersedes:
+            older = list(decision.supersedes)
+            await conn.execute(
+                "UPDATE snapshots SET superseded_at = now() WHERE upt_id = $1 AND as_of = $2 "
+                "AND snapshot = ANY($3::int[])",
+                key.upt_id,
+                key.as_of,
+                older,
+            )
+            await conn.execute(
+                "DELETE FROM sdp_records WHERE upt_id = $1 AND as_of = $2 AND snapshot = ANY($3::int[])",
+                key.upt_id,
+                key.as_of,
+                older,
+            )
+
+
+# --- e-KTP --------------------------------------------------------------------------------------------------
+
+EKTP_CONSUMER = "registry.ektp"
+
+
+@dataclass(frozen=True)
+class CaptureFields:
+    """What the registry keeps of a packet (no templates)."""
+
+    nik: str
+    content_hash: str
+    station_id: str
+    demographics: str  # JSON
+    modalities: str  # JSON summary: which templates came, at what quality
+    captured_at: datetime
+
+
+@dataclass(frozen=True)
+class CaptureWrite:
+    verdict: Verdict
+    fields: CaptureFields | None  # set when a packet's content is to be recorded
+    receipt: EktpReceipt
+    outgoing: Sequence[db.Outgoing]
+
+
+@dataclass(frozen=True)
+class CaptureSaved:
+    receipt: EktpReceipt
+    forward: bool  # the packet is to go on to dedup (also when this is a redelivery)
+    duplicate: bool  # this message was consumed before
+
+
+DecideCapture = Callable[[Capture | None], CaptureWrite]
+
+
+class CaptureStore(Protocol):
+    async def save_capture(
+        self, message_id: str, kind: str, kabkota: str, packet_id: str, decide: DecideCapture
+    ) -> CaptureSaved:
+        """In one transaction with the capture locked: let `decide` judge its current state, record the moves,
+        the receipt and the outgoing messages. A message consumed before changes nothing and gets its answer."""
+
+
+class PostgresCaptureStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def save_capture(
+        self, message_id: str, kind: str, kabkota: str, packet_id: str, decide: DecideCapture
+    ) -> CaptureSaved:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            if not await db.claim(conn, EKTP_CONSUMER, message_id):
+                row = await conn.fetchrow(
+                    "SELECT receipt::text AS receipt, forwarded FROM ektp_messages WHERE message_id = $1",
+                    message_id,
+                )
+                if row is None:  # consumed, but the answer was not kept (should not happen)
+                    raise RuntimeError(f"message {message_id} consumed without a stored receipt")
+                return CaptureSaved(EktpReceipt.model_validate_json(row["receipt"]), row["forwarded"], True)
+            # Lock (or reserve) the capture's row so that messages about it take turns.
+            await conn.execute(
+                "INSERT INTO captures (kabkota, packet_id, status) VALUES ($1, $2, 'UNREGISTERED') "
+                "ON CONFLICT (kabkota, packet_id) DO NOTHING",
+                kabkota,
+                packet_id,
+            )
+            row = await conn.fetchrow(
+                "SELECT status, content_hash FROM captures WHERE kabkota = $1 AND packet_id = $2 FOR UPDATE",
+                kabkota,
+                packet_id,
+            )
+            assert row is not None
+            current = (
+                None
+                if row["status"] == EktpStatus.UNREGISTERED and row["content_hash"] is None
+                else Capture(packet_id, kabkota, EktpStatus(row["status"]), row["content_hash"])
+            )
+            write = decide(current)
+            verdict = write.verdict
+            if verdict.status is not None and verdict.moves:
+                await conn.execute(
+                    "UPDATE captures SET status = $3, updated_at = now() WHERE kabkota = $1 AND packet_id = $2",
+                    kabkota,
+                    packet_id,
+                    verdict.status.value,
+                )
+            if write.fields is not None and not verdict.refused and not verdict.already_received:
+                f = write.fields
+                await conn.execute(
+                    "UPDATE captures SET nik = $3, content_hash = $4, station_id = $5, demographics = $6::text::jsonb, "
+                    "modalities = $7::text::jsonb, captured_at = $8, received_at = now() "
+                    "WHERE kabkota = $1 AND packet_id = $2",
+                    kabkota,
+                    packet_id,
+                    f.nik,
+                    f.content_hash,
+                    f.station_id,
+                    f.demographics,
+                    f.modalities,
+                    f.captured_at,
+                )
+            if verdict.moves:
                 await conn.executemany(
-                    "INSERT INTO sdp_records AS r (upt_id, as_of, inmate_id, snapshot, part, nik, record, "
-                    "submission_id) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8) "
-                    "ON CONFLICT (upt_id, as_of, inmate_id) DO UPDATE SET snapshot = EXCLUDED.snapshot, "
-                    "part = EXCLUDED.part, nik = EXCLUDED.nik, record = EXCLUDED.record, "
-                    "submission_id = EXCLUDED.submission_id, stored_at = now() "
-                    "WHERE r.snapshot <= EXCLUDED.snapshot",
+                    "INSERT INTO capture_moves (kabkota, packet_id, from_status, to_status, code, implied, at, "
+                    "message_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                     [
                         (
-                            s.upt_id,
-                            s.as_of,
-                            r.inmate_id,
-                            s.snapshot,
-                            s.part,
-                            r.nik,
-                            r.model_dump_json(),
-                            submission.message_id,
+                            kabkota,
+                            packet_id,
+                            m.from_status.value,
+                            m.to_status.value,
+                            m.code,
+                            m.implied,
+                            m.at,
+                            message_id,
                         )
-                        for r in submission.records
+                        for m in verdict.moves
                     ],
                 )
-            await db.enqueue(conn, self.database.schema, submission.outgoing)
-            return None
+            # The same packet again while it waits for dedup is forwarded again (dedup drops repeats by id).
+            forward = verdict.forward or (
+                verdict.already_received and row["status"] == EktpStatus.SENT_FOR_DEDUP
+            )
+            await conn.execute(
+                "INSERT INTO ektp_messages (message_id, kind, kabkota, packet_id, receipt, forwarded) "
+                "VALUES ($1, $2, $3, $4, $5::text::jsonb, $6)",
+                message_id,
+                kind,
+                kabkota,
+                packet_id,
+                write.receipt.model_dump_json(),
+                forward,
+            )
+            await db.enqueue(conn, self.database.schema, write.outgoing)
+            return CaptureSaved(write.receipt, forward, False)
+
+    async def status_of(self, kabkota: str, packet_id: str) -> EktpStatus | None:
+        value = await self.database.pool.fetchval(
+            "SELECT status FROM captures WHERE kabkota = $1 AND packet_id = $2", kabkota, packet_id
+        )
+        return EktpStatus(value) if value else None

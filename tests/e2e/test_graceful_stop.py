@@ -10,13 +10,13 @@ import asyncpg
 import pytest
 
 from deploy import credentials as creds
-from sim.publisher import UptClient
+from sim.publisher import UnitClient
 from tests.builders import inmate, submission
 from tests.e2e.conftest import Suite
 from tests.e2e.test_sdp_day import OPTIONS, SHUTDOWN_UPT
 
 pytestmark = pytest.mark.e2e
-PARTS, RECORDS = 60, 300
+PARTS, RECORDS = 150, 100  # more parts than the prefetch: some must wait in the queue
 
 
 async def stored_parts(dsn: str, parts: list[dict[str, Any]]) -> int:
@@ -46,9 +46,8 @@ async def test_sigterm_while_parts_are_in_flight_loses_and_doubles_nothing(suite
         )
         for n in range(1, PARTS + 1)
     ]
-    async with UptClient(inst.url_for("upt", SHUTDOWN_UPT), cred.username, SHUTDOWN_UPT) as client:
-        for part in parts:
-            await client.publish_part(part)
+    async with UnitClient(inst.url_for("upt", SHUTDOWN_UPT), cred.username, SHUTDOWN_UPT) as client:
+        await asyncio.gather(*(client.publish_part(part) for part in parts))
         started = time.monotonic()
         exit_code = await asyncio.to_thread(suite.stop, "registry")
         stopped_in = time.monotonic() - started

@@ -9,7 +9,7 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from deploy import credentials as creds
-from sim.publisher import UptClient
+from sim.publisher import UnitClient
 from tests.builders import inmate, submission
 from tests.e2e.conftest import Suite
 from tests.e2e.test_sdp_day import LIVE_UPT, OPTIONS
@@ -78,7 +78,7 @@ async def test_a_kanwil_sees_its_own_upts_and_their_counts_change_live(
 
     records = [inmate() for _ in range(7)] + [inmate(sex="X")]
     cred = creds.find(suite.installation.credentials, "upt", LIVE_UPT)
-    async with UptClient(suite.installation.url_for("upt", LIVE_UPT), cred.username, LIVE_UPT) as client:
+    async with UnitClient(suite.installation.url_for("upt", LIVE_UPT), cred.username, LIVE_UPT) as client:
         await client.publish_part(submission(records, upt_id=LIVE_UPT, as_of=OPTIONS.as_of, snapshot=90))
 
     await expect(row.locator("td.accepted")).to_have_text(str(7), timeout=20_000)

@@ -6,7 +6,7 @@ import aio_pika
 import aiormq
 import pytest
 
-from sim.publisher import UptClient
+from sim.publisher import UnitClient
 from tests.builders import inmate, submission
 from tests.conftest import Installation
 from tests.integration.helpers import purge, queue_depth
@@ -15,9 +15,9 @@ pytestmark = pytest.mark.integration
 ME, OTHER = "upt-3273-1", "upt-1101-1"
 
 
-def client(inst: Installation, upt: str = ME) -> UptClient:
+def client(inst: Installation, upt: str = ME) -> UnitClient:
     cred = next(c for c in inst.credentials if c.role == "upt" and c.unit_id == upt)
-    return UptClient(inst.url_for("upt", upt), cred.username, upt)
+    return UnitClient(inst.url_for("upt", upt), cred.username, upt)
 
 
 async def test_a_unit_publishes_under_its_own_key_and_the_message_is_queued(

@@ -9,10 +9,10 @@ import pytest
 
 from services.registry.app import build_app
 from services.registry.config import Settings
-from services.registry.store import PostgresSubmissionStore, StoredSubmission
+from services.registry.store import Decide, PartKey, PostgresSubmissionStore
 from shared.contracts import SubmissionReceipt
 from shared.runtime import Database
-from sim.publisher import UptClient
+from sim.publisher import UnitClient
 from tests.builders import inmate, submission
 from tests.conftest import Installation
 from tests.integration.helpers import body, eventually, fetchval, purge, queue_depth, running, take
@@ -32,9 +32,9 @@ def settings(inst: Installation) -> Settings:
     return inst.settings("registry", Settings, retry_backoff_max=0.05)
 
 
-def upt(inst: Installation) -> UptClient:
+def upt(inst: Installation) -> UnitClient:
     cred = next(c for c in inst.credentials if c.role == "upt" and c.unit_id == ME)
-    return UptClient(inst.url_for("upt", ME), cred.username, ME)
+    return UnitClient(inst.url_for("upt", ME), cred.username, ME)
 
 
 class FailingStore(PostgresSubmissionStore):
@@ -46,13 +46,15 @@ class FailingStore(PostgresSubmissionStore):
         self.fail_after_commit = fail_after_commit
         self.calls: list[str] = []
 
-    async def save(self, submission: StoredSubmission) -> SubmissionReceipt | None:
-        self.calls.append(submission.message_id)
-        if submission.message_id in self.poison:
+    async def save_part(
+        self, message_id: str, sender: str, key: PartKey | None, decide: Decide
+    ) -> SubmissionReceipt | None:
+        self.calls.append(message_id)
+        if message_id in self.poison:
             raise RuntimeError("simulated bug")
-        result = await super().save(submission)
-        if submission.message_id in self.fail_after_commit:
-            self.fail_after_commit.discard(submission.message_id)
+        result = await super().save_part(message_id, sender, key, decide)
+        if message_id in self.fail_after_commit:
+            self.fail_after_commit.discard(message_id)
             raise ConnectionError("simulated crash after the commit, before the ack")
         return result
 
@@ -134,7 +136,7 @@ async def test_a_message_redelivered_after_its_commit_is_processed_once(
     s, database = registry_parts
     part = submission([inmate(), inmate(), inmate()], upt_id=ME)
     store = FailingStore(database, poison=set(), fail_after_commit={part["message_id"]})
-    async with running(build_app(s, store=store, database=database)), upt(inst) as client:
+    async with running(build_app(s, parts=store, database=database)), upt(inst) as client:
         await client.publish_part(part)
         receipts = [body(m) for m in await take(inst.admin_url, f"receipts.{ME}", count=2)]
     assert store.calls == [part["message_id"], part["message_id"]]  # delivered, failed, delivered again
@@ -163,7 +165,7 @@ async def test_a_message_that_keeps_failing_reaches_the_delivery_limit_and_the_r
     poison = submission([inmate()], upt_id=ME)
     good = submission([inmate()], upt_id=ME)
     store = FailingStore(database, poison={poison["message_id"]}, fail_after_commit=set())
-    async with running(build_app(s, store=store, database=database)), upt(inst) as client:
+    async with running(build_app(s, parts=store, database=database)), upt(inst) as client:
         await client.publish_part(poison)
         await client.publish_part(good)
         (receipt,) = [body(m) for m in await take(inst.admin_url, f"receipts.{ME}", count=1)]

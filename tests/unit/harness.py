@@ -32,6 +32,7 @@ class Spies:
     dead: list[Captured] = field(default_factory=list)
     receipts: list[Captured] = field(default_factory=list)
     events: list[Captured] = field(default_factory=list)
+    forwarded: list[Captured] = field(default_factory=list)
 
     def dead_reasons(self) -> list[str]:
         return [d.headers["x-dead-reason"] for d in self.dead]
@@ -59,6 +60,12 @@ def add_spies(broker: RabbitBroker) -> Spies:
     )
     broker.subscriber(RabbitQueue("spy.events", routing_key="status.#"), messaging.EVENTS)(
         _capture(spies.events)
+    )
+    broker.subscriber(RabbitQueue("spy.forwarded", routing_key="registry.accepted.ektp"), messaging.EVENTS)(
+        _capture(spies.forwarded)
+    )
+    broker.subscriber(RabbitQueue("spy.dukcapil", routing_key="dukcapil-3273"), messaging.RECEIPTS)(
+        _capture(spies.receipts)
     )
     return spies
 
