@@ -19,8 +19,18 @@ from shared.settings import PROJECT_ROOT, ServiceSettings
 from shared.units import Units, load_units
 
 S = TypeVar("S", bound=ServiceSettings)
-# Seven UPTs under three Kanwil are enough to cross units and scopes without provisioning 526 queues.
-TEST_UPTS = ("upt-1101-1", "upt-1102-1", "upt-1171-1", "upt-3273-1", "upt-3273-2", "upt-3204-1", "upt-3171-1")
+# Seven UPTs under three Kanwil and two Dukcapil offices: enough to cross units and scopes, small to provision.
+TEST_UNITS = (
+    "upt-1101-1",
+    "upt-1102-1",
+    "upt-1171-1",
+    "upt-3273-1",
+    "upt-3273-2",
+    "upt-3204-1",
+    "upt-3171-1",
+    "dukcapil-3273",
+    "dukcapil-1101",
+)
 
 
 @dataclass(frozen=True)
@@ -111,7 +121,7 @@ class Installation:
         }
 
 
-def make_installation(servers: Servers, directory: Path, upts: tuple[str, ...] = TEST_UPTS) -> Installation:
+def make_installation(servers: Servers, directory: Path, upts: tuple[str, ...] = TEST_UNITS) -> Installation:
     run = uuid.uuid4().hex[:8]
     units = load_units(PROJECT_ROOT / "deploy" / "units").subset(set(upts))
     from shared.units import write_units

@@ -20,6 +20,7 @@ from shared import db
 from shared.contracts import (
     CentralInmatesUpdated,
     InmateRecord,
+    PacketStatusChanged,
     SdpRecordsChecked,
     SubmissionProcessed,
     SubmissionReceipt,
@@ -177,6 +178,8 @@ class FakeMonitorStore:
     accounts: dict[str, Account] = field(default_factory=dict)
     sessions: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     consumed: set[str] = field(default_factory=set)
+    captures: dict[tuple[str, str], str] = field(default_factory=dict)
+    refusals: dict[str, int] = field(default_factory=dict)
 
     async def load_units(self, units: Units) -> None:
         self.units = units
@@ -195,6 +198,34 @@ class FakeMonitorStore:
         if event.upt_id not in self.central or self.central[event.upt_id].version < event.version:
             self.central[event.upt_id] = event
         return True
+
+    async def capture_changed(self, event: PacketStatusChanged, day: date) -> bool:
+        if event.message_id in self.consumed:
+            return False
+        self.consumed.add(event.message_id)
+        if event.packet_id and event.status and event.moves:
+            self.captures[(event.kabkota, event.packet_id)] = event.status.value
+        if event.refused:
+            self.refusals[event.kabkota] = self.refusals.get(event.kabkota, 0) + 1
+        return True
+
+    async def office_rows(
+        self, scope: Scope, day: date, unit_id: str | None = None
+    ) -> list[tuple[dict[str, Any], dict[str, int], int]]:
+        assert self.units is not None
+        rows = []
+        for d in self.units.dukcapil:
+            if scope.role.value in ("kanwil", "upt") or not scope.sees(d.unit_id, None):
+                continue
+            if unit_id and d.unit_id != unit_id:
+                continue
+            counts: dict[str, int] = {}
+            for (kabkota, _), status in self.captures.items():
+                if kabkota == d.kabkota_code:
+                    counts[status] = counts.get(status, 0) + 1
+            office = {"unit_id": d.unit_id, "kabkota_code": d.kabkota_code, "name": d.name}
+            rows.append((office, counts, self.refusals.get(d.kabkota_code, 0)))
+        return rows
 
     async def dead_letter(self, letter: DeadLetterSeen) -> bool:
         new = letter.message_id not in self.dead

@@ -14,6 +14,7 @@ from shared.contracts import (
     WIB,
     CentralInmatesUpdated,
     NikCollisionsFound,
+    PacketStatusChanged,
     SubmissionProcessed,
     derive_message_id,
 )
@@ -65,8 +66,15 @@ def build_router(store: MonitorStore, hub: Hub, settings: Settings, *, clock: Cl
         for row in await store.unit_rows(PUSAT, day, upt_id):
             hub.publish(
                 {"type": "unit", "day": day.isoformat(), "row": domain.unit_row(row)},
-                upt_id=upt_id,
+                unit_id=upt_id,
                 kanwil_id=row["kanwil_id"],
+            )
+
+    async def push_office(kabkota: str, day: Any) -> None:
+        for office, counts, refused in await store.office_rows(PUSAT, day, f"dukcapil-{kabkota}"):
+            hub.publish(
+                {"type": "ektp", "day": day.isoformat(), "row": domain.office_row(office, counts, refused)},
+                unit_id=office["unit_id"],
             )
 
     @router.subscriber(
@@ -94,11 +102,17 @@ def build_router(store: MonitorStore, hub: Hub, settings: Settings, *, clock: Cl
                 await push_unit(central.upt_id, domain.today_wib(clock()))
                 if central.as_of != domain.today_wib(clock()):
                     await push_unit(central.upt_id, central.as_of)
+        elif key == PacketStatusChanged.ROUTING_KEY:
+            change = PacketStatusChanged.model_validate(body)
+            messaging.check_envelope(raw, change)
+            day = domain.today_wib(change.produced_at)
+            if await db.retrying(lambda: store.capture_changed(change, day), what="capture status"):
+                await push_office(change.kabkota, day)
         elif key == NikCollisionsFound.ROUTING_KEY:
             found = NikCollisionsFound.model_validate(body)
             hub.publish(
                 {"type": "collisions", "upt_id": found.upt_id, "flagged_records": found.flagged_records},
-                upt_id=found.upt_id,
+                unit_id=found.upt_id,
                 kanwil_id=await store.kanwil_of(found.upt_id),
             )
         else:

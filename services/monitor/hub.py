@@ -13,7 +13,7 @@ log = logging.getLogger("simpul.monitor.hub")
 
 @dataclass(eq=False)
 class Subscription:
-    sees: Callable[[str | None, str | None], bool]  # (upt_id, kanwil_id) -> visible
+    sees: Callable[[str, str | None], bool]  # (unit_id, kanwil_id) -> visible
     queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(maxsize=1_000))
     dropped: bool = False
 
@@ -24,7 +24,7 @@ class Hub:
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
 
-    def subscribe(self, sees: Callable[[str | None, str | None], bool]) -> Subscription:
+    def subscribe(self, sees: Callable[[str, str | None], bool]) -> Subscription:
         sub = Subscription(sees)
         self._subscriptions.add(sub)
         return sub
@@ -37,11 +37,11 @@ class Hub:
         return len(self._subscriptions)
 
     def publish(
-        self, event: dict[str, Any], *, upt_id: str | None = None, kanwil_id: str | None = None
+        self, event: dict[str, Any], *, unit_id: str | None = None, kanwil_id: str | None = None
     ) -> None:
         """Events about a unit go to those who see the unit; events without one go to everybody."""
         for sub in list(self._subscriptions):
-            if upt_id is not None and not sub.sees(upt_id, kanwil_id):
+            if unit_id is not None and not sub.sees(unit_id, kanwil_id):
                 continue
             try:
                 sub.queue.put_nowait(event)

@@ -8,7 +8,7 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from shared import db
-from shared.contracts import CentralInmatesUpdated, SubmissionProcessed
+from shared.contracts import CentralInmatesUpdated, PacketStatusChanged, SubmissionProcessed
 from shared.runtime import Database
 from shared.units import Units
 
@@ -39,6 +39,14 @@ class MonitorStore(Protocol):
         """False if this event was seen before."""
 
     async def central_updated(self, event: CentralInmatesUpdated) -> bool: ...
+    async def capture_changed(self, event: PacketStatusChanged, day: date) -> bool:
+        """False if this event was seen before."""
+
+    async def office_rows(
+        self, scope: Scope, day: date, unit_id: str | None = None
+    ) -> list[tuple[dict[str, Any], dict[str, int], int]]:
+        """(office, count per status, messages refused that day) for every office the scope sees."""
+
     async def dead_letter(self, letter: DeadLetterSeen) -> bool: ...
     async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]: ...
     async def dead_letter_count(self, since: datetime) -> int: ...
@@ -57,11 +65,13 @@ WITH latest AS (
 ), parts AS (
     SELECT p.upt_id, max(p.parts) AS parts, count(*) AS parts_received, sum(p.received) AS received,
            sum(p.accepted) AS accepted, sum(p.rejected) AS rejected, sum(p.warnings) AS warnings,
-           max(p.received_at) AS last_submission_at
+           max(p.received_at) AS last_submission_at,
+           (ARRAY['on_time', 'after_10', 'after_14'])[1 + max(CASE p.lateness WHEN 'after_14' THEN 2
+                                                      WHEN 'after_10' THEN 1 ELSE 0 END)] AS lateness
     FROM submission_parts p JOIN latest l USING (upt_id, snapshot) WHERE p.day = $1 GROUP BY p.upt_id
 )
 SELECT u.upt_id, u.name, u.kanwil_id, u.kanwil_name, p.parts, p.parts_received, p.received, p.accepted,
-       p.rejected, p.warnings, p.last_submission_at, r.count AS refused_messages,
+       p.rejected, p.warnings, p.last_submission_at, p.lateness, r.count AS refused_messages,
        c.central_total, c.flagged_total
 FROM units u
 LEFT JOIN parts p USING (upt_id)
@@ -99,12 +109,19 @@ class PostgresMonitorStore:
                     for u in units.upts
                 ],
             )
+            await conn.executemany(
+                "INSERT INTO offices (unit_id, kabkota_code, name, province_code) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (unit_id) DO UPDATE SET kabkota_code = EXCLUDED.kabkota_code, name = EXCLUDED.name, "
+                "province_code = EXCLUDED.province_code",
+                [(d.unit_id, d.kabkota_code, d.name, d.province_code) for d in units.dukcapil],
+            )
 
     async def submission_processed(self, event: SubmissionProcessed, day: date) -> bool:
         async with self.database.pool.acquire() as conn, conn.transaction():
             if not await db.claim(conn, "monitor.status", event.message_id):
                 return False
-            if event.as_of is None or event.part is None:
+            if event.snapshot_state is None or event.as_of is None or event.part is None:
+                # Refused as a whole (unreadable, another unit's, superseded...): it is no part of a snapshot.
                 await conn.execute(
                     "INSERT INTO refusals (upt_id, day, count) VALUES ($1, $2, 1) "
                     "ON CONFLICT (upt_id, day) DO UPDATE SET count = refusals.count + 1",
@@ -114,10 +131,11 @@ class PostgresMonitorStore:
                 return True
             await conn.execute(
                 "INSERT INTO submission_parts (upt_id, day, snapshot, part, parts, status, received, accepted, "
-                "rejected, warnings, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-                "ON CONFLICT (upt_id, day, snapshot, part) DO UPDATE SET parts = EXCLUDED.parts, "
+                "rejected, warnings, received_at, lateness) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+                "$12) ON CONFLICT (upt_id, day, snapshot, part) DO UPDATE SET parts = EXCLUDED.parts, "
                 "status = EXCLUDED.status, received = EXCLUDED.received, accepted = EXCLUDED.accepted, "
-                "rejected = EXCLUDED.rejected, warnings = EXCLUDED.warnings, received_at = EXCLUDED.received_at",
+                "rejected = EXCLUDED.rejected, warnings = EXCLUDED.warnings, received_at = EXCLUDED.received_at, "
+                "lateness = EXCLUDED.lateness",
                 event.upt_id,
                 event.as_of,
                 event.snapshot or 1,
@@ -129,6 +147,7 @@ class PostgresMonitorStore:
                 event.rejected,
                 event.warnings,
                 event.produced_at,
+                event.lateness.value if event.lateness else None,
             )
             return True
 
@@ -151,6 +170,61 @@ class PostgresMonitorStore:
             )
             return True
 
+    async def capture_changed(self, event: PacketStatusChanged, day: date) -> bool:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            if not await db.claim(conn, "monitor.status", event.message_id):
+                return False
+            if event.refused:
+                await conn.execute(
+                    "INSERT INTO ektp_refusals (kabkota, day, count) VALUES ($1, $2, 1) "
+                    "ON CONFLICT (kabkota, day) DO UPDATE SET count = ektp_refusals.count + 1",
+                    event.kabkota,
+                    day,
+                )
+            if event.packet_id and event.status and event.moves:
+                # Messages about one capture can overtake each other: the latest move wins.
+                await conn.execute(
+                    "INSERT INTO ektp_captures AS c (kabkota, packet_id, status, changed_at) VALUES ($1, $2, $3, $4) "
+                    "ON CONFLICT (kabkota, packet_id) DO UPDATE SET status = EXCLUDED.status, "
+                    "changed_at = EXCLUDED.changed_at WHERE c.changed_at <= EXCLUDED.changed_at",
+                    event.kabkota,
+                    event.packet_id,
+                    event.status.value,
+                    event.moves[-1].at,
+                )
+            return True
+
+    async def office_rows(
+        self, scope: Scope, day: date, unit_id: str | None = None
+    ) -> list[tuple[dict[str, Any], dict[str, int], int]]:
+        if scope.role.value == "kanwil" or scope.role.value == "upt":
+            return []
+        only = scope.unit_id if scope.role.value == "dukcapil" else unit_id
+        offices = await self.database.pool.fetch(
+            "SELECT unit_id, kabkota_code, name FROM offices WHERE $1::text IS NULL OR unit_id = $1 "
+            "ORDER BY kabkota_code",
+            only,
+        )
+        codes = [o["kabkota_code"] for o in offices]
+        counts: dict[str, dict[str, int]] = {}
+        for r in await self.database.pool.fetch(
+            "SELECT kabkota, status, count(*) AS n FROM ektp_captures WHERE kabkota = ANY($1::text[]) "
+            "GROUP BY kabkota, status",
+            codes,
+        ):
+            counts.setdefault(r["kabkota"], {})[r["status"]] = r["n"]
+        refused = {
+            r["kabkota"]: r["count"]
+            for r in await self.database.pool.fetch(
+                "SELECT kabkota, count FROM ektp_refusals WHERE day = $1 AND kabkota = ANY($2::text[])",
+                day,
+                codes,
+            )
+        }
+        return [
+            (dict(o), counts.get(o["kabkota_code"], {}), refused.get(o["kabkota_code"], 0)) for o in offices
+        ]
+
     async def dead_letter(self, letter: DeadLetterSeen) -> bool:
         status = await self.database.pool.execute(
             "INSERT INTO dead_letters (message_id, reason, detail, service, queue, routing_key, sender) "
@@ -166,6 +240,8 @@ class PostgresMonitorStore:
         return bool(status.endswith(" 1"))
 
     async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]:
+        if scope.role.value == "dukcapil":
+            return []  # civil registries watch e-KTP, not prisons
         kanwil = scope.unit_id if scope.role.value == "kanwil" else None
         only = scope.unit_id if scope.role.value == "upt" else upt_id
         if upt_id is not None and only != upt_id:

@@ -126,6 +126,10 @@ def build_web(
         account, scope = who
         day = _day(request)
         rows = [domain.unit_row(r) for r in await store.unit_rows(scope, day)]
+        offices = [
+            domain.office_row(o, counts, refused)
+            for o, counts, refused in await store.office_rows(scope, day)
+        ]
         since = datetime.combine(domain.today_wib(clock()), datetime.min.time(), tzinfo=WIB)
         dead = await store.dead_letter_count(since) if scope.role is domain.Role.PUSAT else None
         return JSONResponse(
@@ -134,10 +138,11 @@ def build_web(
                 "scope": {
                     "role": scope.role.value,
                     "unit": scope.unit_id,
-                    "label": domain.scope_label(scope, rows),
+                    "label": domain.scope_label(scope, rows, offices),
                 },
                 "day": day.isoformat(),
                 "units": rows,
+                "offices": offices,
                 "dead_letters_today": dead,
             },
             headers=SECURITY_HEADERS,
@@ -149,10 +154,7 @@ def build_web(
             return JSONResponse({"error": "login required"}, status_code=401)
         _, scope = who
 
-        def sees(upt_id: str | None, kanwil_id: str | None) -> bool:
-            return upt_id is None or scope.sees(upt_id, kanwil_id or "")
-
-        sub = hub.subscribe(sees)
+        sub = hub.subscribe(scope.sees)
 
         async def stream() -> AsyncIterator[str]:
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 
@@ -68,11 +69,11 @@ async def test_a_kanwil_sees_its_own_upts_and_their_counts_change_live(
     own = sorted(u.upt_id for u in suite.installation.units.upts if u.kanwil_id == "kanwil-32")
     await expect(page.locator("#units tbody tr")).to_have_count(len(own))
     assert (
-        sorted(await page.locator("#units tbody tr").evaluate_all("rows => rows.map(r => r.dataset.upt)"))
+        sorted(await page.locator("#units tbody tr").evaluate_all("rows => rows.map(r => r.dataset.unit)"))
         == own
     )
     await expect(page.locator("#live.online")).to_have_count(1)
-    row = page.locator(f"tr[data-upt='{LIVE_UPT}']")
+    row = page.locator(f"tr[data-unit='{LIVE_UPT}']")
     before = int((await row.locator("td.accepted").inner_text()).replace(".", ""))
     await page.evaluate("window.__sameDocument = true")
 
@@ -102,8 +103,47 @@ async def test_the_centre_sees_every_upt_and_the_dead_letter_count(browser: Brow
 async def test_a_kanwil_does_not_see_the_dead_letter_count(browser: Browser, suite: Suite) -> None:
     page, _ = await login(browser, suite, "kanwil-11")
     await expect(page.locator("#dead-box")).to_be_hidden()
-    rows = await page.locator("#units tbody tr").evaluate_all("rows => rows.map(r => r.dataset.upt)")
+    rows = await page.locator("#units tbody tr").evaluate_all("rows => rows.map(r => r.dataset.unit)")
     assert rows
     assert all(
         u in {x.upt_id for x in suite.installation.units.upts if x.kanwil_id == "kanwil-11"} for u in rows
     )
+
+
+async def test_a_dukcapil_office_watches_its_e_ktp_pipeline_change_live(
+    browser: Browser, suite: Suite
+) -> None:
+    from sim.ektp import CaptureStations, PacketOptions
+    from sim.publisher import packet_message
+
+    page, requests = await login(browser, suite, "dukcapil-1101")
+    await expect(page.locator("#view-ektp")).to_be_visible()
+    await expect(page.locator("#tab-sdp")).to_be_hidden()
+    row = page.locator("tr[data-unit='dukcapil-1101']")
+    await expect(row).to_have_count(1)
+    before = int((await row.locator("td.central").inner_text()).replace(".", ""))
+    office = next(d for d in suite.installation.units.dukcapil if d.unit_id == "dukcapil-1101")
+    fresh = CaptureStations(
+        (office,),
+        PacketOptions(
+            as_of=OPTIONS.as_of,
+            total=3,
+            seed=99,
+            declared_exception_share=0,
+            region_fault_share=0,
+            template_fault_share=0,
+        ),
+    ).day()
+    for p in fresh:
+        p.body["packet_id"] += "-live"
+    cred = creds.find(suite.installation.credentials, "dukcapil", "dukcapil-1101")
+    async with UnitClient(
+        suite.installation.url_for("dukcapil", "dukcapil-1101"), cred.username, "dukcapil-1101"
+    ) as client:
+        for p in fresh:
+            body = packet_message(p.body)
+            await client.publish_body(
+                json.dumps(body).encode(), message_id=body["message_id"], routing_key="ektp.1101.packet"
+            )
+    await expect(row.locator("td.central")).to_have_text(str(before + 3), timeout=20_000)
+    assert all(url.startswith(suite.monitor_url) for url in requests)

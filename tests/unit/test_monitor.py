@@ -2,6 +2,7 @@
 
 import asyncio
 from datetime import UTC, date, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -44,7 +45,7 @@ async def test_the_hub_sends_each_client_only_what_it_may_see_and_drops_slow_one
     hub = Hub()
     kanwil = hub.subscribe(lambda upt, kw: kw == "kanwil-32")
     everyone = hub.subscribe(lambda upt, kw: True)
-    hub.publish({"type": "unit", "n": 1}, upt_id="upt-1101-1", kanwil_id="kanwil-11")
+    hub.publish({"type": "unit", "n": 1}, unit_id="upt-1101-1", kanwil_id="kanwil-11")
     hub.publish({"type": "dead_letters"})
     assert kanwil.queue.qsize() == 1
     assert everyone.queue.qsize() == 2
@@ -171,3 +172,66 @@ async def test_pages_carry_a_strict_content_security_policy(client: httpx.AsyncC
     assert "default-src 'self'" in page.headers["content-security-policy"]
     assert '<script src="/static/login.js">' in page.text
     assert "http" not in page.text.split("<body")[1]
+
+
+def capture_event(n: int, packet: str, *moves: tuple[str, str], refused: tuple[str, ...] = ()) -> Any:
+    from shared.contracts import PacketStatusChanged, StatusMove
+
+    return PacketStatusChanged(
+        message_id=f"ek-{n}",
+        produced_at=NOW,
+        packet_id=packet,
+        kabkota="3273",
+        status=moves[-1][1] if moves else None,
+        refused=list(refused),
+        moves=[StatusMove(from_status=a, to_status=b, at=NOW) for a, b in moves],
+    )
+
+
+async def test_capture_moves_build_each_offices_pipeline_and_reach_only_those_who_see_it() -> None:
+    store, hub = FakeMonitorStore(), Hub()
+    bandung = hub.subscribe(domain.scope_of_login("dukcapil-3273").sees)
+    kanwil = hub.subscribe(domain.scope_of_login("kanwil-32").sees)
+    events = [
+        capture_event(1, "p1", ("UNREGISTERED", "BIO_CAPTURED")),
+        capture_event(
+            2,
+            "p1",
+            ("BIO_CAPTURED", "PROCESSING"),
+            ("PROCESSING", "SENT_FOR_ENROLLMENT"),
+            ("SENT_FOR_ENROLLMENT", "RECEIVED_AT_CENTRAL"),
+            ("RECEIVED_AT_CENTRAL", "SENT_FOR_DEDUP"),
+        ),
+        capture_event(3, "p2", ("UNREGISTERED", "BIO_CAPTURED")),
+        capture_event(4, "p3", refused=("ILLEGAL_STATUS_MOVE",)),
+    ]
+    async with in_memory(build_app(SETTINGS, store=store, hub=hub)) as (broker, _):
+        for event in events:
+            await broker.publish(
+                event.model_dump_json().encode(),
+                exchange=messaging.EVENTS,
+                routing_key=event.ROUTING_KEY,
+                message_id=event.message_id,
+                user_id="svc-registry",
+                content_type="application/json",
+            )
+    last = None
+    while not bandung.queue.empty():
+        last = bandung.queue.get_nowait()
+    assert last is not None
+    assert last["type"] == "ektp"
+    row = last["row"]
+    assert (row["regional"], row["central"], row["refused_messages"]) == (1, 1, 1)
+    assert row["statuses"] == {"SENT_FOR_DEDUP": 1, "BIO_CAPTURED": 1}
+    assert kanwil.queue.empty()  # a Ditjenpas Kanwil does not watch civil registration
+
+
+async def test_a_dukcapil_login_sees_its_own_pipeline_only() -> None:
+    store = FakeMonitorStore()
+    await store.load_units(UNITS)
+    scope = domain.scope_of_login("dukcapil-3273")
+    offices = await store.office_rows(scope, DAY)
+    assert [o["unit_id"] for o, _, _ in offices] == ["dukcapil-3273"]
+    assert await store.office_rows(domain.scope_of_login("kanwil-32"), DAY) == []
+    assert len(await store.office_rows(domain.scope_of_login("pusat"), DAY)) == 514
+    assert await store.unit_rows(scope, DAY) == []

@@ -1,10 +1,11 @@
 "use strict";
-// The live view: load the scoped table once, then apply each SSE event to its row.
-const rows = new Map();
-const state = { day: null, dead: null };
-const tbody = document.querySelector("#units tbody");
+// The live view: load the scoped tables once, then apply each SSE event to its row.
+const units = new Map();
+const offices = new Map();
+const state = { day: null, dead: null, view: "sdp" };
 const fmt = new Intl.NumberFormat("id-ID");
 const STATE_LABEL = { missing: "Belum kirim", partial: "Sebagian", complete: "Lengkap" };
+const LATENESS_LABEL = { on_time: "Tepat waktu", after_10: "Lewat 10:00", after_14: "Lewat 14:00" };
 
 function cell(text, cls) {
   const td = document.createElement("td");
@@ -13,29 +14,15 @@ function cell(text, cls) {
   return td;
 }
 
-function render(row) {
-  let tr = rows.get(row.upt_id)?.tr;
+function place(map, tbody, key, row, cells) {
+  let tr = map.get(key)?.tr;
   const fresh = !tr;
   if (fresh) {
     tr = document.createElement("tr");
-    tr.dataset.upt = row.upt_id;
+    tr.dataset.unit = key;
   }
-  const last = row.last_submission_at
-    ? new Date(row.last_submission_at).toLocaleTimeString("id-ID", { timeZone: "Asia/Jakarta" }) + " WIB" : "–";
-  tr.replaceChildren(
-    cell(row.kanwil_name.replace("Kanwil Ditjenpas ", "")),
-    cell(row.name),
-    cell(STATE_LABEL[row.state] || row.state, "state " + row.state),
-    cell(row.parts ? `${row.parts_received}/${row.parts}` : "–", "num parts"),
-    cell(fmt.format(row.accepted), "num accepted"),
-    cell(fmt.format(row.rejected), "num rejected" + (row.rejected ? " bad" : "")),
-    cell(fmt.format(row.warnings), "num warnings"),
-    cell(fmt.format(row.refused_messages), "num refused" + (row.refused_messages ? " bad" : "")),
-    cell(fmt.format(row.central_total), "num central"),
-    cell(fmt.format(row.flagged_total), "num flagged" + (row.flagged_total ? " bad" : "")),
-    cell(last, "time"),
-  );
-  rows.set(row.upt_id, { tr, row });
+  tr.replaceChildren(...cells);
+  map.set(key, { tr, row });
   if (fresh) tbody.appendChild(tr);
   else {
     tr.classList.remove("flash");
@@ -44,13 +31,45 @@ function render(row) {
   }
 }
 
+function renderUnit(row) {
+  const last = row.last_submission_at
+    ? new Date(row.last_submission_at).toLocaleTimeString("id-ID", { timeZone: "Asia/Jakarta" }) + " WIB" : "–";
+  place(units, document.querySelector("#units tbody"), row.upt_id, row, [
+    cell(row.kanwil_name.replace("Kanwil Ditjenpas ", "")),
+    cell(row.name),
+    cell(STATE_LABEL[row.state] || row.state, "state " + row.state),
+    cell(row.parts ? `${row.parts_received}/${row.parts}` : "–", "num parts"),
+    cell(row.lateness ? LATENESS_LABEL[row.lateness] : "–", "lateness " + (row.lateness || "")),
+    cell(fmt.format(row.accepted), "num accepted"),
+    cell(fmt.format(row.rejected), "num rejected" + (row.rejected ? " bad" : "")),
+    cell(fmt.format(row.warnings), "num warnings"),
+    cell(fmt.format(row.refused_messages), "num refused" + (row.refused_messages ? " bad" : "")),
+    cell(fmt.format(row.central_total), "num central"),
+    cell(fmt.format(row.flagged_total), "num flagged" + (row.flagged_total ? " bad" : "")),
+    cell(last, "time"),
+  ]);
+}
+
+function renderOffice(row) {
+  place(offices, document.querySelector("#offices tbody"), row.unit_id, row, [
+    cell(row.name.replace("Disdukcapil ", "")),
+    cell(fmt.format(row.regional), "num regional"),
+    cell(fmt.format(row.central), "num central"),
+    cell(fmt.format(row.failed), "num failed" + (row.failed ? " bad" : "")),
+    cell(fmt.format(row.to_resolve), "num to-resolve" + (row.to_resolve ? " bad" : "")),
+    cell(fmt.format(row.printing), "num printing"),
+    cell(fmt.format(row.issued), "num issued"),
+    cell(fmt.format(row.refused_messages), "num refused" + (row.refused_messages ? " bad" : "")),
+  ]);
+}
+
 function summarise() {
   let reported = 0, accepted = 0, rejected = 0, central = 0, flagged = 0;
-  for (const { row } of rows.values()) {
+  for (const { row } of units.values()) {
     if (row.state !== "missing") reported++;
     accepted += row.accepted; rejected += row.rejected; central += row.central_total; flagged += row.flagged_total;
   }
-  document.getElementById("sum-reported").textContent = `${fmt.format(reported)} / ${fmt.format(rows.size)}`;
+  document.getElementById("sum-reported").textContent = `${fmt.format(reported)} / ${fmt.format(units.size)}`;
   document.getElementById("sum-accepted").textContent = fmt.format(accepted);
   document.getElementById("sum-rejected").textContent = fmt.format(rejected);
   document.getElementById("sum-central").textContent = fmt.format(central);
@@ -61,14 +80,22 @@ function summarise() {
 
 function applyFilter() {
   const q = document.getElementById("filter").value.trim().toLowerCase();
+  const map = state.view === "sdp" ? units : offices;
   let shown = 0;
-  for (const { tr, row } of rows.values()) {
-    const match = !q || row.name.toLowerCase().includes(q) || row.kanwil_name.toLowerCase().includes(q)
-      || row.upt_id.includes(q);
-    tr.hidden = !match;
-    if (match) shown++;
+  for (const { tr, row } of map.values()) {
+    const text = `${row.name} ${row.kanwil_name || ""} ${row.upt_id || row.unit_id}`.toLowerCase();
+    tr.hidden = Boolean(q) && !text.includes(q);
+    if (!tr.hidden) shown++;
   }
-  document.getElementById("shown").textContent = `${fmt.format(shown)} UPT`;
+  document.getElementById("shown").textContent = `${fmt.format(shown)} ${state.view === "sdp" ? "UPT" : "kab/kota"}`;
+}
+
+function show(view) {
+  state.view = view;
+  for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.view === view);
+  document.getElementById("view-sdp").hidden = view !== "sdp";
+  document.getElementById("view-ektp").hidden = view !== "ektp";
+  applyFilter();
 }
 
 async function load() {
@@ -80,7 +107,11 @@ async function load() {
   document.getElementById("day").textContent = data.day;
   document.getElementById("scope").textContent = data.scope.label;
   document.getElementById("dead-box").hidden = data.dead_letters_today === null;
-  for (const row of data.units) render(row);
+  for (const row of data.units) renderUnit(row);
+  for (const row of data.offices) renderOffice(row);
+  document.getElementById("tab-sdp").hidden = data.units.length === 0;
+  document.getElementById("tab-ektp").hidden = data.offices.length === 0;
+  show(data.units.length === 0 && data.offices.length > 0 ? "ektp" : "sdp");
   summarise();
   document.body.dataset.loaded = "true";
 }
@@ -93,8 +124,12 @@ function connect() {
   source.addEventListener("unit", (e) => {
     const event = JSON.parse(e.data);
     if (event.day !== state.day) return;
-    render(event.row);
+    renderUnit(event.row);
     summarise();
+  });
+  source.addEventListener("ektp", (e) => {
+    renderOffice(JSON.parse(e.data).row);
+    applyFilter();
   });
   source.addEventListener("dead_letters", (e) => {
     state.dead = JSON.parse(e.data).today;
@@ -103,4 +138,5 @@ function connect() {
 }
 
 document.getElementById("filter").addEventListener("input", applyFilter);
+for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => show(tab.dataset.view));
 load().then(connect);

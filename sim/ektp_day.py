@@ -1,0 +1,176 @@
+"""A simulated e-KTP day: every kab/kota sends its packets as its own user; receipts are checked against truth.
+
+python -m sim.ektp_day [--total 30000] [--offices 514] [--no-wait]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from deploy import credentials as creds
+from shared.contracts import WIB
+from shared.settings import PROJECT_ROOT
+from shared.units import Dukcapil, load_units
+
+from .ektp import CaptureStations, PacketOptions, PlannedPacket
+from .publisher import UnitClient, packet_message
+
+
+@dataclass
+class EktpReport:
+    packets: int = 0
+    receipts: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+    publish_seconds: float = 0.0
+    receipt_seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    mismatches: list[str] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        lat = sorted(self.latencies)
+
+        def pct(q: float) -> float | None:
+            return round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else None
+
+        return {
+            "packets": self.packets,
+            "receipts": self.receipts,
+            "statuses": dict(self.statuses),
+            "publish_seconds": round(self.publish_seconds, 2),
+            "receipt_seconds": round(self.receipt_seconds, 2),
+            "p50_receipt_s": pct(0.5),
+            "p99_receipt_s": pct(0.99),
+            "mismatches": len(self.mismatches),
+        }
+
+
+def compare(planned: PlannedPacket, receipt: dict[str, Any]) -> list[str]:
+    """The capture ended in the status the truth predicts, for the reason it predicts."""
+    got = receipt.get("status")
+    codes = {p["code"] for p in receipt.get("problems", []) + receipt.get("refused", [])}
+    if got != planned.expected_status:
+        return [f"{planned.packet_id}: expected {planned.expected_status}, got {got} {sorted(codes)}"]
+    if planned.expected_codes and not planned.expected_codes & codes:
+        return [f"{planned.packet_id}: expected {sorted(planned.expected_codes)}, got {sorted(codes)}"]
+    return []
+
+
+async def run_ektp_day(
+    *,
+    offices: tuple[Dukcapil, ...],
+    packets: list[PlannedPacket],
+    credentials: list[creds.Credential],
+    amqp_url: str,
+    vhost: str,
+    concurrency: int = 16,
+    in_flight: int = 200,
+    wait_receipts: bool = True,
+    receipt_timeout: float = 600.0,
+    progress: bool = True,
+) -> EktpReport:
+    """Each office connects as itself and sends its packets (many in flight), then reads its receipts."""
+    report = EktpReport(packets=len(packets))
+    by_office: dict[str, list[PlannedPacket]] = defaultdict(list)
+    for p in packets:
+        by_office[p.kabkota].append(p)
+    gate = asyncio.Semaphore(concurrency)
+    started = time.monotonic()
+    sent_count = Counter[str]()
+
+    async def one_office(office: Dukcapil) -> None:
+        mine = by_office.get(office.kabkota_code, [])
+        if not mine:
+            return
+        cred = creds.find(credentials, "dukcapil", office.unit_id)
+        url = creds.amqp_url(amqp_url, cred, vhost)
+        bodies = [packet_message(p.body) for p in mine]
+        sent_at: dict[str, float] = {}
+        async with gate, UnitClient(url, cred.username, office.unit_id) as client:
+            window = asyncio.Semaphore(in_flight)
+
+            async def send(body: dict[str, Any]) -> None:
+                async with window:
+                    sent_at[body["message_id"]] = time.monotonic()
+                    await client.publish_body(
+                        json.dumps(body).encode(),
+                        message_id=body["message_id"],
+                        routing_key=f"ektp.{office.kabkota_code}.packet",
+                    )
+
+            await asyncio.gather(*(send(b) for b in bodies))
+            report.publish_seconds = max(report.publish_seconds, time.monotonic() - started)
+            sent_count["packets"] += len(bodies)
+            sent_count["offices"] += 1
+            if progress and sent_count["offices"] % 50 == 0:
+                print(f"  published {sent_count['packets']:,}/{len(packets):,} packets", flush=True)
+        if not wait_receipts:
+            return
+        async with UnitClient(url, cred.username, office.unit_id) as client:
+            got = await client.receipts(set(sent_at), receipt_timeout)
+        for planned, body in zip(mine, bodies, strict=True):
+            receipt = got.get(body["message_id"])
+            if receipt is None:
+                report.mismatches.append(f"{planned.packet_id}: no receipt")
+                continue
+            report.receipts += 1
+            report.statuses[str(receipt.get("status"))] += 1
+            report.latencies.append(receipt["_received_at"] - sent_at[body["message_id"]])
+            report.mismatches += compare(planned, receipt)
+
+    if progress:
+        print(f"publishing {len(packets):,} e-KTP packets from {len(by_office)} kab/kota", flush=True)
+    results = await asyncio.gather(*(one_office(o) for o in offices), return_exceptions=True)
+    for office, result in zip(offices, results, strict=True):
+        if isinstance(result, BaseException):
+            report.mismatches.append(f"{office.unit_id}: {result!r}")
+    report.receipt_seconds = time.monotonic() - started
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--units", type=Path, default=PROJECT_ROOT / "deploy" / "units")
+    parser.add_argument("--credentials", type=Path, default=PROJECT_ROOT / ".run" / "credentials.csv")
+    parser.add_argument("--amqp-url", default="amqp://127.0.0.1:5672/")
+    parser.add_argument("--vhost", default="simpul")
+    parser.add_argument("--offices", type=int, default=0, help="only the first N offices (0 = all)")
+    parser.add_argument("--total", type=int, default=30_000)
+    parser.add_argument("--as-of", type=date.fromisoformat, default=None)
+    parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument("--no-wait", action="store_true")
+    args = parser.parse_args()
+    offices = load_units(args.units).dukcapil
+    if args.offices:
+        offices = offices[: args.offices]
+    as_of = args.as_of or datetime.now(WIB).date()
+    print(f"generating {args.total:,} e-KTP captures in {len(offices)} kab/kota", flush=True)
+    packets = CaptureStations(offices, PacketOptions(as_of=as_of, total=args.total, seed=args.seed)).day()
+    report = asyncio.run(
+        run_ektp_day(
+            offices=offices,
+            packets=packets,
+            credentials=creds.read(args.credentials),
+            amqp_url=args.amqp_url,
+            vhost=args.vhost,
+            wait_receipts=not args.no_wait,
+        )
+    )
+    print(f"e-KTP day done: {report.summary()}")
+    for line in report.mismatches[:20]:
+        print(f"  mismatch: {line}")
+    sys.exit(1 if report.mismatches else 0)
+
+
+if __name__ == "__main__":
+    main()
