@@ -69,7 +69,8 @@ async def test_exactly_the_good_captures_went_on_to_dedup_and_no_template_stayed
     assert await queue_depth(inst.admin_url, "dedup.ektp") == good
     conn = await asyncpg.connect(inst.database_url)
     try:
-        statuses = dict(await conn.fetch("SELECT status, count(*) FROM registry.captures GROUP BY status"))
+        rows = await conn.fetch("SELECT status, count(*) AS n FROM registry.captures GROUP BY status")
+        statuses = {r["status"]: r["n"] for r in rows}
         face = packets[0].body["biometrics"]["face"]["embedding"][:40]
         leaked = await conn.fetchval(
             "SELECT (SELECT count(*) FROM registry.captures WHERE demographics::text || modalities::text LIKE $1) + "
