@@ -261,11 +261,15 @@ def classify(exc: BaseException, body: bytes) -> tuple[Problem, str] | None:
         return exc.problem, exc.detail
     if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
         return problems.MESSAGE_NOT_JSON, str(exc)[:200]
+    if isinstance(exc, RecursionError):  # JSON nested deeper than any message of ours
+        return problems.MESSAGE_NOT_JSON, "nested too deeply"
     if isinstance(exc, DependsValidationError | pydantic.ValidationError):
         try:
             json.loads(body)
         except ValueError as not_json:
             return problems.MESSAGE_NOT_JSON, str(not_json)[:200]
+        except RecursionError:
+            return problems.MESSAGE_NOT_JSON, "nested too deeply"
         return problems.MESSAGE_SCHEMA, describe_validation_error(exc)
     return None
 

@@ -312,7 +312,7 @@ def build_answer(registry: Registry) -> messaging.Answer:
             return
         try:
             body = json.loads(raw.body)
-        except ValueError:
+        except (ValueError, RecursionError):
             body = None
         in_reply_to = raw.message_id or derive_message_id("unnamed", raw.body)
         now = registry.clock()
