@@ -32,6 +32,17 @@ SERVICES = ("registry", "dedup", "consolidator", "monitor")
 RUN_DIR = PROJECT_ROOT / ".run"
 
 
+def processes(registry_workers: int) -> tuple[str, ...]:
+    """The processes to run: each service once, the registry `registry_workers` times (registry, registry-2...),
+    all consuming the same queues."""
+    extra = tuple(f"registry-{n}" for n in range(2, registry_workers + 1))
+    return ("registry", *extra, "dedup", "consolidator", "monitor")
+
+
+def service_of(process: str) -> str:
+    return process.split("-", 1)[0]
+
+
 @dataclass(frozen=True)
 class Installation:
     """Where the suite's servers are and what it is called there."""
@@ -45,18 +56,29 @@ class Installation:
     api_url: str | None = os.environ.get("RABBITMQ_API_URL")
     monitor_port: int = int(os.environ.get("MONITOR_PORT", "8080"))
     health_base_port: int = int(os.environ.get("HEALTH_BASE_PORT", "8081"))
+    registry_workers: int = max(1, int(os.environ.get("REGISTRY_WORKERS", "2")))
+
+    @property
+    def processes(self) -> tuple[str, ...]:
+        return processes(self.registry_workers)
 
     @property
     def credentials_path(self) -> Path:
         return self.run_dir / "credentials.csv"
 
-    def health_port(self, service: str) -> int:
-        return self.monitor_port if service == "monitor" else self.health_base_port + SERVICES.index(service)
+    def health_port(self, process: str) -> int:
+        """8081-8083 for the first registry, dedup and consolidator; 8091, 8101... for more registries."""
+        service = service_of(process)
+        if service == "monitor":
+            return self.monitor_port
+        instance = int(process.split("-", 1)[1]) if "-" in process else 1
+        return self.health_base_port + 10 * (instance - 1) + SERVICES.index(service)
 
     def ready_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.health_port(service)}/health/ready"
 
-    def service_env(self, service: str, credentials: list[creds.Credential]) -> dict[str, str]:
+    def service_env(self, process: str, credentials: list[creds.Credential]) -> dict[str, str]:
+        service = service_of(process)
         cred = creds.find(credentials, "service", service)
         env = {
             **os.environ,
@@ -69,7 +91,7 @@ class Installation:
         if service == "monitor":
             env |= {"WEB_PORT": str(self.monitor_port), "HEALTH_PORT": "0"}
         else:
-            env["HEALTH_PORT"] = str(self.health_port(service))
+            env["HEALTH_PORT"] = str(self.health_port(process))
         return env
 
 
@@ -149,22 +171,22 @@ def start(inst: Installation, timeout: float = 60) -> None:
     credentials = creds.read(inst.credentials_path)
     (inst.run_dir / "logs").mkdir(parents=True, exist_ok=True)
     (inst.run_dir / "pids").mkdir(parents=True, exist_ok=True)
-    for service in SERVICES:
-        if (pid := _pid(inst, service)) is not None:
-            print(f"  {service}: already running (pid {pid})")
+    for process in inst.processes:
+        if (pid := _pid(inst, process)) is not None:
+            print(f"  {process}: already running (pid {pid})")
             continue
-        log = (inst.run_dir / "logs" / f"{service}.log").open("ab")
+        log = (inst.run_dir / "logs" / f"{process}.log").open("ab")
         proc = subprocess.Popen(
-            [sys.executable, "-m", f"services.{service}"],
+            [sys.executable, "-m", f"services.{service_of(process)}"],
             cwd=PROJECT_ROOT,
-            env=inst.service_env(service, credentials),
+            env=inst.service_env(process, credentials),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        _pid_file(inst, service).write_text(str(proc.pid))
+        _pid_file(inst, process).write_text(str(proc.pid))
     deadline = time.monotonic() + timeout
-    pending = set(SERVICES)
+    pending = set(inst.processes)
     while pending and time.monotonic() < deadline:
         for service in list(pending):
             if _pid(inst, service) is None:
@@ -179,7 +201,8 @@ def start(inst: Installation, timeout: float = 60) -> None:
 
 def stop(inst: Installation, timeout: float = 40) -> None:
     """SIGTERM: each service stops consuming, finishes what it holds, publishes its outbox, then exits."""
-    pids = {s: p for s in SERVICES if (p := _pid(inst, s)) is not None}
+    known = _known_processes(inst)
+    pids = {s: p for s in known if (p := _pid(inst, s)) is not None}
     for pid in pids.values():
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
@@ -191,8 +214,15 @@ def stop(inst: Installation, timeout: float = 40) -> None:
         print(f"  {service} did not stop in {timeout:.0f}s: killing it")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-    for service in SERVICES:
-        _pid_file(inst, service).unlink(missing_ok=True)
+    for process in known:
+        _pid_file(inst, process).unlink(missing_ok=True)
+
+
+def _known_processes(inst: Installation) -> list[str]:
+    """Everything with a pid file, whatever REGISTRY_WORKERS was when it started."""
+    directory = inst.run_dir / "pids"
+    found = sorted(p.stem for p in directory.glob("*.pid")) if directory.is_dir() else []
+    return sorted(set(found) | set(inst.processes))
 
 
 def _alive(pid: int) -> bool:
@@ -284,10 +314,10 @@ def run(inst: Installation, sim_args: list[str]) -> None:
 
 
 def status(inst: Installation) -> None:
-    for service in SERVICES:
-        pid = _pid(inst, service)
-        state = "stopped" if pid is None else ("ready" if ready(inst, service) else "running, not ready")
-        print(f"{service:13} {state:20} {'' if pid is None else f'pid {pid}'}")
+    for process in _known_processes(inst):
+        pid = _pid(inst, process)
+        state = "stopped" if pid is None else ("ready" if ready(inst, process) else "running, not ready")
+        print(f"{process:13} {state:20} {'' if pid is None else f'pid {pid}'}")
 
 
 def main() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from functools import cache
 from importlib import resources
@@ -102,9 +102,10 @@ class NikCheck:
     sex: Sex | None = None
     serial: int | None = None
 
-    @property
-    def valid(self) -> bool:
-        return not any(i.severity is Severity.ERROR for i in self.problems)
+    valid: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "valid", not any(i.severity is Severity.ERROR for i in self.problems))
 
 
 def _read_codes(name: str, column: str = "kode") -> frozenset[str]:
@@ -142,7 +143,7 @@ def _birth_date(day: int, month: int, yy: int, today: date) -> date | None:
 def check(raw: str, *, today: date, regions: Regions | None = None) -> NikCheck:
     """Apply every NIK rule; the result lists every problem found, not only the first."""
     regions = regions or load_regions()
-    nik = normalise(raw)
+    nik = raw if len(raw) == 16 and raw.isdigit() else normalise(raw)
     if not nik.isascii() or not nik.isdigit():
         return NikCheck(nik=raw, problems=(NIK_NOT_DIGITS,))
     if len(nik) != 16:

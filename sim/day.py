@@ -119,24 +119,26 @@ async def run_day(
         records = by_upt.get(upt_id, [])
         chunks = population.parts(records, part_size)
         cred = creds.find(credentials, "upt", upt_id)
-        async with gate, UnitClient(creds.amqp_url(amqp_url, cred, vhost), cred.username, upt_id) as client:
-            sent: list[SentPart] = []
-            for n, chunk in enumerate(chunks, start=1):
-                body = submission_body(upt_id, as_of, 1, n, len(chunks), [p.raw for p in chunk])
-                sent.append(await client.publish_part(body))
-            report.publish_seconds = max(report.publish_seconds, time.monotonic() - started)
-            published["upts"] += 1
-            published["parts"] += len(chunks)
-            if progress and published["upts"] % 50 == 0:
-                say(f"  published {published['upts']}/{report.upts} UPTs ({published['parts']} parts)")
-        report.parts += len(chunks)
-        report.records += len(records)
-        report.expected_accepted += sum(1 for p in records if p.accepted)
-        report.expected_rejected += sum(1 for p in records if not p.accepted)
-        if not wait_receipts:
-            return
         async with UnitClient(creds.amqp_url(amqp_url, cred, vhost), cred.username, upt_id) as client:
-            got = await client.receipts({s.message_id for s in sent}, receipt_timeout)
+            listener = await client.listen() if wait_receipts else None
+            sent: list[SentPart] = []
+            async with gate:
+                for n, chunk in enumerate(chunks, start=1):
+                    body = submission_body(upt_id, as_of, 1, n, len(chunks), [p.raw for p in chunk])
+                    sent.append(await client.publish_part(body))
+                report.publish_seconds = max(report.publish_seconds, time.monotonic() - started)
+                published["upts"] += 1
+                published["parts"] += len(chunks)
+                if progress and published["upts"] % 50 == 0:
+                    say(f"  published {published['upts']}/{report.upts} UPTs ({published['parts']} parts)")
+            report.parts += len(chunks)
+            report.records += len(records)
+            report.expected_accepted += sum(1 for p in records if p.accepted)
+            report.expected_rejected += sum(1 for p in records if not p.accepted)
+            if listener is None:
+                return
+            got = await listener.wait_for({s.message_id for s in sent}, receipt_timeout)
+            await listener.stop()
         for s, chunk in zip(sent, chunks, strict=True):
             receipt = got.get(s.message_id)
             if receipt is None:

@@ -94,7 +94,8 @@ async def run_ektp_day(
         url = creds.amqp_url(amqp_url, cred, vhost)
         bodies = [packet_message(p.body) for p in mine]
         sent_at: dict[str, float] = {}
-        async with gate, UnitClient(url, cred.username, office.unit_id) as client:
+        async with UnitClient(url, cred.username, office.unit_id) as client:
+            listener = await client.listen() if wait_receipts else None
             window = asyncio.Semaphore(in_flight)
 
             async def send(body: dict[str, Any]) -> None:
@@ -106,16 +107,17 @@ async def run_ektp_day(
                         routing_key=f"ektp.{office.kabkota_code}.packet",
                     )
 
-            await asyncio.gather(*(send(b) for b in bodies))
-            report.publish_seconds = max(report.publish_seconds, time.monotonic() - started)
-            sent_count["packets"] += len(bodies)
-            sent_count["offices"] += 1
-            if progress and sent_count["offices"] % 50 == 0:
-                print(f"  published {sent_count['packets']:,}/{len(packets):,} packets", flush=True)
-        if not wait_receipts:
-            return
-        async with UnitClient(url, cred.username, office.unit_id) as client:
-            got = await client.receipts(set(sent_at), receipt_timeout)
+            async with gate:
+                await asyncio.gather(*(send(b) for b in bodies))
+                report.publish_seconds = max(report.publish_seconds, time.monotonic() - started)
+                sent_count["packets"] += len(bodies)
+                sent_count["offices"] += 1
+                if progress and sent_count["offices"] % 50 == 0:
+                    print(f"  published {sent_count['packets']:,}/{len(packets):,} packets", flush=True)
+            if listener is None:
+                return
+            got = await listener.wait_for(set(sent_at), receipt_timeout)
+            await listener.stop()
         for planned, body in zip(mine, bodies, strict=True):
             receipt = got.get(body["message_id"])
             if receipt is None:

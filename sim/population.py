@@ -5,10 +5,11 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from shared import nik as nik_rules
+from shared.contracts import WIB
 from shared.units import Units, Upt
 
 from . import names
@@ -152,7 +153,11 @@ class _Generator:
             },
             "entry_date": entry.isoformat(),
             "custody_status": "in_custody",
-            "updated_at": datetime.combine(as_of, datetime.min.time(), tzinfo=UTC).isoformat(),
+            # Last changed before the snapshot day began in WIB (the day's submission comes after).
+            "updated_at": (
+                datetime.combine(as_of, datetime.min.time(), tzinfo=WIB)
+                - timedelta(minutes=rng.randint(1, 6_000))
+            ).isoformat(),
         }
         if register in TAHANAN:
             start = entry

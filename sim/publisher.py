@@ -86,31 +86,56 @@ class UnitClient:
         await self.publish_body(json.dumps(body).encode(), message_id=body["message_id"])
         return SentPart(body["message_id"], self.unit_id, body["part"], time.monotonic())
 
+    async def listen(self) -> Receipts:
+        """Start reading this unit's receipts now, so that each one is timed when it arrives."""
+        assert self.channel is not None
+        receipts = Receipts(await self.channel.get_queue(f"receipts.{self.unit_id}", ensure=False))
+        await receipts.start()
+        return receipts
+
     async def receipts(self, expected: set[str], timeout: float) -> dict[str, dict[str, Any]]:
         """Read this unit's receipts until one has arrived for each expected message id."""
-        assert self.channel is not None
-        queue = await self.channel.get_queue(f"receipts.{self.unit_id}", ensure=False)
-        found: dict[str, dict[str, Any]] = {}
-        done = asyncio.Event()
-
-        async def on_message(message: AbstractIncomingMessage) -> None:
-            async with message.process():
-                receipt = json.loads(message.body)
-                if receipt.get("in_reply_to") in expected:
-                    found.setdefault(receipt["in_reply_to"], receipt | {"_received_at": time.monotonic()})
-                if expected <= found.keys():
-                    done.set()
-
-        if not expected:
-            return found
-        tag = await queue.consume(on_message)
+        listener = await self.listen()
         try:
-            await asyncio.wait_for(done.wait(), timeout)
-        except TimeoutError:
-            pass
+            return await listener.wait_for(expected, timeout)
         finally:
-            await queue.cancel(tag)
-        return found
+            await listener.stop()
+
+
+class Receipts:
+    """A unit's receipts as they arrive, by the message each one answers (the first answer counts)."""
+
+    def __init__(self, queue: aio_pika.abc.AbstractQueue) -> None:
+        self.queue = queue
+        self.found: dict[str, dict[str, Any]] = {}
+        self.arrived = asyncio.Event()
+        self.tag: str | None = None
+
+    async def start(self) -> None:
+        self.tag = await self.queue.consume(self._on_message)
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        async with message.process():
+            receipt = json.loads(message.body)
+            self.found.setdefault(
+                str(receipt.get("in_reply_to")), receipt | {"_received_at": time.monotonic()}
+            )
+            self.arrived.set()
+
+    async def wait_for(self, expected: set[str], timeout: float) -> dict[str, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while not expected <= self.found.keys() and time.monotonic() < deadline:
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+        return {k: v for k, v in self.found.items() if k in expected}
+
+    async def stop(self) -> None:
+        if self.tag is not None:
+            await self.queue.cancel(self.tag)
+            self.tag = None
 
 
 def packet_message(body: dict[str, Any]) -> dict[str, Any]:

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
 
 import pytest
 
-from deploy import credentials as creds
-from deploy import provision
-from shared import db
-from shared.settings import PROJECT_ROOT, ServiceSettings
-from shared.units import Units, load_units
+from deploy.sandbox import Sandbox as Installation
+from deploy.sandbox import Servers, create_sandbox, remove_sandbox
+from shared.settings import PROJECT_ROOT
+from shared.units import load_units
 
-S = TypeVar("S", bound=ServiceSettings)
+__all__ = ["Installation", "Servers", "make_installation", "remove_sandbox"]
+
 # Seven UPTs under three Kanwil and two Dukcapil offices: enough to cross units and scopes, small to provision.
 TEST_UNITS = (
     "upt-1101-1",
@@ -31,13 +27,6 @@ TEST_UNITS = (
     "dukcapil-3273",
     "dukcapil-1101",
 )
-
-
-@dataclass(frozen=True)
-class Servers:
-    amqp_url: str  # an administrator on the broker
-    database_url: str  # a superuser on the PostgreSQL server
-    rabbitmqctl: tuple[str, ...]
 
 
 def _docker_available() -> bool:
@@ -74,87 +63,13 @@ def servers() -> Iterator[Servers]:
         )
 
 
-@dataclass
-class Installation:
-    """One isolated copy of the suite's broker and database set-up."""
-
-    servers: Servers
-    vhost: str
-    namespace: str
-    database_url: str
-    units: Units
-    credentials: list[creds.Credential]
-    credentials_path: Path
-
-    def url_for(self, role: str, unit_id: str) -> str:
-        return creds.amqp_url(self.servers.amqp_url, creds.find(self.credentials, role, unit_id), self.vhost)
-
-    @property
-    def admin_url(self) -> str:
-        return provision.vhost_url(self.servers.amqp_url, self.vhost)
-
-    def settings(self, service: str, settings_type: type[S], **overrides: Any) -> S:
-        values: dict[str, Any] = {
-            "amqp_url": self.url_for("service", service),
-            "database_url": self.database_url,
-            "broker_namespace": self.namespace,
-            "health_port": 0,
-            "graceful_timeout": 5.0,
-            "units_dir": self.units_dir,
-        }
-        return settings_type(**(values | overrides))
-
-    @property
-    def units_dir(self) -> Path:
-        return self.credentials_path.parent / "units"
-
-    def service_env(self, service: str, **extra: str) -> dict[str, str]:
-        return {
-            **os.environ,
-            "AMQP_URL": self.url_for("service", service),
-            "DATABASE_URL": self.database_url,
-            "BROKER_NAMESPACE": self.namespace,
-            "UNITS_DIR": str(self.units_dir),
-            "LOG_JSON": "true",
-            "GRACEFUL_TIMEOUT": "10",
-            **extra,
-        }
-
-
-def make_installation(servers: Servers, directory: Path, upts: tuple[str, ...] = TEST_UNITS) -> Installation:
-    run = uuid.uuid4().hex[:8]
-    units = load_units(PROJECT_ROOT / "deploy" / "units").subset(set(upts))
-    from shared.units import write_units
-
-    write_units(units, directory / "units")
-    database_url = db.with_database(servers.database_url, f"simpul_test_{run}")
-    inst = Installation(
-        servers, f"simpul-test-{run}", f"t{run}-", database_url, units, [], directory / "credentials.csv"
-    )
-    inst.credentials = asyncio.run(
-        provision.provision(
-            units=units,
-            vhost=inst.vhost,
-            namespace=inst.namespace,
-            admin_url=servers.amqp_url,
-            backend=provision.RabbitmqctlBackend(servers.rabbitmqctl),
-            credentials_path=inst.credentials_path,
-            database_url=database_url,
-            quiet=True,
-        )
-    )
-    return inst
-
-
-def remove_installation(inst: Installation) -> None:
-    provision.deprovision(
-        provision.RabbitmqctlBackend(inst.servers.rabbitmqctl), inst.vhost, inst.credentials
-    )
-    asyncio.run(db.drop_database(inst.database_url))
+def make_installation(servers: Servers, directory: Path, units: tuple[str, ...] = TEST_UNITS) -> Installation:
+    everything = load_units(PROJECT_ROOT / "deploy" / "units")
+    return create_sandbox(servers, directory, everything.subset(set(units)))
 
 
 @pytest.fixture(scope="session")
 def installation(servers: Servers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
     inst = make_installation(servers, tmp_path_factory.mktemp("installation"))
     yield inst
-    remove_installation(inst)
+    remove_sandbox(inst)

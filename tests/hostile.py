@@ -177,7 +177,13 @@ def corpus() -> list[Case]:
         with_record(
             "a nested field of the wrong type", inmate(case={"articles": "Pasal 362"}), "FIELD_INVALID"
         ),
-        with_record("sentence_days is NaN", inmate(sentence_days=float("nan")), "FIELD_INVALID"),
+        # NaN is not JSON (RFC 8259): the whole message is refused, not one record
+        sdp_case(
+            "sentence_days is NaN",
+            _sdp([inmate(), inmate(sentence_days=float("nan"))]),
+            "receipt",
+            "MESSAGE_NOT_JSON",
+        ),
         with_record("sentence_days is huge", inmate(sentence_days=10**30), "FIELD_INVALID"),
         with_record("birth date of 30 February", inmate(birth_date="1990-02-30"), "FIELD_INVALID"),
         with_record("an unknown register", inmate(register="Z IX"), "REGISTER_UNKNOWN"),

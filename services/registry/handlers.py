@@ -91,7 +91,13 @@ class Registry:
         sender = sender_unit(raw.user_id, self.settings, UPT)
         expect_key(raw, SdpSubmission.ROUTING_KEY.format(upt_id=sender))
         now = self.clock()
-        assessment = sdp.assess(submission, sender, today=now.astimezone(WIB).date(), received_at=now)
+        assessment = sdp.assess(
+            submission,
+            sender,
+            today=now.astimezone(WIB).date(),
+            received_at=now,
+            screen=sdp.may_hold_control_characters(raw.body),
+        )
         positions = {
             r["inmate_id"]: i
             for i, r in reversed(list(enumerate(submission.records)))

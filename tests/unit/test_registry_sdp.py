@@ -211,3 +211,24 @@ def test_every_code_in_the_catalogue_has_both_languages_and_is_unique() -> None:
     rows = codes.catalogue_rows()
     assert len(rows) == len({r[0] for r in rows}) >= 60
     assert all(r[3] and r[4] and r[3] != r[4] for r in rows)
+
+
+def test_the_quick_look_at_a_body_never_misses_a_forbidden_character() -> None:
+    import json
+    import unicodedata
+
+    import orjson
+
+    forbidden = [chr(c) for c in range(0x10000) if unicodedata.category(chr(c)) == "Cc"]
+    forbidden += list("\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    for ch in forbidden:
+        record = {"full_name": f"Budi{ch}"}
+        for body in (
+            json.dumps(record).encode(),
+            json.dumps(record, ensure_ascii=False).encode(),
+            orjson.dumps(record),
+        ):
+            assert sdp.may_hold_control_characters(body), (hex(ord(ch)), body)
+    assert not sdp.may_hold_control_characters(
+        b'{\n\t"full_name": "Siti Nurhaliza", "birth_place": "Bandung"\r\n}'
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
@@ -49,8 +48,8 @@ _ERROR_TYPES = {
     "too_long": c.FIELD_TOO_LONG,
     "extra_forbidden": c.FIELD_UNKNOWN,
 }
-# Text-direction overrides can disguise what a name says; C0/C1 controls have no place in a field.
-_BIDI = re.compile("[\u202a-\u202e\u2066-\u2069\u200e\u200f]")
+# Control characters (C0, DEL, C1) have no place in a field; text-direction marks can disguise what a name says.
+_FORBIDDEN = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def problem_entry(
@@ -83,13 +82,29 @@ def _strings(value: Any, path: str) -> Iterable[tuple[str, str]]:
             yield from _strings(v, f"{path}.{i}")
 
 
+# The same characters as they can appear in a JSON body: escaped, or raw in UTF-8 (JSON itself refuses raw
+# C0 characters inside strings, so raw tabs and newlines between tokens are harmless formatting).
+_NOT_RAW_C0 = (
+    bytes(range(0x20, 0x7F)) + bytes(range(0x80, 0x100)) + b"\t\n\r"
+)  # deleted: what is left is C0 or DEL
+_RAW_MULTIBYTE = re.compile(rb"\xc2[\x80-\x9f]|\xe2\x80[\x8e\x8f\xaa-\xae]|\xe2\x81[\xa6-\xa9]")
+_ESCAPED = re.compile(
+    rb"\\[bfnrt]|\\u00[01][0-9a-fA-F]|\\u00[89][0-9a-fA-F]|\\u007[fF]|\\u200[eEfF]|\\u202[a-eA-E]|\\u206[6-9]"
+)
+
+
+def may_hold_control_characters(body: bytes) -> bool:
+    """A cheap look at the whole message: records are only searched one by one when this says yes."""
+    if body.translate(None, _NOT_RAW_C0):
+        return True
+    if (b"\xc2" in body or b"\xe2" in body) and _RAW_MULTIBYTE.search(body):
+        return True
+    return b"\\" in body and _ESCAPED.search(body) is not None
+
+
 def control_characters(raw: Mapping[str, Any]) -> list[str]:
     """Paths of string fields holding control or text-direction characters."""
-    return [
-        path
-        for path, text in _strings(raw, "")
-        if _BIDI.search(text) or any(unicodedata.category(ch) == "Cc" for ch in text)
-    ]
+    return [path for path, text in _strings(raw, "") if _FORBIDDEN.search(text)]
 
 
 def _age(birth: date, on: date) -> int:
@@ -149,7 +164,7 @@ def schema_problem(err: Any, index: int, inmate_id: str | None) -> RecordProblem
 
 
 def check_record(
-    raw: Any, index: int, *, as_of: date, received_at: datetime
+    raw: Any, index: int, *, as_of: date, received_at: datetime, screen: bool = True
 ) -> tuple[InmateRecord | None, list[RecordProblem], list[RecordProblem]]:
     """One record against the schema, the NIK rules and the date and register rules:
     (record or None, refusals, warnings)."""
@@ -157,7 +172,7 @@ def check_record(
         return None, [problem_entry(c.RECORD_NOT_OBJECT, index=index)], []
     value = raw.get("inmate_id")
     inmate_id = value[:64] if isinstance(value, str) else None
-    if dirty := control_characters(raw):
+    if screen and (dirty := control_characters(raw)):
         return (
             None,
             [
@@ -225,8 +240,13 @@ def part_problem(submission: SdpSubmission, sender: str, *, today: date) -> tupl
     return None
 
 
-def assess(submission: SdpSubmission, sender: str, *, today: date, received_at: datetime) -> Assessment:
-    """Check every record of a part independently, so valid records go through beside invalid ones."""
+def assess(
+    submission: SdpSubmission, sender: str, *, today: date, received_at: datetime, screen: bool = True
+) -> Assessment:
+    """Check every record of a part independently, so valid records go through beside invalid ones.
+
+    `screen=False` skips the search for control characters, for a body `may_hold_control_characters` cleared.
+    """
     received = len(submission.records)
     if found := part_problem(submission, sender, today=today):
         return Assessment(received, rejected=[problem_entry(found[0], field=found[1])], part_refused=True)
@@ -237,7 +257,9 @@ def assess(submission: SdpSubmission, sender: str, *, today: date, received_at: 
         warnings.append(problem_entry(c.SINGLE_EMPTY_PART, field="records"))
     seen: set[str] = set()
     for index, raw in enumerate(submission.records):
-        record, refusals, notes = check_record(raw, index, as_of=submission.as_of, received_at=received_at)
+        record, refusals, notes = check_record(
+            raw, index, as_of=submission.as_of, received_at=received_at, screen=screen
+        )
         if record is not None and record.inmate_id in seen:
             duplicate = problem_entry(
                 c.DUPLICATE_INMATE_ID, index=index, inmate_id=record.inmate_id, field="inmate_id"

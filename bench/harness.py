@@ -1,0 +1,126 @@
+"""What every benchmark shares: an isolated installation, the machine's description, and the record."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from deploy.sandbox import Processes, Sandbox, Servers, create_sandbox, remove_sandbox
+from shared.settings import PROJECT_ROOT
+from shared.units import Units
+
+BENCHMARKS = PROJECT_ROOT / "BENCHMARKS.md"
+
+
+def servers() -> Servers:
+    """The local servers (an administrator and a superuser), as `make test` names them."""
+    return Servers(
+        os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+        os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        tuple(os.environ.get("RABBITMQCTL", "rabbitmqctl").split()),
+    )
+
+
+@contextmanager
+def installation(
+    units: Units, services: Sequence[str], *, label: str = "bench", instances: int = 1
+) -> Iterator[tuple[Sandbox, Processes]]:
+    """A fresh vhost, users and database with the given services running (each as `instances` processes
+    consuming the same queues); all removed afterwards."""
+    with tempfile.TemporaryDirectory(prefix="simpul-bench-") as tmp:
+        directory = Path(tmp)
+        say(f"provisioning an isolated installation ({len(units.upts)} UPTs, {len(units.dukcapil)} Dukcapil)")
+        sandbox = create_sandbox(servers(), directory, units, label=label)
+        processes = Processes(sandbox, directory)
+        try:
+            for service in services:
+                for instance in range(1, instances + 1):
+                    processes.start(service, instance=instance, LOG_LEVEL="WARNING")
+            say(f"started: {', '.join(services)} ({instances} process{'es' if instances > 1 else ''} each)")
+            yield sandbox, processes
+        finally:
+            processes.stop_all()
+            remove_sandbox(sandbox)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _first_line(command: Sequence[str]) -> str:
+    try:
+        out = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False).stdout.strip()
+    except OSError:
+        return "unknown"
+    return out.splitlines()[-1] if out else "unknown"
+
+
+async def database_version(dsn: str) -> str:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return str(await conn.fetchval("SHOW server_version"))
+    finally:
+        await conn.close()
+
+
+def machine(database: str) -> dict[str, Any]:
+    cpu = "unknown"
+    with suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(memory, 1),
+        "python": platform.python_version(),
+        "rabbitmq": _first_line([*servers().rabbitmqctl, "version"]),
+        "postgresql": database,
+    }
+
+
+def record(title: str, figures: dict[str, Any], notes: Sequence[str], info: dict[str, Any]) -> None:
+    """Append the run to BENCHMARKS.md: date, machine, command and figures."""
+    command = "python -m " + " ".join(
+        [
+            sys.modules["__main__"].__spec__.name if sys.modules["__main__"].__spec__ else sys.argv[0],
+            *map(shlex.quote, sys.argv[1:]),
+        ]
+    )
+    lines = [
+        "",
+        f"## {datetime.now(UTC):%Y-%m-%d %H:%M} UTC — {title}",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {info['cpus']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, Python {info['python']}, "
+        f"RabbitMQ {info['rabbitmq']}, PostgreSQL {info['postgresql']}",
+        "",
+        "| figure | value |",
+        "| --- | --- |",
+        *(f"| {k} | {v} |" for k, v in figures.items()),
+        "",
+        *notes,
+    ]
+    with BENCHMARKS.open("a", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    say(f"recorded in {BENCHMARKS}")
+
+
+def finish(figures: dict[str, Any]) -> None:
+    """The last line a benchmark prints: its figures as one JSON object."""
+    print(json.dumps(figures), flush=True)
