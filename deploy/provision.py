@@ -280,7 +280,12 @@ async def provision(
         backend.import_definitions({kind: defs[kind]})
     queues = await declare_topology(admin_url, vhost, units, receipts_kind)
     say(f"broker: topology declared ({len(messaging.EXCHANGE_TYPES)} exchanges, {queues} queues)")
-    await verify_login(admin_url, vhost, creds.find(credentials, "upt", units.upts[-1].upt_id))
+    sample = (
+        creds.find(credentials, "upt", units.upts[-1].upt_id)
+        if units.upts
+        else creds.find(credentials, "service", "registry")
+    )
+    await verify_login(admin_url, vhost, sample)
     if database_url:
         created = await db.ensure_database(database_url)
         say(f"database: {'created' if created else 'exists'}")

@@ -86,7 +86,7 @@ class Sandbox:
 def create_sandbox(servers: Servers, directory: Path, units: Units, *, label: str = "test") -> Sandbox:
     run = uuid.uuid4().hex[:8]
     write_units(units, directory / "units")
-    database_url = db.with_database(servers.database_url, f"simpul_{label}_{run}")
+    database_url = db.with_database(servers.database_url, f"simpul_{label.replace('-', '_')}_{run}")
     sandbox = Sandbox(
         servers,
         f"simpul-{label}-{run}",
@@ -96,18 +96,24 @@ def create_sandbox(servers: Servers, directory: Path, units: Units, *, label: st
         [],
         directory / "credentials.csv",
     )
-    sandbox.credentials = asyncio.run(
-        provision.provision(
-            units=units,
-            vhost=sandbox.vhost,
-            namespace=sandbox.namespace,
-            admin_url=servers.amqp_url,
-            backend=provision.RabbitmqctlBackend(servers.rabbitmqctl),
-            credentials_path=sandbox.credentials_path,
-            database_url=database_url,
-            quiet=True,
+    try:
+        sandbox.credentials = asyncio.run(
+            provision.provision(
+                units=units,
+                vhost=sandbox.vhost,
+                namespace=sandbox.namespace,
+                admin_url=servers.amqp_url,
+                backend=provision.RabbitmqctlBackend(servers.rabbitmqctl),
+                credentials_path=sandbox.credentials_path,
+                database_url=database_url,
+                quiet=True,
+            )
         )
-    )
+    except BaseException:
+        # Leave nothing behind: whatever part of the vhost, users and database was made goes again.
+        sandbox.credentials = creds.read(sandbox.credentials_path)
+        remove_sandbox(sandbox)
+        raise
     return sandbox
 
 

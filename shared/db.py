@@ -94,6 +94,11 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     )
 
 
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """Released connections are not reset (a round trip per use): the services hold no session state (only
+    transaction-scoped advisory locks; listeners are removed before release)."""
+
+
 async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool whose connections see the service's own schema first."""
     pool = await asyncpg.create_pool(
@@ -101,6 +106,7 @@ async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int
         min_size=min_size,
         max_size=max_size,
         init=_init_connection,
+        reset=_keep_session,
         server_settings={"search_path": f"{_ident(schema)},public", "application_name": f"simpul-{schema}"},
     )
     assert pool is not None
@@ -259,12 +265,19 @@ async def enqueue(conn: Conn, schema: str, messages: Iterable[Outgoing]) -> int:
     rows = [m.row() for m in messages]
     if not rows:
         return 0
-    await conn.executemany(
-        "INSERT INTO outbox (message_id, exchange, routing_key, body, headers) VALUES ($1, $2, $3, $4, $5) "
-        "ON CONFLICT (message_id) DO NOTHING",
-        rows,
+    ids, exchanges, keys, bodies, headers = zip(*rows, strict=True)
+    # One round trip: the rows and the wake-up (delivered at commit).
+    await conn.execute(
+        "WITH written AS (INSERT INTO outbox (message_id, exchange, routing_key, body, headers) "
+        "SELECT m, e, k, b, h::jsonb FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[]) "
+        "AS t(m, e, k, b, h) ON CONFLICT (message_id) DO NOTHING) SELECT pg_notify($6, '')",
+        list(ids),
+        list(exchanges),
+        list(keys),
+        list(bodies),
+        [json.dumps(h) for h in headers],
+        f"{_ident(schema)}_outbox",
     )
-    await conn.execute("SELECT pg_notify($1, '')", f"{_ident(schema)}_outbox")
     return len(rows)
 
 

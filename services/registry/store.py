@@ -269,15 +269,11 @@ class PostgresCaptureStore:
                 if row is None:  # consumed, but the answer was not kept (should not happen)
                     raise RuntimeError(f"message {message_id} consumed without a stored receipt")
                 return CaptureSaved(EktpReceipt.model_validate_json(row["receipt"]), row["forwarded"], True)
-            # Lock (or reserve) the capture's row so that messages about it take turns.
-            await conn.execute(
-                "INSERT INTO captures (kabkota, packet_id, status) VALUES ($1, $2, 'UNREGISTERED') "
-                "ON CONFLICT (kabkota, packet_id) DO NOTHING",
-                kabkota,
-                packet_id,
-            )
+            # Reserve or lock the capture's row (one statement) so that messages about it take turns.
             row = await conn.fetchrow(
-                "SELECT status, content_hash FROM captures WHERE kabkota = $1 AND packet_id = $2 FOR UPDATE",
+                "INSERT INTO captures AS c (kabkota, packet_id, status) VALUES ($1, $2, 'UNREGISTERED') "
+                "ON CONFLICT (kabkota, packet_id) DO UPDATE SET status = c.status "
+                "RETURNING c.status, c.content_hash",
                 kabkota,
                 packet_id,
             )
@@ -289,18 +285,13 @@ class PostgresCaptureStore:
             )
             write = decide(current)
             verdict = write.verdict
-            if verdict.status is not None and verdict.moves:
-                await conn.execute(
-                    "UPDATE captures SET status = $3, updated_at = now() WHERE kabkota = $1 AND packet_id = $2",
-                    kabkota,
-                    packet_id,
-                    verdict.status.value,
-                )
-            if write.fields is not None and not verdict.refused and not verdict.already_received:
-                f = write.fields
+            moved = verdict.status is not None and bool(verdict.moves)
+            f = write.fields
+            if f is not None and not verdict.refused and not verdict.already_received:
                 await conn.execute(
                     "UPDATE captures SET nik = $3, content_hash = $4, station_id = $5, demographics = $6::text::jsonb, "
-                    "modalities = $7::text::jsonb, captured_at = $8, received_at = now() "
+                    "modalities = $7::text::jsonb, captured_at = $8, received_at = now(), "
+                    "status = coalesce($9, status), updated_at = CASE WHEN $9 IS NULL THEN updated_at ELSE now() END "
                     "WHERE kabkota = $1 AND packet_id = $2",
                     kabkota,
                     packet_id,
@@ -310,24 +301,29 @@ class PostgresCaptureStore:
                     f.demographics,
                     f.modalities,
                     f.captured_at,
+                    verdict.status.value if moved and verdict.status is not None else None,
+                )
+            elif moved and verdict.status is not None:
+                await conn.execute(
+                    "UPDATE captures SET status = $3, updated_at = now() WHERE kabkota = $1 AND packet_id = $2",
+                    kabkota,
+                    packet_id,
+                    verdict.status.value,
                 )
             if verdict.moves:
-                await conn.executemany(
+                moves = verdict.moves
+                await conn.execute(
                     "INSERT INTO capture_moves (kabkota, packet_id, from_status, to_status, code, implied, at, "
-                    "message_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                    [
-                        (
-                            kabkota,
-                            packet_id,
-                            m.from_status.value,
-                            m.to_status.value,
-                            m.code,
-                            m.implied,
-                            m.at,
-                            message_id,
-                        )
-                        for m in verdict.moves
-                    ],
+                    "message_id) SELECT $1, $2, f, t, c, i, a, $8 "
+                    "FROM unnest($3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[]) AS m(f, t, c, i, a)",
+                    kabkota,
+                    packet_id,
+                    [m.from_status.value for m in moves],
+                    [m.to_status.value for m in moves],
+                    [m.code for m in moves],
+                    [m.implied for m in moves],
+                    [m.at for m in moves],
+                    message_id,
                 )
             # The same packet again while it waits for dedup is forwarded again (dedup drops repeats by id).
             forward = verdict.forward or (
