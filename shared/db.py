@@ -249,13 +249,14 @@ class Outgoing:
     exchange: str
     routing_key: str
     message: Message
+    body: bytes | None = None  # the message already serialised, when the caller has it
 
     def row(self) -> tuple[str, str, str, bytes, dict[str, Any]]:
         return (
             self.message.message_id,
             self.exchange,
             self.routing_key,
-            self.message.model_dump_json().encode(),
+            self.body if self.body is not None else self.message.model_dump_json().encode(),
             {"schema_version": self.message.schema_version},
         )
 

@@ -162,6 +162,18 @@ def build_service_app(
     )
 
 
+def tune_garbage_collector() -> None:
+    """Fewer, cheaper collections: the services parse parts of hundreds of records into short-lived objects,
+    and with the default thresholds the collector rescans every long-lived object (modules, models, region
+    tables) over and over; measured at a quarter of the registry's record checks. Everything loaded at start
+    is moved out of the collector's sight; the young generation may grow to 50,000 objects."""
+    import gc
+
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def run_service(
     service: str,
     settings_type: type[ServiceSettings],
@@ -184,8 +196,10 @@ def run_service(
             "database_url": redact_url(settings.database_url),
         },
     )
+    app = build_app(settings)
+    tune_garbage_collector()
     try:
-        asyncio.run(build_app(settings).run())
+        asyncio.run(app.run())
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # a clear last line instead of a bare traceback for operators

@@ -22,7 +22,7 @@ from shared.settings import PROJECT_ROOT
 from shared.units import Units, load_units
 
 from . import population
-from .publisher import SentPart, UnitClient, submission_body
+from .publisher import EncodedPart, SentPart, UnitClient, submission_body
 
 
 @dataclass
@@ -108,6 +108,13 @@ async def run_day(
     """Every UPT connects as itself, publishes its parts, then (optionally) waits for all its receipts."""
     report = DayReport(upts=len(units.upts))
     gate = asyncio.Semaphore(concurrency)
+    encoded: dict[str, list[EncodedPart]] = {}
+    for upt in units.upts:
+        chunks = population.parts(by_upt.get(upt.upt_id, []), part_size)
+        encoded[upt.upt_id] = [
+            EncodedPart.of(submission_body(upt.upt_id, as_of, 1, n, len(chunks), [p.raw for p in chunk]))
+            for n, chunk in enumerate(chunks, start=1)
+        ]
     started = time.monotonic()
     published = Counter[str]()
 
@@ -123,9 +130,8 @@ async def run_day(
             listener = await client.listen() if wait_receipts else None
             sent: list[SentPart] = []
             async with gate:
-                for n, chunk in enumerate(chunks, start=1):
-                    body = submission_body(upt_id, as_of, 1, n, len(chunks), [p.raw for p in chunk])
-                    sent.append(await client.publish_part(body))
+                for part in encoded[upt_id]:
+                    sent.append(await client.publish_part(part))
                 report.publish_seconds = max(report.publish_seconds, time.monotonic() - started)
                 published["upts"] += 1
                 published["parts"] += len(chunks)

@@ -7,8 +7,17 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
+from pydantic import TypeAdapter
+
 from shared import db
-from shared.contracts import EktpReceipt, InmateRecord, Lateness, SubmissionProcessed, SubmissionReceipt
+from shared.contracts import (
+    EktpReceipt,
+    InmateRecord,
+    Lateness,
+    SdpRecordsAccepted,
+    SubmissionProcessed,
+    SubmissionReceipt,
+)
 from shared.ektp import EktpStatus
 from shared.runtime import Database
 
@@ -16,7 +25,17 @@ from .domain.ektp import Capture, Verdict
 from .domain.sdp import SnapshotDecision, StoredSnapshot
 
 CONSUMER = "registry.sdp"
-RECORD_COLUMNS = ("upt_id", "as_of", "inmate_id", "snapshot", "part", "nik", "record", "submission_id")
+_RECORDS = TypeAdapter(list[InmateRecord])
+_RECORDS_MARK = b'"records":[]'
+
+
+def accepted_body(event: SdpRecordsAccepted, records_json: bytes) -> bytes:
+    """The event's JSON with its records spliced in as already serialised for storage: a part's records
+    are serialised once, not once for the table and again for the event."""
+    head = event.model_copy(update={"records": []}).model_dump_json().encode()
+    if head.count(_RECORDS_MARK) != 1:  # a quoted key inside a value is escaped, so this cannot happen
+        raise ValueError("cannot place the records in the event")
+    return head.replace(_RECORDS_MARK, b'"records":' + records_json)
 
 
 @dataclass(frozen=True)
@@ -70,8 +89,15 @@ class PostgresSubmissionStore:
             if key is not None:
                 existing, taken = await self._snapshots(conn, key)
             write = decide(existing, taken)
+            outgoing = list(write.outgoing)
             if key is not None and write.decision is not None:
-                await self._store_part(conn, key, message_id, write)
+                records_json = await self._store_part(conn, key, message_id, write)
+                outgoing = [
+                    db.Outgoing(o.exchange, o.routing_key, o.message, accepted_body(o.message, records_json))
+                    if isinstance(o.message, SdpRecordsAccepted) and o.message.records is write.records
+                    else o
+                    for o in outgoing
+                ]
             s = write.status
             await conn.execute(
                 "INSERT INTO submissions (message_id, sender, upt_id, as_of, snapshot, part, parts, status, "
@@ -91,7 +117,7 @@ class PostgresSubmissionStore:
                 s.warnings,
                 write.receipt.model_dump_json(),
             )
-            await db.enqueue(conn, self.database.schema, write.outgoing)
+            await db.enqueue(conn, self.database.schema, outgoing)
             return None
 
     @staticmethod
@@ -130,7 +156,8 @@ class PostgresSubmissionStore:
         return existing, taken
 
     @staticmethod
-    async def _store_part(conn: db.Conn, key: PartKey, message_id: str, write: PartWrite) -> None:
+    async def _store_part(conn: db.Conn, key: PartKey, message_id: str, write: PartWrite) -> bytes:
+        """Store the part's records; their JSON (one array, as stored)."""
         decision, s = write.decision, write.status
         assert decision is not None
         assert decision.state is not None
@@ -166,23 +193,19 @@ class PostgresSubmissionStore:
             key.snapshot,
             key.part,
         )
+        records_json = _RECORDS.dump_json(list(write.records))
         if write.records:
-            await conn.copy_records_to_table(
-                "sdp_records",
-                columns=RECORD_COLUMNS,
-                records=[
-                    (
-                        key.upt_id,
-                        key.as_of,
-                        r.inmate_id,
-                        key.snapshot,
-                        key.part,
-                        r.nik,
-                        r.model_dump_json(),
-                        message_id,
-                    )
-                    for r in write.records
-                ],
+            # One array, split by PostgreSQL: one serialisation for the whole part.
+            await conn.execute(
+                "INSERT INTO sdp_records (upt_id, as_of, inmate_id, snapshot, part, nik, record, submission_id) "
+                "SELECT $1, $2, r->>'inmate_id', $3, $4, r->>'nik', r, $5 "
+                "FROM jsonb_array_elements($6::text::jsonb) AS r",
+                key.upt_id,
+                key.as_of,
+                key.snapshot,
+                key.part,
+                message_id,
+                records_json.decode(),
             )
         if decision.completes:
             await conn.execute(
@@ -208,6 +231,7 @@ class PostgresSubmissionStore:
                 key.as_of,
                 older,
             )
+        return records_json
 
 
 # --- e-KTP --------------------------------------------------------------------------------------------------
@@ -314,8 +338,8 @@ class PostgresCaptureStore:
                 moves = verdict.moves
                 await conn.execute(
                     "INSERT INTO capture_moves (kabkota, packet_id, from_status, to_status, code, implied, at, "
-                    "message_id) SELECT $1, $2, f, t, c, i, a, $8 "
-                    "FROM unnest($3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[]) AS m(f, t, c, i, a)",
+                    "message_id) SELECT $1, $2, f, t, c, i, a, $8 FROM "
+                    "unnest($3::text[], $4::text[], $5::text[], $6::bool[], $7::timestamptz[]) AS m(f, t, c, i, a)",
                     kabkota,
                     packet_id,
                     [m.from_status.value for m in moves],

@@ -232,3 +232,26 @@ def test_the_quick_look_at_a_body_never_misses_a_forbidden_character() -> None:
     assert not sdp.may_hold_control_characters(
         b'{\n\t"full_name": "Siti Nurhaliza", "birth_place": "Bandung"\r\n}'
     )
+
+
+def test_an_accepted_event_with_spliced_records_is_the_event_itself() -> None:
+    from pydantic import TypeAdapter
+
+    from services.registry.store import accepted_body
+    from shared.contracts import InmateRecord, SdpRecordsAccepted
+
+    records = [InmateRecord.model_validate(inmate(full_name='Siti "records":[] Aminah')) for _ in range(3)]
+    event = SdpRecordsAccepted(
+        message_id="m-1",
+        produced_at=datetime(2026, 1, 2, 3, 4, tzinfo=UTC),
+        submission_id="s-1",
+        upt_id="upt-3273-1",
+        as_of=date(2026, 1, 2),
+        snapshot=1,
+        part=1,
+        parts=1,
+        records=records,
+    )
+    spliced = accepted_body(event, TypeAdapter(list[InmateRecord]).dump_json(records))
+    assert spliced == event.model_dump_json().encode()
+    assert SdpRecordsAccepted.model_validate_json(spliced) == event
