@@ -1,6 +1,8 @@
 """Runs the suite on this machine: `up` / `down` in the background (pids and logs under .run/), or `run`.
 
 python -m deploy.local run      provision, start the four services, feed a simulated day, wait for Ctrl-C
+                                (SIM_ARGS: options of sim.day; EKTP_ARGS: of sim.ektp_day, "--skip" for none;
+                                REGISTRY_WORKERS: registry processes, default 2)
 python -m deploy.local up       provision and start the services in the background
 python -m deploy.local down     stop them (in-flight messages finish or are requeued)
 python -m deploy.local status   what is running and whether it is ready
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -302,6 +305,28 @@ def run(inst: Installation, sim_args: list[str]) -> None:
             cwd=PROJECT_ROOT,
             check=False,
         )
+        ektp_args = shlex.split(os.environ.get("EKTP_ARGS", "--total 5000"))
+        if ektp_args != ["--skip"]:
+            print(
+                "== simulated e-KTP intake: every kab/kota office sends enrolment packets as its own broker user",
+                flush=True,
+            )
+            subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "sim.ektp_day",
+                    "--vhost",
+                    inst.vhost,
+                    "--amqp-url",
+                    inst.amqp_url,
+                    "--credentials",
+                    str(inst.credentials_path),
+                    *ektp_args,
+                ],
+                cwd=PROJECT_ROOT,
+                check=False,
+            )
         print(banner + "   the suite keeps running; press Ctrl-C to stop everything.", flush=True)
         while True:
             time.sleep(3600)
