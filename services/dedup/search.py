@@ -1,0 +1,158 @@
+"""1:N search over the whole gallery: a fast first stage, then exact scoring of its candidates.
+
+The first stage keeps, per modality, a binary sketch of every person (random-hyperplane signs of the face
+embedding and of each finger's embedding) and scans all of them exhaustively with faiss' binary flat index:
+on high-entropy templates an exhaustive scan of compact codes beats graph and inverted-list indexes at equal
+recall (research/biometrics.md §3), and it never partitions the gallery by region, sex or age. The union of
+each modality's nearest sketches is re-scored exactly on every modality (`domain.biometrics`) and fused. A
+probe with neither face nor fingers is compared exactly with everyone (irises only).
+
+`exact` is the brute-force reference: every probe against every person, no first stage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+from .domain import biometrics as bio
+
+FACE_BITS, FINGER_BITS = 256, 32  # per face; per finger (10 fingers: 320 bits)
+
+
+@dataclass(frozen=True)
+class Match:
+    """One gallery person scored against one probe."""
+
+    row: int
+    llr: float
+    modalities: int
+    scores: bio.Scores  # this person's row of scores
+
+
+class Sketcher:
+    """Random hyperplanes shared by gallery and probes (fixed by the seed, so sketches survive restarts)."""
+
+    def __init__(self, face_dim: int, finger_dim: int, seed: int = 20251) -> None:
+        rng = np.random.default_rng(seed)
+        self.face_planes = rng.standard_normal((face_dim, FACE_BITS)).astype(np.float32)
+        self.finger_planes = rng.standard_normal((finger_dim, FINGER_BITS)).astype(np.float32)
+
+    def face(self, t: bio.Templates) -> npt.NDArray[np.uint8]:
+        bits = (t.face @ self.face_planes) > 0
+        bits &= t.face_present[:, None]
+        return np.packbits(bits, axis=1)
+
+    def fingers(self, t: bio.Templates) -> npt.NDArray[np.uint8]:
+        bits = (t.fingers @ self.finger_planes) > 0  # (n, 10, FINGER_BITS)
+        bits &= t.fingers_present[:, :, None]
+        return np.packbits(bits.reshape(len(t), -1), axis=1)
+
+
+class Gallery:
+    """Every enrolled person's templates in memory, with the first-stage indexes kept beside them."""
+
+    def __init__(self, face_dim: int, finger_dim: int, *, capacity: int = 1024) -> None:
+        self.sketcher = Sketcher(face_dim, finger_dim)
+        self.size = 0
+        self._face_dim, self._finger_dim = face_dim, finger_dim
+        self._alloc(capacity)
+        self.face_index = faiss.IndexBinaryFlat(FACE_BITS)
+        self.finger_index = faiss.IndexBinaryFlat(FINGER_BITS * bio.FINGERS)
+
+    def _alloc(self, capacity: int) -> None:
+        old = getattr(self, "templates", None)
+        t = bio.Templates(
+            np.zeros((capacity, self._face_dim), np.float32),
+            np.zeros(capacity, bool),
+            np.zeros((capacity, bio.FINGERS, self._finger_dim), np.float32),
+            np.zeros((capacity, bio.FINGERS), bool),
+            np.zeros((capacity, 2, bio.IRIS_BYTES), np.uint8),
+            np.zeros((capacity, 2, bio.IRIS_BYTES), np.uint8),
+        )
+        if old is not None:
+            for new_array, old_array in zip(_arrays(t), _arrays(old), strict=True):
+                new_array[: self.size] = old_array[: self.size]
+        self.templates = t
+
+    def add(self, t: bio.Templates) -> range:
+        """Append people; their rows."""
+        n = len(t)
+        if self.size + n > len(self.templates):
+            self._alloc(max(2 * len(self.templates), self.size + n))
+        rows = range(self.size, self.size + n)
+        for target, source in zip(_arrays(self.templates), _arrays(t), strict=True):
+            target[self.size : self.size + n] = source
+        self.face_index.add(self.sketcher.face(t))
+        self.finger_index.add(self.sketcher.fingers(t))
+        self.size += n
+        return rows
+
+    def view(self) -> bio.Templates:
+        t, n = self.templates, self.size
+        return bio.Templates(
+            t.face[:n],
+            t.face_present[:n],
+            t.fingers[:n],
+            t.fingers_present[:n],
+            t.iris_codes[:n],
+            t.iris_masks[:n],
+        )
+
+    def candidates(self, probes: bio.Templates, k: int) -> list[npt.NDArray[np.intp]]:
+        """First stage, one batch: the rows worth scoring exactly, per probe (all rows: irises only)."""
+        if self.size == 0:
+            return [np.empty(0, np.intp) for _ in range(len(probes))]
+        k = min(k, self.size)
+        _, by_face = self.face_index.search(self.sketcher.face(probes), k)
+        _, by_finger = self.finger_index.search(self.sketcher.fingers(probes), k)
+        out = []
+        for i in range(len(probes)):
+            parts = []
+            if probes.face_present[i]:
+                parts.append(by_face[i])
+            if probes.fingers_present[i].any():
+                parts.append(by_finger[i])
+            rows = np.unique(np.concatenate(parts)) if parts else np.arange(self.size)
+            out.append(rows[rows >= 0].astype(np.intp))
+        return out
+
+    def search(
+        self, probes: bio.Templates, model: bio.ScoreModel, *, k: int = 100, top: int = 10
+    ) -> list[list[Match]]:
+        """Cascade search of a batch: each probe's best `top` matches by fused LLR, best first."""
+        return [
+            self._score(probes.take(np.array([i])), rows, model, top)
+            for i, rows in enumerate(self.candidates(probes, k))
+        ]
+
+    def exact(self, probes: bio.Templates, model: bio.ScoreModel, *, top: int = 10) -> list[list[Match]]:
+        """The brute-force reference: every probe against everyone."""
+        everyone = np.arange(self.size, dtype=np.intp)
+        return [self._score(probes.take(np.array([i])), everyone, model, top) for i in range(len(probes))]
+
+    def _score(
+        self, probe: bio.Templates, rows: npt.NDArray[np.intp], model: bio.ScoreModel, top: int
+    ) -> list[Match]:
+        if rows.size == 0:
+            return []
+        scores = bio.compare(probe, self.view().take(rows))
+        llr = model.fuse(scores)
+        counted = model.modalities(scores)
+        best = np.argsort(-llr, kind="stable")[:top]
+        return [
+            Match(
+                int(rows[j]),
+                float(llr[j]),
+                int(counted[j]),
+                bio.Scores(scores.iris[j : j + 1], scores.face[j : j + 1], scores.fingers[j : j + 1]),
+            )
+            for j in best
+        ]
+
+
+def _arrays(t: bio.Templates) -> tuple[npt.NDArray[np.generic], ...]:
+    return (t.face, t.face_present, t.fingers, t.fingers_present, t.iris_codes, t.iris_masks)
