@@ -1,0 +1,76 @@
+"""From search results to a verdict: the e-KTP status a capture moves to after dedup, and why."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shared.ektp import EktpStatus
+
+from .biometrics import Thresholds
+
+
+class Finding(enum.StrEnum):
+    ONE_TO_ONE = "one_to_one"  # the same biometrics as one person holding another NIK
+    ONE_TO_MANY = "one_to_many"  # ... as several people, under several NIKs
+    ALREADY_ENROLLED = "already_enrolled"  # the same person under the same NIK, recorded before
+    DUPLICATE_NIK = "duplicate_nik"  # the NIK belongs to someone whose biometrics do not match
+    GREY_ZONE = "grey_zone"  # neither clearly the same nor clearly different: a person decides
+    NIK_CONTRADICTS_PACKET = "nik_contradicts_packet"  # sex or birth date encoded in the NIK differ
+    NOTHING_TO_COMPARE = "nothing_to_compare"  # no modality could be compared
+    UNIQUE = "unique"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A gallery person scored against the capture."""
+
+    nik: str
+    llr: float
+    modalities: int  # comparisons (eyes, face, fingers) the score rests on
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: EktpStatus
+    finding: Finding
+    candidates: tuple[Candidate, ...]  # the evidence, best first
+
+
+def decide(
+    *,
+    nik: str,
+    usable_modalities: int,
+    nik_contradicts: bool,
+    matches: Sequence[Candidate],
+    nik_holder: Candidate | None,
+    thresholds: Thresholds,
+) -> Verdict:
+    """The verdict for one capture.
+
+    `matches`: the search's best candidates; `nik_holder`: the gallery person already holding this NIK, scored
+    against the capture (None if the NIK is new). A capture with nothing to compare is never called unique.
+    """
+    ranked = tuple(sorted(matches, key=lambda c: -c.llr))
+    if usable_modalities == 0:
+        return Verdict(EktpStatus.SEARCH_FAILURE_AT_CENTRAL, Finding.NOTHING_TO_COMPARE, ())
+    hits = [c for c in ranked if c.llr >= thresholds.duplicate]
+    others = {c.nik for c in hits if c.nik != nik}
+    if len(others) >= 2:
+        return Verdict(EktpStatus.DUPLICATE_RECORD, Finding.ONE_TO_MANY, tuple(hits))
+    if others:
+        return Verdict(EktpStatus.DUPLICATE_RECORD, Finding.ONE_TO_ONE, tuple(hits))
+    if hits:
+        return Verdict(EktpStatus.DUPLICATE_RECORD, Finding.ALREADY_ENROLLED, tuple(hits))
+    # A duplicate outweighs a data error (it may be fraud); short of one, the NIK's data is checked first.
+    if nik_contradicts:
+        return Verdict(EktpStatus.REQUEST_VALIDATION, Finding.NIK_CONTRADICTS_PACKET, ranked[:1])
+    grey = tuple(c for c in ranked if c.llr >= thresholds.adjudicate)
+    if nik_holder is not None and nik_holder.llr >= thresholds.adjudicate:
+        return Verdict(EktpStatus.ADJUDICATE_RECORD, Finding.GREY_ZONE, (nik_holder, *grey))
+    if nik_holder is not None:
+        return Verdict(EktpStatus.DUPLICATE_RECORD, Finding.DUPLICATE_NIK, (nik_holder,))
+    if grey:
+        return Verdict(EktpStatus.ADJUDICATE_RECORD, Finding.GREY_ZONE, grey)
+    return Verdict(EktpStatus.PRINT_READY_RECORD, Finding.UNIQUE, ranked[:3])
