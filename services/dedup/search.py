@@ -12,6 +12,7 @@ probe with neither face nor fingers is compared exactly with everyone (irises on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import faiss
@@ -58,6 +59,9 @@ class Gallery:
     def __init__(self, face_dim: int, finger_dim: int, *, capacity: int = 1024) -> None:
         self.sketcher = Sketcher(face_dim, finger_dim)
         self.size = 0
+        self.person_ids = np.zeros(capacity, np.int64)
+        self.niks: list[str] = []
+        self.rows_of_nik: dict[str, list[int]] = {}
         self._face_dim, self._finger_dim = face_dim, finger_dim
         self._alloc(capacity)
         self.face_index = faiss.IndexBinaryFlat(FACE_BITS)
@@ -65,10 +69,11 @@ class Gallery:
 
     def _alloc(self, capacity: int) -> None:
         old = getattr(self, "templates", None)
+        # Embeddings are kept in half precision (half the memory); candidates are scored in single precision.
         t = bio.Templates(
-            np.zeros((capacity, self._face_dim), np.float32),
+            np.zeros((capacity, self._face_dim), np.float16),
             np.zeros(capacity, bool),
-            np.zeros((capacity, bio.FINGERS, self._finger_dim), np.float32),
+            np.zeros((capacity, bio.FINGERS, self._finger_dim), np.float16),
             np.zeros((capacity, bio.FINGERS), bool),
             np.zeros((capacity, 2, bio.IRIS_BYTES), np.uint8),
             np.zeros((capacity, 2, bio.IRIS_BYTES), np.uint8),
@@ -76,17 +81,27 @@ class Gallery:
         if old is not None:
             for new_array, old_array in zip(_arrays(t), _arrays(old), strict=True):
                 new_array[: self.size] = old_array[: self.size]
+            ids = np.zeros(capacity, np.int64)
+            ids[: self.size] = self.person_ids[: self.size]
+            self.person_ids = ids
         self.templates = t
 
-    def add(self, t: bio.Templates) -> range:
-        """Append people; their rows."""
+    def add(
+        self, t: bio.Templates, person_ids: Sequence[int] | None = None, niks: Sequence[str] | None = None
+    ) -> range:
+        """Append people (with their gallery ids and NIKs when known); their rows."""
         n = len(t)
         if self.size + n > len(self.templates):
             self._alloc(max(2 * len(self.templates), self.size + n))
         rows = range(self.size, self.size + n)
         for target, source in zip(_arrays(self.templates), _arrays(t), strict=True):
             target[self.size : self.size + n] = source
-        self.face_index.add(self.sketcher.face(t))
+        self.person_ids[self.size : self.size + n] = person_ids if person_ids is not None else -1
+        for row, nik in zip(rows, niks if niks is not None else [""] * n, strict=True):
+            self.niks.append(nik)
+            if nik:
+                self.rows_of_nik.setdefault(nik, []).append(row)
+        self.face_index.add(self.sketcher.face(t))  # sketched from the embeddings as given
         self.finger_index.add(self.sketcher.fingers(t))
         self.size += n
         return rows
@@ -134,12 +149,25 @@ class Gallery:
         everyone = np.arange(self.size, dtype=np.intp)
         return [self._score(probes.take(np.array([i])), everyone, model, top) for i in range(len(probes))]
 
+    def score_rows(self, probe: bio.Templates, rows: Sequence[int], model: bio.ScoreModel) -> list[Match]:
+        """Exact scores of one probe against given rows (e.g. the holders of its NIK), best first."""
+        return self._score(probe, np.asarray(rows, dtype=np.intp), model, len(rows))
+
     def _score(
         self, probe: bio.Templates, rows: npt.NDArray[np.intp], model: bio.ScoreModel, top: int
     ) -> list[Match]:
         if rows.size == 0:
             return []
-        scores = bio.compare(probe, self.view().take(rows))
+        c = self.view().take(rows)
+        candidates = bio.Templates(
+            c.face.astype(np.float32),
+            c.face_present,
+            c.fingers.astype(np.float32),
+            c.fingers_present,
+            c.iris_codes,
+            c.iris_masks,
+        )
+        scores = bio.compare(probe, candidates)
         llr = model.fuse(scores)
         counted = model.modalities(scores)
         best = np.argsort(-llr, kind="stable")[:top]

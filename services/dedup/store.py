@@ -1,8 +1,9 @@
-"""Where dedup keeps the NIK claims it has seen."""
+"""Where dedup keeps the NIK claims it has seen and the gallery of sealed templates."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 from shared import db
@@ -66,3 +67,66 @@ class PostgresClaimStore:
             )
             await db.enqueue(conn, self.database.schema, outgoing)
             return True
+
+
+# --- gallery ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GalleryRow:
+    person_id: int
+    nik: str
+    sealed: bytes
+
+
+class GalleryStore(Protocol):
+    async def key_check(self) -> bytes | None: ...
+
+    async def set_key_check(self, sealed: bytes) -> bool: ...
+
+    async def count(self) -> int: ...
+
+    def rows(self, *, batch: int = 20_000) -> AsyncIterator[list[GalleryRow]]: ...
+
+    async def copy_in(self, rows: Sequence[tuple[str, str, str, str, bytes]]) -> None: ...
+
+
+class PostgresGalleryStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def key_check(self) -> bytes | None:
+        value = await self.database.pool.fetchval("SELECT key_check FROM gallery_key WHERE id = 1")
+        return bytes(value) if value is not None else None
+
+    async def set_key_check(self, sealed: bytes) -> bool:
+        """Record the key's check value if the gallery has none yet; False if it already had one."""
+        done = await self.database.pool.fetchval(
+            "INSERT INTO gallery_key (id, key_check) VALUES (1, $1) ON CONFLICT (id) DO NOTHING RETURNING true",
+            sealed,
+        )
+        return bool(done)
+
+    async def count(self) -> int:
+        return int(await self.database.pool.fetchval("SELECT count(*) FROM gallery"))
+
+    async def rows(self, *, batch: int = 20_000) -> AsyncIterator[list[GalleryRow]]:
+        """Everyone, in person_id order, a batch at a time (keyset pagination: no long transaction)."""
+        after = 0
+        while True:
+            records = await self.database.pool.fetch(
+                "SELECT person_id, nik, templates FROM gallery WHERE person_id > $1 ORDER BY person_id LIMIT $2",
+                after,
+                batch,
+            )
+            if not records:
+                return
+            yield [GalleryRow(r["person_id"], r["nik"], bytes(r["templates"])) for r in records]
+            after = records[-1]["person_id"]
+
+    async def copy_in(self, rows: Sequence[tuple[str, str, str, str, bytes]]) -> None:
+        """(nik, kabkota, packet_id, origin, sealed templates) rows, with COPY."""
+        async with self.database.pool.acquire() as conn:
+            await conn.copy_records_to_table(
+                "gallery", records=rows, columns=("nik", "kabkota", "packet_id", "origin", "templates")
+            )
