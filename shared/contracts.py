@@ -462,6 +462,44 @@ class EnrolmentAccepted(Message):
     received_at: datetime
 
 
+class VerdictCandidate(BaseModel):
+    """A gallery person the capture was compared with, and how it scored per modality."""
+
+    model_config = ConfigDict(frozen=True)
+
+    nik: str
+    person_id: int = Field(description="The person's id in dedup's gallery.")
+    llr: float = Field(description="Fused log-likelihood ratio (same person vs different people).")
+    modalities: int = Field(description="Comparisons (eyes, face, fingers) the score rests on.")
+    iris_hd: list[float | None] = Field(description="Masked Hamming distance per eye (right, left).")
+    face_cosine: float | None = None
+    finger_cosines: list[float | None] = Field(description="Cosine per finger position 1..10.")
+
+
+class EnrolmentVerdict(Message):
+    """Published by dedup on `dedup.verdict.ektp`: what the 1:N search found for one capture."""
+
+    ROUTING_KEY: ClassVar[str] = "dedup.verdict.ektp"
+
+    packet_id: str
+    kabkota: str
+    nik: str
+    status: EktpStatus = Field(
+        description="DUPLICATE_RECORD, ADJUDICATE_RECORD, REQUEST_VALIDATION, PRINT_READY_RECORD or "
+        "SEARCH_FAILURE_AT_CENTRAL."
+    )
+    finding: str = Field(
+        description="one_to_one, one_to_many, already_enrolled, duplicate_nik, grey_zone, "
+        "nik_contradicts_packet, nothing_to_compare, unique, or why the search failed."
+    )
+    candidates: list[VerdictCandidate] = Field(default_factory=list, description="The evidence, best first.")
+    person_id: int | None = Field(default=None, description="The new gallery person, for PRINT_READY_RECORD.")
+    gallery_size: int = Field(description="People searched.")
+    duplicate_threshold: float = Field(description="Fused LLR at or above which a match was decided.")
+    adjudicate_threshold: float = Field(description="Fused LLR at or above which a person decides.")
+    decided_at: datetime
+
+
 # --- status events for the monitor ----------------------------------------------------------------------
 
 

@@ -106,6 +106,22 @@ class Gallery:
         self.size += n
         return rows
 
+    def truncate(self, size: int) -> None:
+        """Forget everyone from row `size` on (people added by a batch whose transaction failed)."""
+        if size >= self.size:
+            return
+        selector = faiss.IDSelectorRange(size, self.size)
+        self.face_index.remove_ids(selector)
+        self.finger_index.remove_ids(selector)
+        for row in range(size, self.size):
+            nik = self.niks[row]
+            if nik in self.rows_of_nik:
+                self.rows_of_nik[nik] = [r for r in self.rows_of_nik[nik] if r < size]
+                if not self.rows_of_nik[nik]:
+                    del self.rows_of_nik[nik]
+        del self.niks[size:]
+        self.size = size
+
     def view(self) -> bio.Templates:
         t, n = self.templates, self.size
         return bio.Templates(

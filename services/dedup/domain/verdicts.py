@@ -29,6 +29,7 @@ class Candidate:
     nik: str
     llr: float
     modalities: int  # comparisons (eyes, face, fingers) the score rests on
+    ref: int = -1  # the caller's handle on this person (e.g. a gallery row)
 
 
 @dataclass(frozen=True)
@@ -63,14 +64,14 @@ def decide(
         return Verdict(EktpStatus.DUPLICATE_RECORD, Finding.ONE_TO_ONE, tuple(hits))
     if hits:
         return Verdict(EktpStatus.DUPLICATE_RECORD, Finding.ALREADY_ENROLLED, tuple(hits))
-    # A duplicate outweighs a data error (it may be fraud); short of one, the NIK's data is checked first.
-    if nik_contradicts:
-        return Verdict(EktpStatus.REQUEST_VALIDATION, Finding.NIK_CONTRADICTS_PACKET, ranked[:1])
+    # Duplicates (possible fraud) outweigh a data error; so does a NIK already held by somebody else.
     grey = tuple(c for c in ranked if c.llr >= thresholds.adjudicate)
     if nik_holder is not None and nik_holder.llr >= thresholds.adjudicate:
         return Verdict(EktpStatus.ADJUDICATE_RECORD, Finding.GREY_ZONE, (nik_holder, *grey))
     if nik_holder is not None:
         return Verdict(EktpStatus.DUPLICATE_RECORD, Finding.DUPLICATE_NIK, (nik_holder,))
+    if nik_contradicts:
+        return Verdict(EktpStatus.REQUEST_VALIDATION, Finding.NIK_CONTRADICTS_PACKET, ranked[:1])
     if grey:
         return Verdict(EktpStatus.ADJUDICATE_RECORD, Finding.GREY_ZONE, grey)
     return Verdict(EktpStatus.PRINT_READY_RECORD, Finding.UNIQUE, ranked[:3])
