@@ -61,3 +61,24 @@ def amqp_url(base_url: str, credential: Credential, vhost: str | None = None) ->
         netloc += f":{parts.port}"
     path = "/" + quote(vhost, safe="") if vhost is not None else parts.path
     return urlunsplit(parts._replace(netloc=netloc, path=path))
+
+
+GALLERY_KEY_FILE = "dedup-gallery.key"
+
+
+def gallery_key(directory: Path, *, create: bool = False) -> str:
+    """Dedup's gallery key (AES-256, base64), kept beside the credentials, owner-readable only. Generated once:
+    a lost key makes the gallery unreadable, so back this file up with the database."""
+    path = directory / GALLERY_KEY_FILE
+    if path.exists():
+        return path.read_text(encoding="utf-8").strip()
+    if not create:
+        raise FileNotFoundError(f"no gallery key at {path}: run the provisioning first")
+    import base64
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    key = base64.b64encode(secrets.token_bytes(32)).decode()
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(key + "\n")
+    return key

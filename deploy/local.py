@@ -91,6 +91,8 @@ class Installation:
             "LOG_JSON": "true",
             "PYTHONUNBUFFERED": "1",
         }
+        if service == "dedup":
+            env["DEDUP_GALLERY_KEY"] = creds.gallery_key(self.run_dir)
         if service == "monitor":
             env |= {"WEB_PORT": str(self.monitor_port), "HEALTH_PORT": "0"}
         else:

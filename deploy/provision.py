@@ -273,6 +273,7 @@ async def provision(
     credentials = plan_credentials(units, namespace, creds.read(credentials_path))
     changed = {c.username for c in credentials if earlier.get((c.role, c.unit_id)) != c.password}
     creds.write(credentials_path, credentials)
+    creds.gallery_key(credentials_path.parent, create=True)
     say(f"broker: importing {len(credentials)} users and permissions into vhost {vhost!r}")
     defs = definitions(vhost, admin_user, credentials)
     # One kind at a time: RabbitMQ 3.10 wedged importing a new vhost and hundreds of permissions at once.

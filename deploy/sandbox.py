@@ -79,8 +79,12 @@ class Sandbox:
             "UNITS_DIR": str(self.units_dir),
             "LOG_JSON": "true",
             "GRACEFUL_TIMEOUT": "10",
+            **({"DEDUP_GALLERY_KEY": self.gallery_key()} if service == "dedup" else {}),
             **extra,
         }
+
+    def gallery_key(self) -> str:
+        return creds.gallery_key(self.credentials_path.parent)
 
 
 def create_sandbox(servers: Servers, directory: Path, units: Units, *, label: str = "test") -> Sandbox:

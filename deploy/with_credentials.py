@@ -26,6 +26,8 @@ def main() -> None:
         credential,
         os.environ.get("SIMPUL_VHOST", "simpul"),
     )
+    if service == "dedup" and not os.environ.get("DEDUP_GALLERY_KEY"):
+        os.environ["DEDUP_GALLERY_KEY"] = creds.gallery_key(path.parent)
     os.execvp(command[0], command)  # noqa: S606 (the operator's own command line)
 
 

@@ -93,6 +93,7 @@ def build_service_app(
     database: Database | None,
     description: str,
     extra_checks: Mapping[str, Callable[[], Awaitable[bool]]] | None = None,
+    on_opened: Callable[[], Awaitable[None]] | None = None,
     on_started: Callable[[], Awaitable[None]] | None = None,
     on_stopping: Callable[[], Awaitable[None]] | None = None,
     details: Callable[[], Mapping[str, Any]] | None = None,
@@ -126,6 +127,8 @@ def build_service_app(
         if settings.health_port:
             health = HealthServer(settings.health_host, settings.health_port, checks, details)
             await health.start()
+        if on_opened is not None:  # after the database, before anything is consumed (e.g. loading state)
+            await on_opened()
         try:
             yield
         finally:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from faststream.rabbit import RabbitRouter
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import db, messaging
@@ -13,11 +14,29 @@ from shared.runtime import Clock, utcnow
 
 from . import domain
 from .config import Settings
+from .ektp import EnrolmentPipeline
 from .store import ClaimStore
 
 
-def build_router(store: ClaimStore, settings: Settings, *, clock: Clock = utcnow) -> RabbitRouter:
+def build_router(
+    store: ClaimStore, settings: Settings, *, clock: Clock = utcnow, pipeline: EnrolmentPipeline | None = None
+) -> RabbitRouter:
     router = RabbitRouter()
+
+    if pipeline is not None:
+        ektp = pipeline
+
+        @router.subscriber(
+            messaging.DEDUP_EKTP.subscribe_to(),
+            messaging.EVENTS,
+            title="dedup.ektp",
+            # Acked by the pipeline once the capture's batch is decided and stored.
+            ack_policy=AckPolicy.MANUAL,
+            channel=Channel(prefetch_count=2 * settings.batch_size, on_return_raises=True),
+            description="Captures sent for dedup (SENT_FOR_DEDUP): micro-batched 1:N search, then a verdict.",
+        )
+        async def on_enrolment_accepted(msg: RabbitMessage) -> None:
+            await ektp.receive(msg)
 
     @router.subscriber(
         messaging.DEDUP_SDP.subscribe_to(),

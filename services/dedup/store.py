@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shared import db
+from shared.contracts import Message
 from shared.runtime import Database
 
 from .domain import Claim
@@ -130,3 +131,86 @@ class PostgresGalleryStore:
             await conn.copy_records_to_table(
                 "gallery", records=rows, columns=("nik", "kabkota", "packet_id", "origin", "templates")
             )
+
+
+# --- e-KTP verdicts ---------------------------------------------------------------------------------------
+
+EKTP_CONSUMER = "dedup.ektp"
+
+
+@dataclass(frozen=True)
+class VerdictWrite:
+    """One decided capture, ready to store: the gallery row to add (sealed) and the event to publish."""
+
+    message_id: str
+    kabkota: str
+    packet_id: str
+    nik: str
+    sealed: bytes | None  # the capture's templates when it joins the gallery
+    adjudicate: bool
+    # Given the person_ids given so far in this transaction (by message id): the verdict event.
+    event: Callable[[dict[str, int]], Message]
+
+
+class VerdictStore(Protocol):
+    async def processed(self, message_ids: Sequence[str]) -> set[str]: ...
+
+    async def record_verdicts(self, writes: Sequence[VerdictWrite]) -> dict[str, int]: ...
+
+
+class PostgresVerdictStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def processed(self, message_ids: Sequence[str]) -> set[str]:
+        rows = await self.database.pool.fetch(
+            "SELECT message_id FROM inbox WHERE consumer = $1 AND message_id = ANY($2::text[])",
+            EKTP_CONSUMER,
+            list(message_ids),
+        )
+        return {r[0] for r in rows}
+
+    async def record_verdicts(self, writes: Sequence[VerdictWrite]) -> dict[str, int]:
+        """One transaction for the batch; the person_id given to each capture that joined the gallery."""
+        people: dict[str, int] = {}
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            outgoing: list[db.Outgoing] = []
+            for w in writes:
+                if not await db.claim(conn, EKTP_CONSUMER, w.message_id):
+                    continue
+                person_id = None
+                if w.sealed is not None:
+                    person_id = await conn.fetchval(
+                        "INSERT INTO gallery (nik, kabkota, packet_id, origin, templates) "
+                        "VALUES ($1, $2, $3, 'enrolment', $4) RETURNING person_id",
+                        w.nik,
+                        w.kabkota,
+                        w.packet_id,
+                        w.sealed,
+                    )
+                    people[w.message_id] = int(person_id)
+                event = w.event(people)
+                await conn.execute(
+                    "INSERT INTO verdicts (message_id, kabkota, packet_id, status, finding, person_id, verdict, "
+                    "decided_at) VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, now())",
+                    w.message_id,
+                    w.kabkota,
+                    w.packet_id,
+                    str(getattr(event, "status", "")),
+                    str(getattr(event, "finding", "")),
+                    person_id,
+                    event.model_dump_json(),
+                )
+                if w.adjudicate:
+                    await conn.execute(
+                        "INSERT INTO adjudications (kabkota, packet_id, verdict_message_id) VALUES ($1, $2, $3) "
+                        "ON CONFLICT (kabkota, packet_id) DO UPDATE SET "
+                        "verdict_message_id = EXCLUDED.verdict_message_id, "
+                        "decision = NULL, decided_by = NULL, decided_at = NULL",
+                        w.kabkota,
+                        w.packet_id,
+                        event.message_id,
+                    )
+                outgoing.append(db.Outgoing("events", event.ROUTING_KEY, event))
+            await db.enqueue(conn, self.database.schema, outgoing)
+        return people

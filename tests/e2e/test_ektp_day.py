@@ -1,5 +1,6 @@
 """e-KTP captures end to end: Dukcapil offices send packets as their own users; the registry moves each capture
-through the statuses, answers, forwards the good ones to dedup and keeps no template."""
+through the statuses, answers, forwards the good ones to dedup and keeps no template; dedup decides each
+good capture once and keeps its templates only sealed."""
 
 from __future__ import annotations
 
@@ -66,16 +67,32 @@ async def test_exactly_the_good_captures_went_on_to_dedup_and_no_template_stayed
     packets, _ = ektp_day
     inst = suite.installation
     good = sum(1 for p in packets if p.expected_status == SENT)
-    assert await queue_depth(inst.admin_url, "dedup.ektp") == good
+
+    async def verdicts() -> dict[str, int] | None:
+        conn = await asyncpg.connect(inst.database_url)
+        try:
+            rows = await conn.fetch("SELECT status, count(*) AS n FROM dedup.verdicts GROUP BY status")
+        finally:
+            await conn.close()
+        found = {r["status"]: r["n"] for r in rows}
+        return found if sum(found.values()) == good else None
+
+    # dedup decided each good capture once; a day of distinct people: all unique, all in the gallery now
+    assert await eventually(verdicts, timeout=60, what="a verdict per good capture") == {
+        "PRINT_READY_RECORD": good
+    }
+    assert await queue_depth(inst.admin_url, "dedup.ektp") == 0
     conn = await asyncpg.connect(inst.database_url)
     try:
+        assert await conn.fetchval("SELECT count(*) FROM dedup.gallery WHERE origin = 'enrolment'") == good
         rows = await conn.fetch("SELECT status, count(*) AS n FROM registry.captures GROUP BY status")
         statuses = {r["status"]: r["n"] for r in rows}
         face = packets[0].body["biometrics"]["face"]["embedding"][:40]
         leaked = await conn.fetchval(
             "SELECT (SELECT count(*) FROM registry.captures WHERE demographics::text || modalities::text LIKE $1) + "
             "(SELECT count(*) FROM registry.outbox WHERE position(convert_to($2, 'UTF8') in body) > 0) + "
-            "(SELECT count(*) FROM registry.ektp_messages WHERE receipt::text LIKE $1)",
+            "(SELECT count(*) FROM registry.ektp_messages WHERE receipt::text LIKE $1) + "
+            "(SELECT count(*) FROM dedup.gallery WHERE position(convert_to($2, 'UTF8') in templates) > 0)",
             f"%{face}%",
             face,
         )

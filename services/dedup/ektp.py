@@ -1,0 +1,126 @@
+"""The e-KTP side of dedup: accepted captures in, micro-batched 1:N search, verdicts out."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+
+from faststream.rabbit.annotations import RabbitMessage
+
+from shared import db, messaging
+from shared.contracts import EnrolmentAccepted, EnrolmentVerdict, derive_message_id
+from shared.ektp import EktpStatus
+from shared.runtime import Clock
+
+from .batching import Batcher
+from .enrolment import Decided, Engine, verdict_event
+from .store import VerdictStore, VerdictWrite
+from .vault import Vault
+
+log = logging.getLogger("simpul.dedup.ektp")
+
+
+@dataclass
+class Pending:
+    event: EnrolmentAccepted
+    msg: RabbitMessage
+
+
+class EnrolmentPipeline:
+    def __init__(
+        self,
+        engine: Engine,
+        store: VerdictStore,
+        vault: Vault,
+        consumer: messaging.ReliableConsumer,
+        *,
+        registry_user: str,
+        clock: Clock,
+        batch_size: int = 128,
+        batch_wait: float = 0.05,
+    ) -> None:
+        self.engine, self.store, self.vault, self.consumer = engine, store, vault, consumer
+        self.registry_user = registry_user
+        self.clock = clock
+        self.batcher: Batcher[Pending] = Batcher(self.process, max_size=batch_size, max_wait=batch_wait)
+        self.decided = 0
+
+    async def receive(self, msg: RabbitMessage) -> None:
+        """Read and check one delivery, then leave it (unacked) to the next batch; refusals are dead-lettered."""
+        raw = msg.raw_message
+        try:
+            event = EnrolmentAccepted.model_validate_json(raw.body)
+            messaging.check_envelope(raw, event)
+            messaging.require_publisher(raw, self.registry_user)
+        except Exception as exc:
+            found = messaging.classify(exc, raw.body)
+            if found is None:
+                raise
+            problem, detail = found
+            await self.consumer.dead_letter(messaging.DeadLetter(problem, detail, "dedup", "dedup.ektp", raw))
+            await msg.ack()
+            return
+        await self.batcher.put(Pending(event, msg))
+
+    async def process(self, batch: list[Pending]) -> None:
+        try:
+            done = await self.store.processed([p.event.message_id for p in batch])
+        except Exception:
+            log.exception("cannot read the inbox; the batch goes back to the queue")
+            await self._requeue(batch)
+            return
+        for p in batch:
+            if p.event.message_id in done:
+                await p.msg.ack()
+        todo = [p for p in batch if p.event.message_id not in done]
+        if not todo:
+            return
+        size = self.engine.gallery.size
+        decided = await asyncio.to_thread(self.engine.decide_batch, [p.event for p in todo])
+        rows = {d.row: d.packet.message_id for d in decided if d.row is not None}
+        writes = [self._write(d, rows) for d in decided]
+        try:
+            people = await db.retrying(
+                lambda: self.store.record_verdicts(writes), attempts=3, what="verdicts"
+            )
+        except Exception:
+            log.exception("verdicts not stored; the batch goes back to the queue")
+            self.engine.rollback(size)
+            await self._requeue(todo)
+            return
+        for d, p in zip(decided, todo, strict=True):
+            if d.row is not None:
+                self.engine.gallery.person_ids[d.row] = people.get(p.event.message_id, -1)
+            await p.msg.ack()
+        self.decided += len(todo)
+
+    def _write(self, d: Decided, rows: dict[int, str]) -> VerdictWrite:
+        now = self.clock()
+        packet = d.packet
+        sealed = self.vault.seal_people(d.probe.templates, [packet.nik])[0] if d.row is not None else None
+        gallery = self.engine.gallery
+
+        def event(people: dict[str, int]) -> EnrolmentVerdict:
+            return verdict_event(
+                d,
+                {row: people[mid] for row, mid in rows.items() if mid in people},
+                gallery,
+                now=now,
+                message_id=derive_message_id("dedup", "verdict", packet.message_id),
+            )
+
+        return VerdictWrite(
+            packet.message_id,
+            packet.kabkota,
+            packet.packet_id,
+            packet.nik,
+            sealed,
+            d.verdict.status is EktpStatus.ADJUDICATE_RECORD,
+            event,
+        )
+
+    async def _requeue(self, batch: list[Pending]) -> None:
+        await asyncio.sleep(1.0)
+        for p in batch:
+            await p.msg.nack(requeue=True)

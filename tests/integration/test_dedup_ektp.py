@@ -1,0 +1,134 @@
+"""Dedup's e-KTP pipeline on the real broker and database: captures in, verdicts out, the gallery grows."""
+
+from __future__ import annotations
+
+import base64
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+import numpy as np
+import pytest
+
+from services.dedup.app import build_app
+from services.dedup.config import Settings
+from services.dedup.vault import Vault
+from shared import messaging
+from shared.contracts import EnrolmentAccepted, EnrolmentVerdict, derive_message_id
+from shared.runtime import Database
+from sim import gallery as seeding
+from tests.builders import packets
+from tests.conftest import Installation
+from tests.integration.helpers import eventually, fetchval, purge, running, take
+from tests.unit.test_dedup_enrolment import biometrics
+
+pytestmark = pytest.mark.integration
+NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+
+
+def accepted(body: dict[str, Any], bio: dict[str, Any], nik: str | None = None) -> EnrolmentAccepted:
+    return EnrolmentAccepted(
+        message_id=derive_message_id("test", "accepted", body["packet_id"]),
+        produced_at=NOW,
+        packet_id=body["packet_id"],
+        kabkota=body["kabkota"],
+        station_id=body["station_id"],
+        nik=nik or body["nik"],
+        demographics=body["demographics"],
+        biometrics=bio,
+        captured_at=body["captured_at"],
+        received_at=NOW,
+    )
+
+
+async def publish_as_registry(inst: Installation, events: list[EnrolmentAccepted | bytes]) -> None:
+    user = inst.url_for("service", "registry")
+    connection = await aio_pika.connect(user)
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.get_exchange("events", ensure=False)
+        for i, e in enumerate(events):
+            raw = e if isinstance(e, bytes) else e.model_dump_json().encode()
+            await exchange.publish(
+                aio_pika.Message(
+                    raw,
+                    message_id=e.message_id if not isinstance(e, bytes) else f"junk-{i}",
+                    user_id=messaging.broker_user(user),
+                    content_type="application/json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key="registry.accepted.ektp",
+            )
+    finally:
+        await connection.close()
+
+
+async def test_captures_get_verdicts_and_the_unique_join_the_gallery(installation: Installation) -> None:
+    inst = installation
+    await purge(inst.admin_url, "dedup.ektp", "consolidator.ektp", "dead.letters")
+    key = inst.gallery_key()
+    settings = inst.settings("dedup", Settings, retry_backoff_max=0.05, batch_wait=0.2)
+    os.environ["DEDUP_GALLERY_KEY"] = key
+    try:
+        await seeding.seed(inst.database_url, 300, seed_value=12, batch=300)
+        people, _ = seeding.identities_of_batch(12, 0, 300)
+        rng = np.random.default_rng(5)
+        again = seeding.MODEL.capture(rng, people.take(np.array([17])))
+        newcomer = seeding.MODEL.capture(rng, seeding.MODEL.identities(rng, 1))
+        bodies = packets(3, seed=41)
+        events: list[EnrolmentAccepted | bytes] = [
+            accepted(bodies[0], biometrics(again, 0)),
+            accepted(bodies[1], biometrics(newcomer, 0)),
+            accepted(bodies[2], biometrics(newcomer, 0)),
+            b"{not json",
+        ]
+        database = Database.of_service(inst.database_url, "dedup")
+        async with running(build_app(settings, database=database)):
+            before = await fetchval(inst.database_url, "SELECT count(*) FROM dedup.gallery")
+            await publish_as_registry(inst, events)
+            got = await take(inst.admin_url, "consolidator.ektp", count=3, timeout=30)
+            verdicts = {v.packet_id: v for v in (EnrolmentVerdict.model_validate_json(m.body) for m in got)}
+            assert verdicts[bodies[0]["packet_id"]].status == "DUPLICATE_RECORD"
+            assert verdicts[bodies[0]["packet_id"]].finding == "one_to_one"
+            seeded_17 = await fetchval(
+                inst.database_url, "SELECT person_id FROM dedup.gallery WHERE packet_id = 'seed-12-17'"
+            )
+            assert verdicts[bodies[0]["packet_id"]].candidates[0].person_id == seeded_17
+            unique = verdicts[bodies[1]["packet_id"]]
+            assert unique.status == "PRINT_READY_RECORD"
+            assert unique.person_id is not None
+            twin = verdicts[bodies[2]["packet_id"]]
+            assert (twin.status, twin.finding) == ("DUPLICATE_RECORD", "one_to_one")
+            assert twin.candidates[0].person_id == unique.person_id
+            assert await fetchval(inst.database_url, "SELECT count(*) FROM dedup.gallery") == before + 1
+            dead = await take(inst.admin_url, "dead.letters", count=1, timeout=10)
+            assert dead[0].headers["x-dead-reason"] == "MESSAGE_NOT_JSON"
+
+            # the same captures again (a redelivery): decided once, nothing added
+            await publish_as_registry(inst, events[:3])
+
+            async def decided_once() -> bool:
+                return bool(await fetchval(inst.database_url, "SELECT count(*) FROM dedup.verdicts") == 3)
+
+            await eventually(decided_once, what="three verdicts")
+            assert await take(inst.admin_url, "consolidator.ektp", count=1, timeout=2) == []
+            assert await fetchval(inst.database_url, "SELECT count(*) FROM dedup.gallery") == before + 1
+    finally:
+        os.environ.pop("DEDUP_GALLERY_KEY", None)
+
+
+async def test_a_wrong_gallery_key_refuses_to_start(installation: Installation) -> None:
+    database = Database.of_service(installation.database_url, "dedup")
+    await database.open()
+    try:
+        from services.dedup import gallery
+        from services.dedup.store import PostgresGalleryStore
+        from services.dedup.vault import VaultKeyError
+
+        store = PostgresGalleryStore(database)
+        await gallery.check_key(store, Vault(base64.b64decode(installation.gallery_key()), gallery.LAYOUT))
+        with pytest.raises(VaultKeyError, match="not the key"):
+            await gallery.check_key(store, Vault(base64.b64decode(Vault.new_key()), gallery.LAYOUT))
+    finally:
+        await database.close()
