@@ -90,6 +90,7 @@ REGISTRY_SDP = QueueSpec("registry.sdp", (("ingest", "sdp.*.submission"),))
 REGISTRY_EKTP = QueueSpec("registry.ektp", (("ingest", "ektp.*.packet"),))
 REGISTRY_EKTP_STATUS = QueueSpec("registry.ektp-status", (("ingest", "ektp.*.status"),))
 REGISTRY_EKTP_PRINT = QueueSpec("registry.ektp-print", (("ingest", "ektp.*.print"),))
+REGISTRY_EKTP_VERDICTS = QueueSpec("registry.ektp-verdicts", (("events", "dedup.verdict.ektp"),))
 DEDUP_SDP = QueueSpec("dedup.sdp", (("events", "registry.accepted.sdp"),))
 DEDUP_EKTP = QueueSpec("dedup.ektp", (("events", "registry.accepted.ektp"),))
 DEDUP_COMMANDS = QueueSpec("dedup.commands", (("commands", "command.adjudication.decide"),))
@@ -107,6 +108,7 @@ QUEUES: tuple[QueueSpec, ...] = (
     REGISTRY_EKTP,
     REGISTRY_EKTP_STATUS,
     REGISTRY_EKTP_PRINT,
+    REGISTRY_EKTP_VERDICTS,
     DEDUP_SDP,
     DEDUP_EKTP,
     DEDUP_COMMANDS,

@@ -15,6 +15,7 @@ from shared import db, messaging, problems
 from shared.contracts import (
     WIB,
     EnrolmentPacket,
+    EnrolmentVerdict,
     Message,
     PrintEventReported,
     RegionalStatusReported,
@@ -260,6 +261,28 @@ class Registry:
         if saved.duplicate:
             await self.tell(saved.receipt, receipt_to=unit)
 
+    async def on_dedup_verdict(
+        self, verdict: EnrolmentVerdict, raw: aio_pika.abc.AbstractIncomingMessage
+    ) -> None:
+        """Dedup decided a capture: the capture moves (if the move is legal) and its office is told."""
+        messaging.check_envelope(raw, verdict)
+        messaging.require_publisher(raw, self.settings.service_user("dedup"))
+        unit, kabkota = f"{DUKCAPIL}{verdict.kabkota}", verdict.kabkota
+        now = self.clock()
+
+        def decide(capture: ektp.Capture | None) -> CaptureWrite:
+            moved = ektp.report(capture, EktpStatus(verdict.status), now=now)
+            return self._write(verdict.message_id, unit, kabkota, verdict.packet_id, moved, now)
+
+        saved = await db.retrying(
+            lambda: self.captures.save_capture(
+                verdict.message_id, "verdict", kabkota, verdict.packet_id, decide
+            ),
+            what="save dedup verdict",
+        )
+        if saved.duplicate:
+            await self.tell(saved.receipt, receipt_to=unit)
+
 
 def build_router(registry: Registry) -> RabbitRouter:
     router = RabbitRouter()
@@ -303,6 +326,16 @@ def build_router(registry: Registry) -> RabbitRouter:
     )
     async def on_print_event(report: PrintEventReported, msg: RabbitMessage) -> None:
         await registry.on_capture_report(report, msg.raw_message)
+
+    @router.subscriber(
+        messaging.REGISTRY_EKTP_VERDICTS.subscribe_to(),
+        messaging.EVENTS,
+        title="registry.ektp-verdicts",
+        ack_policy=messaging.ACK_POLICY,
+        description="Dedup's verdicts: each capture leaves SENT_FOR_DEDUP and its office is told.",
+    )
+    async def on_dedup_verdict(verdict: EnrolmentVerdict, msg: RabbitMessage) -> None:
+        await registry.on_dedup_verdict(verdict, msg.raw_message)
 
     return router
 

@@ -121,7 +121,7 @@ async def test_a_dukcapil_office_watches_its_e_ktp_pipeline_change_live(
     await expect(page.locator("#tab-sdp")).to_be_hidden()
     row = page.locator("tr[data-unit='dukcapil-1101']")
     await expect(row).to_have_count(1)
-    before = int((await row.locator("td.central").inner_text()).replace(".", ""))
+    before = int((await row.locator("td.printing").inner_text()).replace(".", ""))
     office = next(d for d in suite.installation.units.dukcapil if d.unit_id == "dukcapil-1101")
     fresh = CaptureStations(
         (office,),
@@ -145,5 +145,6 @@ async def test_a_dukcapil_office_watches_its_e_ktp_pipeline_change_live(
             await client.publish_body(
                 json.dumps(body).encode(), message_id=body["message_id"], routing_key="ektp.1101.packet"
             )
-    await expect(row.locator("td.central")).to_have_text(str(before + 3), timeout=20_000)
+    # received, checked, searched by dedup (unique people), ready to print: live, without a reload
+    await expect(row.locator("td.printing")).to_have_text(str(before + 3), timeout=30_000)
     assert all(url.startswith(suite.monitor_url) for url in requests)
