@@ -500,6 +500,20 @@ class EnrolmentVerdict(Message):
     decided_at: datetime
 
 
+class AdjudicationDecision(Message):
+    """Published by a centre user on `command.adjudication.decide`: a grey-zone capture is a duplicate or unique.
+
+    Only the centre may send it; every command, applied or refused, is audited in dedup."""
+
+    ROUTING_KEY: ClassVar[str] = "command.adjudication.decide"
+
+    kabkota: str = Field(pattern=r"^\d{4}$")
+    packet_id: str = Field(min_length=1, max_length=64)
+    decision: Literal["duplicate", "unique"]
+    operator: str = Field(min_length=1, max_length=100, description="The person deciding (name or staff id).")
+    reason: str = Field(min_length=1, max_length=500, description="Why, for the audit trail.")
+
+
 # --- status events for the monitor ----------------------------------------------------------------------
 
 

@@ -14,8 +14,10 @@ from .ektp import EnrolmentPipeline
 from .enrolment import Engine, SearchSettings
 from .search import Gallery
 from .store import (
+    AdjudicationStore,
     ClaimStore,
     GalleryStore,
+    PostgresAdjudicationStore,
     PostgresClaimStore,
     PostgresGalleryStore,
     PostgresVerdictStore,
@@ -32,6 +34,7 @@ def build_app(
     verdicts: VerdictStore | None = None,
     gallery_store: GalleryStore | None = None,
     vault: Vault | None = None,
+    adjudications: AdjudicationStore | None = None,
 ) -> FastStream:
     settings = settings or Settings()
     broker, consumer = messaging.build_broker("dedup", settings)
@@ -45,6 +48,7 @@ def build_app(
         if database is not None:
             verdicts = verdicts or PostgresVerdictStore(database)
             gallery_store = gallery_store or PostgresGalleryStore(database)
+            adjudications = adjudications or PostgresAdjudicationStore(database)
         assert verdicts is not None
         engine = Engine(
             Gallery(gallery_loader.LAYOUT.face_dim, gallery_loader.LAYOUT.finger_dim),
@@ -56,6 +60,8 @@ def build_app(
             vault,
             consumer,
             registry_user=settings.service_user("registry"),
+            centre_user=settings.unit_user("pusat"),
+            adjudications=adjudications,
             clock=utcnow,
             batch_size=settings.batch_size,
             batch_wait=settings.batch_wait,

@@ -27,6 +27,11 @@ class Batcher(Generic[T]):
         self._running: set[asyncio.Task[None]] = set()
         self.batches = 0
 
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held while a batch is decided: whoever else changes the gallery takes it too."""
+        return self._lock
+
     async def put(self, item: T) -> None:
         self._pending.append(item)
         if len(self._pending) >= self.max_size:

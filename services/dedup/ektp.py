@@ -6,16 +6,17 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
+import aio_pika
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import db, messaging
-from shared.contracts import EnrolmentAccepted, EnrolmentVerdict, derive_message_id
+from shared.contracts import AdjudicationDecision, EnrolmentAccepted, EnrolmentVerdict, derive_message_id
 from shared.ektp import EktpStatus
 from shared.runtime import Clock
 
 from .batching import Batcher
 from .enrolment import Decided, Engine, verdict_event
-from .store import VerdictStore, VerdictWrite
+from .store import Adjudicated, AdjudicationStore, VerdictStore, VerdictWrite
 from .vault import Vault
 
 log = logging.getLogger("simpul.dedup.ektp")
@@ -36,12 +37,16 @@ class EnrolmentPipeline:
         consumer: messaging.ReliableConsumer,
         *,
         registry_user: str,
+        centre_user: str,
         clock: Clock,
+        adjudications: AdjudicationStore | None = None,
         batch_size: int = 128,
         batch_wait: float = 0.05,
     ) -> None:
         self.engine, self.store, self.vault, self.consumer = engine, store, vault, consumer
         self.registry_user = registry_user
+        self.centre_user = centre_user
+        self.adjudications = adjudications
         self.clock = clock
         self.batcher: Batcher[Pending] = Batcher(self.process, max_size=batch_size, max_wait=batch_wait)
         self.decided = 0
@@ -98,7 +103,8 @@ class EnrolmentPipeline:
     def _write(self, d: Decided, rows: dict[int, str]) -> VerdictWrite:
         now = self.clock()
         packet = d.packet
-        sealed = self.vault.seal_people(d.probe.templates, [packet.nik])[0] if d.row is not None else None
+        keep = d.row is not None or d.verdict.status is EktpStatus.ADJUDICATE_RECORD
+        sealed = self.vault.seal_people(d.probe.templates, [packet.nik])[0] if keep else None
         gallery = self.engine.gallery
 
         def event(people: dict[str, int]) -> EnrolmentVerdict:
@@ -119,6 +125,50 @@ class EnrolmentPipeline:
             d.verdict.status is EktpStatus.ADJUDICATE_RECORD,
             event,
         )
+
+    async def adjudicate(self, cmd: AdjudicationDecision, raw: aio_pika.abc.AbstractIncomingMessage) -> str:
+        """A centre user's decision on a grey-zone capture; refused for anyone else. Returns the outcome."""
+        messaging.check_envelope(raw, cmd)
+        messaging.require_publisher(raw, self.centre_user)
+        assert self.adjudications is not None
+        now = self.clock()
+        limits = self.engine.thresholds()
+
+        def event(person_id: int | None, nik: str) -> EnrolmentVerdict:
+            unique = cmd.decision == "unique"
+            return EnrolmentVerdict(
+                message_id=derive_message_id("dedup", "adjudicated", cmd.message_id),
+                produced_at=now,
+                packet_id=cmd.packet_id,
+                kabkota=cmd.kabkota,
+                nik=nik,
+                status=EktpStatus.PRINT_READY_RECORD if unique else EktpStatus.DUPLICATE_RECORD,
+                finding=f"adjudicated_{cmd.decision}",
+                person_id=person_id,
+                gallery_size=limits.gallery_size,
+                duplicate_threshold=round(limits.duplicate, 3),
+                adjudicate_threshold=round(limits.adjudicate, 3),
+                decided_at=now,
+            )
+
+        store = self.adjudications
+        async with self.batcher.lock:
+            done: Adjudicated = await db.retrying(
+                lambda: store.adjudicate(cmd.message_id, raw.user_id or "", cmd, event), what="adjudication"
+            )
+            if done.sealed is not None and done.nik is not None and done.person_id is not None:
+                people = self.vault.open_people([done.sealed], [done.nik])
+                self.engine.gallery.add(people, [done.person_id], [done.nik])
+        log.info(
+            "adjudication",
+            extra={
+                "outcome": done.outcome,
+                "decision": cmd.decision,
+                "kabkota": cmd.kabkota,
+                "user": raw.user_id,
+            },
+        )
+        return done.outcome
 
     async def _requeue(self, batch: list[Pending]) -> None:
         await asyncio.sleep(1.0)

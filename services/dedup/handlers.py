@@ -9,7 +9,13 @@ from faststream.rabbit import Channel, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import db, messaging
-from shared.contracts import NikCollisionsFound, SdpRecordsAccepted, SdpRecordsChecked, derive_message_id
+from shared.contracts import (
+    AdjudicationDecision,
+    NikCollisionsFound,
+    SdpRecordsAccepted,
+    SdpRecordsChecked,
+    derive_message_id,
+)
 from shared.runtime import Clock, utcnow
 
 from . import domain
@@ -37,6 +43,16 @@ def build_router(
         )
         async def on_enrolment_accepted(msg: RabbitMessage) -> None:
             await ektp.receive(msg)
+
+        @router.subscriber(
+            messaging.DEDUP_COMMANDS.subscribe_to(),
+            messaging.COMMANDS,
+            title="dedup.commands",
+            ack_policy=messaging.ACK_POLICY,
+            description="A centre user decides a grey-zone capture (audited; refused for anyone else).",
+        )
+        async def on_adjudication(cmd: AdjudicationDecision, msg: RabbitMessage) -> None:
+            await ektp.adjudicate(cmd, msg.raw_message)
 
     @router.subscriber(
         messaging.DEDUP_SDP.subscribe_to(),

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from shared import db
-from shared.contracts import Message
+from shared.contracts import AdjudicationDecision, Message
 from shared.runtime import Database
 
 from .domain import Claim
@@ -146,7 +146,7 @@ class VerdictWrite:
     kabkota: str
     packet_id: str
     nik: str
-    sealed: bytes | None  # the capture's templates when it joins the gallery
+    sealed: bytes | None  # the capture's templates when it joins the gallery, or waits for adjudication
     adjudicate: bool
     # Given the person_ids given so far in this transaction (by message id): the verdict event.
     event: Callable[[dict[str, int]], Message]
@@ -179,7 +179,7 @@ class PostgresVerdictStore:
                 if not await db.claim(conn, EKTP_CONSUMER, w.message_id):
                     continue
                 person_id = None
-                if w.sealed is not None:
+                if w.sealed is not None and not w.adjudicate:
                     person_id = await conn.fetchval(
                         "INSERT INTO gallery (nik, kabkota, packet_id, origin, templates) "
                         "VALUES ($1, $2, $3, 'enrolment', $4) RETURNING person_id",
@@ -203,14 +203,109 @@ class PostgresVerdictStore:
                 )
                 if w.adjudicate:
                     await conn.execute(
-                        "INSERT INTO adjudications (kabkota, packet_id, verdict_message_id) VALUES ($1, $2, $3) "
-                        "ON CONFLICT (kabkota, packet_id) DO UPDATE SET "
-                        "verdict_message_id = EXCLUDED.verdict_message_id, "
-                        "decision = NULL, decided_by = NULL, decided_at = NULL",
+                        "INSERT INTO adjudications (kabkota, packet_id, verdict_message_id, nik, templates) "
+                        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (kabkota, packet_id) DO UPDATE SET "
+                        "verdict_message_id = EXCLUDED.verdict_message_id, nik = EXCLUDED.nik, "
+                        "templates = EXCLUDED.templates, decision = NULL, decided_by = NULL, decided_at = NULL",
                         w.kabkota,
                         w.packet_id,
                         event.message_id,
+                        w.nik,
+                        w.sealed,
                     )
                 outgoing.append(db.Outgoing("events", event.ROUTING_KEY, event))
             await db.enqueue(conn, self.database.schema, outgoing)
         return people
+
+
+# --- adjudication -------------------------------------------------------------------------------------------
+
+COMMANDS_CONSUMER = "dedup.commands"
+
+
+@dataclass(frozen=True)
+class Adjudicated:
+    outcome: str  # applied | unknown_capture | already_decided | repeated
+    nik: str | None = None
+    sealed: bytes | None = None  # the templates that joined the gallery (decision: unique)
+    person_id: int | None = None
+
+
+class AdjudicationStore(Protocol):
+    async def adjudicate(
+        self,
+        message_id: str,
+        user_id: str,
+        cmd: AdjudicationDecision,
+        event: Callable[[int | None, str], Message],
+    ) -> Adjudicated: ...
+
+
+class PostgresAdjudicationStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def adjudicate(
+        self,
+        message_id: str,
+        user_id: str,
+        cmd: AdjudicationDecision,
+        event: Callable[[int | None, str], Message],
+    ) -> Adjudicated:
+        """Apply a decision once, in one transaction with its audit entry and the verdict it publishes."""
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            if not await db.claim(conn, COMMANDS_CONSUMER, message_id):
+                return Adjudicated("repeated")
+            row = await conn.fetchrow(
+                "SELECT nik, templates, decision FROM adjudications WHERE kabkota = $1 AND packet_id = $2 FOR UPDATE",
+                cmd.kabkota,
+                cmd.packet_id,
+            )
+            if row is None:
+                result = Adjudicated("unknown_capture")
+            elif row["decision"] is not None:
+                result = Adjudicated("already_decided")
+            else:
+                sealed = bytes(row["templates"])
+                person_id = None
+                if cmd.decision == "unique":
+                    person_id = int(
+                        await conn.fetchval(
+                            "INSERT INTO gallery (nik, kabkota, packet_id, origin, templates) "
+                            "VALUES ($1, $2, $3, 'enrolment', $4) RETURNING person_id",
+                            row["nik"],
+                            cmd.kabkota,
+                            cmd.packet_id,
+                            sealed,
+                        )
+                    )
+                await conn.execute(
+                    "UPDATE adjudications SET decision = $3, decided_by = $4, operator = $5, reason = $6, "
+                    "decided_at = now(), templates = NULL WHERE kabkota = $1 AND packet_id = $2",
+                    cmd.kabkota,
+                    cmd.packet_id,
+                    cmd.decision,
+                    user_id,
+                    cmd.operator,
+                    cmd.reason,
+                )
+                verdict = event(person_id, row["nik"])
+                await db.enqueue(
+                    conn, self.database.schema, [db.Outgoing("events", verdict.ROUTING_KEY, verdict)]
+                )
+                result = Adjudicated(
+                    "applied", row["nik"], sealed if cmd.decision == "unique" else None, person_id
+                )
+            await conn.execute(
+                "INSERT INTO adjudication_audit (message_id, user_id, operator, kabkota, packet_id, decision, "
+                "reason, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                message_id,
+                user_id,
+                cmd.operator,
+                cmd.kabkota,
+                cmd.packet_id,
+                cmd.decision,
+                cmd.reason,
+                result.outcome,
+            )
+            return result

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
+import aiormq
 import numpy as np
 import pytest
 
@@ -15,7 +16,7 @@ from services.dedup.app import build_app
 from services.dedup.config import Settings
 from services.dedup.vault import Vault
 from shared import messaging
-from shared.contracts import EnrolmentAccepted, EnrolmentVerdict, derive_message_id
+from shared.contracts import AdjudicationDecision, EnrolmentAccepted, EnrolmentVerdict, derive_message_id
 from shared.runtime import Database
 from sim import gallery as seeding
 from tests.builders import packets
@@ -77,6 +78,8 @@ async def test_captures_get_verdicts_and_the_unique_join_the_gallery(installatio
         again = seeding.MODEL.capture(rng, people.take(np.array([17])))
         newcomer = seeding.MODEL.capture(rng, seeding.MODEL.identities(rng, 1))
         bodies = packets(3, seed=41)
+        for b in bodies:
+            b["packet_id"] += "-a"  # packet ids of other tests' days must not collide with these
         events: list[EnrolmentAccepted | bytes] = [
             accepted(bodies[0], biometrics(again, 0)),
             accepted(bodies[1], biometrics(newcomer, 0)),
@@ -132,3 +135,111 @@ async def test_a_wrong_gallery_key_refuses_to_start(installation: Installation) 
             await gallery.check_key(store, Vault(base64.b64decode(Vault.new_key()), gallery.LAYOUT))
     finally:
         await database.close()
+
+
+async def publish_command(inst: Installation, role: str, unit: str, cmd: AdjudicationDecision) -> None:
+    url = inst.url_for(role, unit)
+    connection = await aio_pika.connect(url)
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.get_exchange("commands", ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                cmd.model_dump_json().encode(),
+                message_id=cmd.message_id,
+                user_id=messaging.broker_user(url),
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=cmd.ROUTING_KEY,
+        )
+    finally:
+        await connection.close()
+
+
+def decision(body: dict[str, Any], choice: str, n: int = 1) -> AdjudicationDecision:
+    return AdjudicationDecision(
+        message_id=f"adjudication-{body['packet_id']}-{n}",
+        produced_at=NOW,
+        kabkota=body["kabkota"],
+        packet_id=body["packet_id"],
+        decision=choice,
+        operator="Operator Pusat 7",
+        reason="face and both index fingers compared by hand",
+    )
+
+
+async def test_grey_zone_captures_wait_for_the_centre_and_only_the_centre_decides(
+    installation: Installation,
+) -> None:
+    inst = installation
+    await purge(inst.admin_url, "dedup.ektp", "consolidator.ektp", "dedup.commands", "dead.letters")
+    # thresholds far apart, so that a face alone (one capped comparison) lands in the grey zone
+    settings = inst.settings(
+        "dedup", Settings, retry_backoff_max=0.05, batch_wait=0.1, duplicate_fpir=1e-30, adjudicate_fpir=1e-2
+    )
+    os.environ["DEDUP_GALLERY_KEY"] = inst.gallery_key()
+    try:
+        await seeding.seed(inst.database_url, 200, seed_value=13, batch=200)
+        people, _ = seeding.identities_of_batch(13, 0, 200)
+        rng = np.random.default_rng(6)
+        again = seeding.MODEL.capture(rng, people.take(np.array([20, 21])))
+        bodies = packets(2, seed=43)
+        for b in bodies:
+            b["packet_id"] += "-g"
+        face_only = [{**biometrics(again, i), "fingers": [], "irises": []} for i in range(2)]
+        events: list[EnrolmentAccepted | bytes] = [accepted(bodies[i], face_only[i]) for i in range(2)]
+        database = Database.of_service(inst.database_url, "dedup")
+        async with running(build_app(settings, database=database)):
+            await publish_as_registry(inst, events)
+            got = [
+                EnrolmentVerdict.model_validate_json(m.body)
+                for m in await take(inst.admin_url, "consolidator.ektp", count=2, timeout=30)
+            ]
+            assert sorted((v.status, v.finding) for v in got) == [("ADJUDICATE_RECORD", "grey_zone")] * 2
+            gallery_before = await fetchval(inst.database_url, "SELECT count(*) FROM dedup.gallery")
+
+            # nobody but the centre may send the command: the broker refuses the others
+            for role, unit in (("upt", "upt-3273-1"), ("service", "registry"), ("dukcapil", "dukcapil-3273")):
+                with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
+                    await publish_command(inst, role, unit, decision(bodies[0], "unique", 9))
+
+            await publish_command(inst, "pusat", "pusat", decision(bodies[0], "duplicate"))
+            await publish_command(inst, "pusat", "pusat", decision(bodies[1], "unique"))
+            await publish_command(inst, "pusat", "pusat", decision(bodies[1], "duplicate", 2))  # too late
+            decided = {
+                v.packet_id: v
+                for v in (
+                    EnrolmentVerdict.model_validate_json(m.body)
+                    for m in await take(inst.admin_url, "consolidator.ektp", count=2, timeout=30)
+                )
+            }
+            assert decided[bodies[0]["packet_id"]].status == "DUPLICATE_RECORD"
+            assert decided[bodies[1]["packet_id"]].status == "PRINT_READY_RECORD"
+            assert decided[bodies[1]["packet_id"]].person_id is not None
+
+            async def audited() -> bool:
+                n = await fetchval(inst.database_url, "SELECT count(*) FROM dedup.adjudication_audit")
+                return bool(n == 3)
+
+            await eventually(audited, what="three audited commands")
+            outcomes = await fetchval(
+                inst.database_url,
+                "SELECT string_agg(outcome || ':' || decision || ':' || operator, ',' ORDER BY id) "
+                "FROM dedup.adjudication_audit",
+            )
+            assert outcomes == (
+                "applied:duplicate:Operator Pusat 7,applied:unique:Operator Pusat 7,"
+                "already_decided:duplicate:Operator Pusat 7"
+            )
+            assert (
+                await fetchval(inst.database_url, "SELECT count(*) FROM dedup.gallery") == gallery_before + 1
+            )
+            assert (
+                await fetchval(
+                    inst.database_url, "SELECT count(*) FROM dedup.adjudications WHERE templates IS NOT NULL"
+                )
+                == 0
+            )
+    finally:
+        os.environ.pop("DEDUP_GALLERY_KEY", None)
