@@ -17,3 +17,10 @@ def test_the_registry_asyncapi_document_describes_the_submission_and_its_records
     for field in ("upt_id", "as_of", "parts", "register_number", "custody_status"):
         assert field in text
     assert "Must equal the sending UPT's broker user." in text  # field descriptions reach the document
+
+
+def test_the_dedup_asyncapi_document_needs_no_gallery_key_and_shows_the_adjudication_command() -> None:
+    text = str(docs.asyncapi("dedup").to_jsonable())
+    assert "dedup.ektp" in text
+    assert "dedup.commands" in text
+    assert "Why, for the audit trail." in text
