@@ -1,11 +1,13 @@
 """1:N search over the whole gallery: a fast first stage, then exact scoring of its candidates.
 
-The first stage keeps, per modality, a binary sketch of every person (random-hyperplane signs of the face
-embedding and of each finger's embedding) and scans all of them exhaustively with faiss' binary flat index:
-on high-entropy templates an exhaustive scan of compact codes beats graph and inverted-list indexes at equal
-recall (research/biometrics.md §3), and it never partitions the gallery by region, sex or age. The union of
-each modality's nearest sketches is re-scored exactly on every modality (`domain.biometrics`) and fused. A
-probe with neither face nor fingers is compared exactly with everyone (irises only).
+The first stage keeps a 256-bit binary sketch of every person (random-hyperplane signs: 96 bits of the face
+embedding and 16 of each finger's) and scans all of them exhaustively with faiss' binary flat index: on
+high-entropy templates an exhaustive scan of compact codes beats graph and inverted-list indexes at equal
+recall (research/biometrics.md section 3), and it never partitions the gallery by region, sex or age. A
+probe with a face but fewer than four fingers is also looked up in a 128-bit face-only index (its missing
+fingers would blur the combined sketch). The candidates are re-scored exactly on every modality
+(`domain.biometrics`) and fused. A probe with neither a face nor four fingers is compared exactly with
+everyone (mostly by its irises): rare, and slow at scale.
 
 `exact` is the brute-force reference: every probe against every person, no first stage.
 """
@@ -21,7 +23,9 @@ import numpy.typing as npt
 
 from .domain import biometrics as bio
 
-FACE_BITS, FINGER_BITS = 256, 32  # per face; per finger (10 fingers: 320 bits)
+COMBINED_FACE_BITS, FINGER_BITS = 96, 16  # in the combined sketch: 96 + 10 x 16 = 256 bits
+FACE_BITS = 128  # the face-only sketch
+MIN_FINGERS = 4  # fewer fingers than this and no face: the sketches cannot be trusted, compare exactly
 
 
 @dataclass(frozen=True)
@@ -42,15 +46,18 @@ class Sketcher:
         self.face_planes = rng.standard_normal((face_dim, FACE_BITS)).astype(np.float32)
         self.finger_planes = rng.standard_normal((finger_dim, FINGER_BITS)).astype(np.float32)
 
-    def face(self, t: bio.Templates) -> npt.NDArray[np.uint8]:
-        bits = (t.face @ self.face_planes) > 0
-        bits &= t.face_present[:, None]
-        return np.packbits(bits, axis=1)
+    def _face_bits(self, t: bio.Templates, bits: int) -> npt.NDArray[np.bool_]:
+        signs = (t.face.astype(np.float32) @ self.face_planes[:, :bits]) > 0
+        return np.asarray(signs & t.face_present[:, None])
 
-    def fingers(self, t: bio.Templates) -> npt.NDArray[np.uint8]:
-        bits = (t.fingers @ self.finger_planes) > 0  # (n, 10, FINGER_BITS)
-        bits &= t.fingers_present[:, :, None]
-        return np.packbits(bits.reshape(len(t), -1), axis=1)
+    def face(self, t: bio.Templates) -> npt.NDArray[np.uint8]:
+        return np.packbits(self._face_bits(t, FACE_BITS), axis=1)
+
+    def combined(self, t: bio.Templates) -> npt.NDArray[np.uint8]:
+        fingers = (t.fingers.astype(np.float32) @ self.finger_planes) > 0  # (n, 10, FINGER_BITS)
+        fingers &= t.fingers_present[:, :, None]
+        bits = np.concatenate([self._face_bits(t, COMBINED_FACE_BITS), fingers.reshape(len(t), -1)], axis=1)
+        return np.packbits(bits, axis=1)
 
 
 class Gallery:
@@ -64,8 +71,8 @@ class Gallery:
         self.rows_of_nik: dict[str, list[int]] = {}
         self._face_dim, self._finger_dim = face_dim, finger_dim
         self._alloc(capacity)
+        self.index = faiss.IndexBinaryFlat(COMBINED_FACE_BITS + FINGER_BITS * bio.FINGERS)
         self.face_index = faiss.IndexBinaryFlat(FACE_BITS)
-        self.finger_index = faiss.IndexBinaryFlat(FINGER_BITS * bio.FINGERS)
 
     def _alloc(self, capacity: int) -> None:
         old = getattr(self, "templates", None)
@@ -101,8 +108,8 @@ class Gallery:
             self.niks.append(nik)
             if nik:
                 self.rows_of_nik.setdefault(nik, []).append(row)
-        self.face_index.add(self.sketcher.face(t))  # sketched from the embeddings as given
-        self.finger_index.add(self.sketcher.fingers(t))
+        self.index.add(self.sketcher.combined(t))  # sketched from the embeddings as given
+        self.face_index.add(self.sketcher.face(t))
         self.size += n
         return rows
 
@@ -111,8 +118,8 @@ class Gallery:
         if size >= self.size:
             return
         selector = faiss.IDSelectorRange(size, self.size)
+        self.index.remove_ids(selector)
         self.face_index.remove_ids(selector)
-        self.finger_index.remove_ids(selector)
         for row in range(size, self.size):
             nik = self.niks[row]
             if nik in self.rows_of_nik:
@@ -134,20 +141,28 @@ class Gallery:
         )
 
     def candidates(self, probes: bio.Templates, k: int) -> list[npt.NDArray[np.intp]]:
-        """First stage, one batch: the rows worth scoring exactly, per probe (all rows: irises only)."""
+        """First stage, one batch: the rows worth scoring exactly, per probe (all rows when the sketches
+        cannot be trusted)."""
         if self.size == 0:
             return [np.empty(0, np.intp) for _ in range(len(probes))]
         k = min(k, self.size)
-        _, by_face = self.face_index.search(self.sketcher.face(probes), k)
-        _, by_finger = self.finger_index.search(self.sketcher.fingers(probes), k)
+        fingers = probes.fingers_present.sum(axis=1)
+        sketchable = probes.face_present | (fingers >= MIN_FINGERS)
+        by_sketch = np.full((len(probes), k), -1, np.int64)
+        if sketchable.any():
+            _, found = self.index.search(self.sketcher.combined(probes.take(np.flatnonzero(sketchable))), k)
+            by_sketch[sketchable] = found
+        face_heavy = probes.face_present & (fingers < MIN_FINGERS)
+        by_face = np.full((len(probes), k), -1, np.int64)
+        if face_heavy.any():
+            _, found = self.face_index.search(self.sketcher.face(probes.take(np.flatnonzero(face_heavy))), k)
+            by_face[face_heavy] = found
         out = []
         for i in range(len(probes)):
-            parts = []
-            if probes.face_present[i]:
-                parts.append(by_face[i])
-            if probes.fingers_present[i].any():
-                parts.append(by_finger[i])
-            rows = np.unique(np.concatenate(parts)) if parts else np.arange(self.size)
+            if not sketchable[i]:
+                out.append(np.arange(self.size, dtype=np.intp))
+                continue
+            rows = np.union1d(by_sketch[i], by_face[i])
             out.append(rows[rows >= 0].astype(np.intp))
         return out
 
