@@ -85,7 +85,11 @@ class Engine:
         added = np.arange(start, self.gallery.size, dtype=np.intp)  # unique earlier in this batch
         candidates = np.union1d(rows, added).astype(np.intp)
         matches = (
-            tuple(self.gallery.score_rows(probe.templates, candidates.tolist(), model)[:10])
+            tuple(
+                self.gallery.score_rows(probe.templates, candidates.tolist(), model, floor=limits.adjudicate)[
+                    :10
+                ]
+            )
             if probe.usable
             else ()
         )

@@ -167,11 +167,20 @@ class Gallery:
         return out
 
     def search(
-        self, probes: bio.Templates, model: bio.ScoreModel, *, k: int = 100, top: int = 10
+        self,
+        probes: bio.Templates,
+        model: bio.ScoreModel,
+        *,
+        k: int = 100,
+        top: int = 10,
+        floor: float | None = None,
     ) -> list[list[Match]]:
-        """Cascade search of a batch: each probe's best `top` matches by fused LLR, best first."""
+        """Cascade search of a batch: each probe's best `top` matches by fused LLR, best first.
+
+        With a `floor` (the lowest threshold that decides anything), irises are compared only for candidates
+        whose face and fingers leave them within reach of it; the others keep their lower score."""
         return [
-            self._score(probes.take(np.array([i])), rows, model, top)
+            self._score(probes.take(np.array([i])), rows, model, top, floor)
             for i, rows in enumerate(self.candidates(probes, k))
         ]
 
@@ -180,12 +189,19 @@ class Gallery:
         everyone = np.arange(self.size, dtype=np.intp)
         return [self._score(probes.take(np.array([i])), everyone, model, top) for i in range(len(probes))]
 
-    def score_rows(self, probe: bio.Templates, rows: Sequence[int], model: bio.ScoreModel) -> list[Match]:
-        """Exact scores of one probe against given rows (e.g. the holders of its NIK), best first."""
-        return self._score(probe, np.asarray(rows, dtype=np.intp), model, len(rows))
+    def score_rows(
+        self, probe: bio.Templates, rows: Sequence[int], model: bio.ScoreModel, *, floor: float | None = None
+    ) -> list[Match]:
+        """Scores of one probe against given rows (e.g. the holders of its NIK), best first."""
+        return self._score(probe, np.asarray(rows, dtype=np.intp), model, len(rows), floor)
 
     def _score(
-        self, probe: bio.Templates, rows: npt.NDArray[np.intp], model: bio.ScoreModel, top: int
+        self,
+        probe: bio.Templates,
+        rows: npt.NDArray[np.intp],
+        model: bio.ScoreModel,
+        top: int,
+        floor: float | None = None,
     ) -> list[Match]:
         if rows.size == 0:
             return []
@@ -198,7 +214,11 @@ class Gallery:
             c.iris_codes,
             c.iris_masks,
         )
-        scores = bio.compare(probe, candidates)
+        irises_of = None
+        if floor is not None:
+            partial = model.fuse(bio.compare(probe, candidates, irises_of=np.zeros(len(rows), bool)))
+            irises_of = partial + model.iris_ceiling() >= floor
+        scores = bio.compare(probe, candidates, irises_of=irises_of)
         llr = model.fuse(scores)
         counted = model.modalities(scores)
         best = np.argsort(-llr, kind="stable")[:top]
