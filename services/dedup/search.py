@@ -25,6 +25,7 @@ from .domain import biometrics as bio
 
 COMBINED_FACE_BITS, FINGER_BITS = 96, 16  # in the combined sketch: 96 + 10 x 16 = 256 bits
 FACE_BITS = 128  # the face-only sketch
+EXACT_CHUNK = 65_536  # rows compared at once by the brute force
 MIN_FINGERS = 4  # fewer fingers than this and no face: the sketches cannot be trusted, compare exactly
 
 
@@ -186,8 +187,15 @@ class Gallery:
 
     def exact(self, probes: bio.Templates, model: bio.ScoreModel, *, top: int = 10) -> list[list[Match]]:
         """The brute-force reference: every probe against everyone."""
-        everyone = np.arange(self.size, dtype=np.intp)
-        return [self._score(probes.take(np.array([i])), everyone, model, top) for i in range(len(probes))]
+        out = []
+        for i in range(len(probes)):
+            probe = probes.take(np.array([i]))
+            found: list[Match] = []
+            for first in range(0, self.size, EXACT_CHUNK):  # bounded memory at any gallery size
+                rows = np.arange(first, min(first + EXACT_CHUNK, self.size), dtype=np.intp)
+                found += self._score(probe, rows, model, top)
+            out.append(sorted(found, key=lambda m: -m.llr)[:top])
+        return out
 
     def score_rows(
         self, probe: bio.Templates, rows: Sequence[int], model: bio.ScoreModel, *, floor: float | None = None
