@@ -155,7 +155,8 @@ class CaptureStations:
                 minutes=self.rng.randint(0, 600)
             )
             body = {
-                "packet_id": f"{office.kabkota_code}-{o.as_of:%Y%m%d}-{i:06d}",
+                # the same day simulated again with other options must not reuse another capture's id
+                "packet_id": f"{office.kabkota_code}-{o.as_of:%Y%m%d}-{o.seed}-{o.total}-{i:06d}",
                 "kabkota": office.kabkota_code,
                 "station_id": f"{office.kabkota_code}-ST{self.rng.randint(1, 12):02d}",
                 **self.person(office),

@@ -21,8 +21,17 @@ from shared.contracts import WIB
 from shared.settings import PROJECT_ROOT
 from shared.units import Dukcapil, load_units
 
-from .ektp import CaptureStations, PacketOptions, PlannedPacket
+from .ektp import SENT, CaptureStations, PacketOptions, PlannedPacket
 from .publisher import UnitClient, packet_message
+
+# Where a capture may already be when it is sent again after dedup decided it.
+AFTER_DEDUP = {
+    "SEARCH_FAILURE_AT_CENTRAL",
+    "DUPLICATE_RECORD",
+    "ADJUDICATE_RECORD",
+    "REQUEST_VALIDATION",
+    "PRINT_READY_RECORD",
+}
 
 
 @dataclass
@@ -57,6 +66,8 @@ def compare(planned: PlannedPacket, receipt: dict[str, Any]) -> list[str]:
     """The capture ended in the status the truth predicts, for the reason it predicts."""
     got = receipt.get("status")
     codes = {p["code"] for p in receipt.get("problems", []) + receipt.get("refused", [])}
+    if planned.expected_status == SENT and got in AFTER_DEDUP and not codes:
+        return []  # sent again after dedup decided it: answered with where it is now
     if got != planned.expected_status:
         return [f"{planned.packet_id}: expected {planned.expected_status}, got {got} {sorted(codes)}"]
     if planned.expected_codes and not planned.expected_codes & codes:
