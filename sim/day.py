@@ -104,6 +104,7 @@ async def run_day(
     wait_receipts: bool = True,
     receipt_timeout: float = 600.0,
     progress: bool = True,
+    snapshot: int = 1,
 ) -> DayReport:
     """Every UPT connects as itself, publishes its parts, then (optionally) waits for all its receipts."""
     report = DayReport(upts=len(units.upts))
@@ -112,7 +113,9 @@ async def run_day(
     for upt in units.upts:
         chunks = population.parts(by_upt.get(upt.upt_id, []), part_size)
         encoded[upt.upt_id] = [
-            EncodedPart.of(submission_body(upt.upt_id, as_of, 1, n, len(chunks), [p.raw for p in chunk]))
+            EncodedPart.of(
+                submission_body(upt.upt_id, as_of, snapshot, n, len(chunks), [p.raw for p in chunk])
+            )
             for n, chunk in enumerate(chunks, start=1)
         ]
     started = time.monotonic()
@@ -182,14 +185,26 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--no-wait", action="store_true", help="do not wait for receipts")
+    parser.add_argument(
+        "--snapshot",
+        type=int,
+        default=0,
+        help="snapshot number (0 = minutes since midnight WIB + 1: each run of the same day is a later "
+        "snapshot that supersedes the earlier one, as a UPT resending its day would)",
+    )
     args = parser.parse_args()
+    now = datetime.now(WIB)
+    snapshot = args.snapshot or now.hour * 60 + now.minute + 1
 
     units = load_units(args.units)
     if args.upts:
         units = units.subset({u.upt_id for u in units.upts[: args.upts]})
     as_of = args.as_of or datetime.now(WIB).date()
     options = population.Options(as_of=as_of, total=args.total, seed=args.seed)
-    print(f"generating {args.total:,} inmates for {len(units.upts)} UPTs (snapshot {as_of})", flush=True)
+    print(
+        f"generating {args.total:,} inmates for {len(units.upts)} UPTs (date {as_of}, snapshot {snapshot})",
+        flush=True,
+    )
     by_upt = population.generate(units, options)
     report = asyncio.run(
         run_day(
@@ -201,6 +216,7 @@ def main() -> None:
             as_of=as_of,
             part_size=options.part_size,
             wait_receipts=not args.no_wait,
+            snapshot=snapshot,
         )
     )
     summary = report.summary()
