@@ -86,11 +86,14 @@ class TemplateModel:
             irises=self._iris_field(rng, (n, 2, IRIS_ROWS)),
         )
 
-    def capture(self, rng: np.random.Generator, people: Identities) -> Captures:
+    def capture(
+        self, rng: np.random.Generator, people: Identities, *, face_noise: float = FACE_NOISE
+    ) -> Captures:
+        """One capture per person; `face_noise` above the default models an old or poor photograph."""
         n = len(people)
         face = people.face @ self.face_basis
         face += (
-            FACE_NOISE * rng.standard_normal(face.shape).astype(np.float32) * np.sqrt(FACE_RANK / FACE_DIM)
+            face_noise * rng.standard_normal(face.shape).astype(np.float32) * np.sqrt(FACE_RANK / FACE_DIM)
         )
         fingers = people.fingers @ self.finger_basis
         fingers += (

@@ -13,14 +13,34 @@ from typing import Any
 
 import numpy as np
 
+from services.dedup.domain import biometrics as bio
+from shared import nik as niks
 from shared.contracts import IRIS_BITS
 from shared.units import Dukcapil
 
 from . import names
-from .biometrics import Captures, TemplateModel, b64
+from .biometrics import Captures, Identities, TemplateModel, b64
+from .gallery import GallerySpec, as_templates
 from .population import make_nik
 
 SENT, REGIONAL, CENTRAL = "SENT_FOR_DEDUP", "ENROLL_FAILURE_AT_REGIONAL", "ENROLL_FAILURE_AT_CENTRAL"
+PRINT_READY, DUPLICATE, ADJUDICATE, VALIDATION = (
+    "PRINT_READY_RECORD",
+    "DUPLICATE_RECORD",
+    "ADJUDICATE_RECORD",
+    "REQUEST_VALIDATION",
+)
+# What each planted case is, and the verdict dedup must reach: (status, finding).
+TRUTHS: dict[str, tuple[str, str]] = {
+    "new": (PRINT_READY, "unique"),  # somebody never enrolled
+    "reenrolment": (DUPLICATE, "one_to_one"),  # a gallery person again, under a new NIK
+    "third_nik": (DUPLICATE, "one_to_many"),  # someone already holding two NIKs, a third time
+    "near_identical": (ADJUDICATE, "grey_zone"),  # a gallery person, weak evidence in the grey zone
+    "twin": (PRINT_READY, "unique"),  # another person with a near-identical face
+    "nik_reuse": (DUPLICATE, "duplicate_nik"),  # another person under a gallery person's NIK
+    "nik_contradiction": (VALIDATION, "nik_contradicts_packet"),  # NIK's sex/birth date differ
+}
+MATED = frozenset({"reenrolment", "third_nik", "near_identical"})  # the same biometrics are in the gallery
 
 
 @dataclass(frozen=True)
@@ -33,6 +53,14 @@ class PacketOptions:
     declared_exception_share: float = 0.01  # missing fingers or an eye, declared: still valid
     region_fault_share: float = 0.005  # -> ENROLL_FAILURE_AT_REGIONAL
     template_fault_share: float = 0.01  # -> ENROLL_FAILURE_AT_CENTRAL
+    # Ground truth for dedup. Those that need someone already enrolled are planted only with a `gallery`.
+    gallery: GallerySpec | None = None
+    reenrolment_share: float = 0.01
+    third_nik_share: float = 0.001
+    near_identical_share: float = 0.003
+    twin_share: float = 0.002
+    nik_reuse_share: float = 0.002
+    nik_contradiction_share: float = 0.003
 
 
 @dataclass
@@ -41,6 +69,16 @@ class PlannedPacket:
     kabkota: str
     expected_status: str = SENT
     expected_codes: set[str] = field(default_factory=set)
+    truth: str = "new"  # a key of TRUTHS; what dedup must find (if the registry sends it on)
+    gallery_rows: tuple[int, ...] = ()  # the gallery people the capture is of (or shares a NIK/face with)
+
+    @property
+    def mated(self) -> bool:
+        return self.truth in MATED
+
+    @property
+    def expected_verdict(self) -> tuple[str, str] | None:
+        return TRUTHS[self.truth] if self.expected_status == SENT else None
 
     @property
     def packet_id(self) -> str:
@@ -197,3 +235,115 @@ class CaptureStations:
             code, fault = rng.choice(TEMPLATE_FAULTS)
             fault(p.body["biometrics"])
             p.expected_status, p.expected_codes = CENTRAL, {code}
+        for p in take(o.nik_contradiction_share):
+            self._contradict(p)
+        if o.gallery is not None:
+            self._plant_gallery_truth(o.gallery, take)
+
+    def _contradict(self, p: PlannedPacket) -> None:
+        """The NIK says the other sex, or another birth day, than the packet."""
+        nik = p.body["nik"]
+        day = int(nik[6:8])
+        if self.rng.random() < 0.5:
+            day = day + 40 if day < 40 else day - 40
+        else:
+            day = day % 28 + 1 if day < 40 else (day - 40) % 28 + 41
+        p.body["nik"] = f"{nik[:6]}{day:02d}{nik[8:12]}{self.rng.randint(5000, 9999):04d}"
+        p.truth = "nik_contradiction"
+
+    def _plant_gallery_truth(self, spec: GallerySpec, take: Callable[[float], list[PlannedPacket]]) -> None:
+        o, rng = self.options, self.rng
+        pairs = spec.legacy_pairs()
+        paired = {r for pair in pairs for r in pair}
+        singles = (r for r in iter(lambda: rng.randrange(spec.count), -1) if r not in paired)
+        # the same gallery person is never planted twice in one day
+        used: set[int] = set()
+
+        def fresh_row() -> int:
+            row = next(r for r in singles if r not in used)
+            used.add(row)
+            return row
+
+        reenrol = take(o.reenrolment_share)
+        third = take(o.third_nik_share)[: len(pairs)]
+        chosen_pairs = rng.sample(pairs, len(third))
+        mates = [fresh_row() for _ in reenrol] + [a for a, _ in chosen_pairs]
+        if mates:
+            self._recapture(reenrol + third, mates)
+        for p, row in zip(reenrol, mates, strict=False):
+            p.truth, p.gallery_rows = "reenrolment", (row,)
+        for p, pair in zip(third, chosen_pairs, strict=True):
+            p.truth, p.gallery_rows = "third_nik", pair
+        near = take(o.near_identical_share)
+        if near:
+            self._near_identical(spec, near)
+        twins = take(o.twin_share)
+        if twins:
+            rows = [fresh_row() for _ in twins]
+            latent = spec.identities(rows)
+            n = len(rows)
+            others = self.model.identities(self.np_rng, n)
+            rho = np.float32(0.97)  # the faces of identical twins; fingers and irises are their own
+            face = rho * latent.face + np.sqrt(1 - rho**2).astype(np.float32) * others.face
+            captures = self.model.capture(self.np_rng, Identities(face, others.fingers, others.irises))
+            for i, (p, row) in enumerate(zip(twins, rows, strict=True)):
+                self._replace_biometrics(p, captures, i)
+                p.truth, p.gallery_rows = "twin", (row,)
+        reuse = take(o.nik_reuse_share)
+        rows = [fresh_row() for _ in reuse]
+        for p, row, nik in zip(reuse, rows, spec.niks(rows), strict=True):
+            held = niks.check(nik, today=self.options.as_of)
+            assert held.birth_date is not None
+            assert held.sex is not None
+            p.body["nik"] = nik
+            p.body["demographics"].update(sex=held.sex.value, birth_date=held.birth_date.isoformat())
+            p.truth, p.gallery_rows = "nik_reuse", (row,)
+
+    def _replace_biometrics(self, p: PlannedPacket, captures: Captures, i: int) -> None:
+        exceptions = p.body["biometrics"]["exceptions"]
+        p.body["biometrics"] = self.biometrics(captures, i)
+        if exceptions["missing_fingers"] or exceptions["missing_irises"]:  # keep a declared exception
+            self._declare_missing(
+                p, exceptions["missing_fingers"], exceptions["missing_irises"], exceptions["reason"]
+            )
+
+    @staticmethod
+    def _declare_missing(p: PlannedPacket, fingers: list[int], irises: list[str], reason: str | None) -> None:
+        bio_ = p.body["biometrics"]
+        bio_["fingers"] = [f for f in bio_["fingers"] if f["position"] not in fingers]
+        bio_["irises"] = [i for i in bio_["irises"] if i["eye"] not in irises]
+        bio_["exceptions"].update(missing_fingers=list(fingers), missing_irises=list(irises), reason=reason)
+
+    def _recapture(self, packets: list[PlannedPacket], rows: list[int]) -> None:
+        """The given gallery people captured again (new noise, new rotation), into the packets."""
+        captures = self.model.capture(self.np_rng, self.options.gallery.identities(rows))  # type: ignore[union-attr]
+        for i, p in enumerate(packets):
+            self._replace_biometrics(p, captures, i)
+
+    def _near_identical(self, spec: GallerySpec, packets: list[PlannedPacket]) -> None:
+        """Gallery people captured again with only an old photograph and one finger (the rest declared
+        missing), kept only when the pair's fused score lies inside the grey zone for this gallery: borderline
+        cases the search must find and route to a person, never decide alone."""
+        limits = bio.Thresholds.for_gallery(spec.count, duplicate_fpir=1e-4, adjudicate_fpir=1e-2)
+        low, high = limits.adjudicate + 0.5, limits.duplicate - 0.5
+        b, first, size = spec.batches()[self.rng.randrange(len(spec.batches()))]
+        people, rng = spec.people(b, size)
+        enrolled = as_templates(self.model.capture(rng, people))
+        legacy = spec.legacy_count(size)
+        candidates = [r for r in self.rng.sample(range(size - legacy), size - legacy) if r >= legacy]
+        tries = 48
+        for p in packets:
+            while candidates:
+                r = candidates.pop()
+                again = self.model.capture(self.np_rng, people.take(np.full(tries, r)), face_noise=0.8)
+                probe = as_templates(again)
+                probe.fingers_present[:, 1:] = False
+                probe.fingers[:, 1:] = 0
+                probe.iris_masks[:] = 0
+                fused = bio.DEFAULT_MODEL.fuse(bio.compare(enrolled.take(np.array([r])), probe))
+                inside = np.flatnonzero((fused >= low) & (fused < high))
+                if inside.size:
+                    self._replace_biometrics(p, again, int(inside[0]))
+                    self._declare_missing(p, list(range(2, 11)), ["right", "left"], "kusta; kelainan mata")
+                    p.truth, p.gallery_rows = "near_identical", (first + r,)
+                    break

@@ -22,16 +22,10 @@ from shared.settings import PROJECT_ROOT
 from shared.units import Dukcapil, load_units
 
 from .ektp import SENT, CaptureStations, PacketOptions, PlannedPacket
-from .publisher import UnitClient, packet_message
+from .publisher import DEDUP_VERDICTS, UnitClient, packet_message
 
 # Where a capture may already be when it is sent again after dedup decided it.
-AFTER_DEDUP = {
-    "SEARCH_FAILURE_AT_CENTRAL",
-    "DUPLICATE_RECORD",
-    "ADJUDICATE_RECORD",
-    "REQUEST_VALIDATION",
-    "PRINT_READY_RECORD",
-}
+AFTER_DEDUP = DEDUP_VERDICTS
 
 
 @dataclass
@@ -43,12 +37,16 @@ class EktpReport:
     receipt_seconds: float = 0.0
     latencies: list[float] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
+    verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)  # packet id -> dedup's answer
+    verdict_latencies: list[float] = field(default_factory=list)  # publish -> the office has the verdict
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
 
-        def pct(q: float) -> float | None:
-            return round(lat[min(len(lat) - 1, int(q * len(lat)))], 3) if lat else None
+        def pct(q: float, values: list[float] = lat) -> float | None:
+            return round(values[min(len(values) - 1, int(q * len(values)))], 3) if values else None
+
+        vlat = sorted(self.verdict_latencies)
 
         return {
             "packets": self.packets,
@@ -59,6 +57,9 @@ class EktpReport:
             "p50_receipt_s": pct(0.5),
             "p99_receipt_s": pct(0.99),
             "mismatches": len(self.mismatches),
+            "verdicts": len(self.verdicts),
+            "p50_verdict_s": pct(0.5, vlat),
+            "p99_verdict_s": pct(0.99, vlat),
         }
 
 
@@ -87,13 +88,20 @@ async def run_ektp_day(
     wait_receipts: bool = True,
     receipt_timeout: float = 600.0,
     progress: bool = True,
+    rate: float | None = None,
+    wait_verdicts: bool = False,
 ) -> EktpReport:
-    """Each office connects as itself and sends its packets (many in flight), then reads its receipts."""
+    """Each office connects as itself and sends its packets (many in flight), then reads its receipts.
+
+    `rate`: packets per second offered, all offices together, in the packets' order (every office connects
+    at once); `wait_verdicts`: also wait, per packet the registry sent on, for the receipt with dedup's verdict.
+    """
     report = EktpReport(packets=len(packets))
     by_office: dict[str, list[PlannedPacket]] = defaultdict(list)
     for p in packets:
         by_office[p.kabkota].append(p)
-    gate = asyncio.Semaphore(concurrency)
+    gate = asyncio.Semaphore(len(offices) if rate else concurrency)
+    due = {p.packet_id: i / rate for i, p in enumerate(packets)} if rate else {}
     started = time.monotonic()
     sent_count = Counter[str]()
 
@@ -110,6 +118,8 @@ async def run_ektp_day(
             window = asyncio.Semaphore(in_flight)
 
             async def send(body: dict[str, Any]) -> None:
+                if rate:
+                    await asyncio.sleep(max(0.0, started + due[str(body["packet_id"])] - time.monotonic()))
                 async with window:
                     sent_at[body["message_id"]] = time.monotonic()
                     await client.publish_body(
@@ -128,6 +138,12 @@ async def run_ektp_day(
             if listener is None:
                 return
             got = await listener.wait_for(set(sent_at), receipt_timeout)
+            forwarded = {
+                p.packet_id
+                for p, b in zip(mine, bodies, strict=True)
+                if got.get(b["message_id"], {}).get("status") in (SENT, *AFTER_DEDUP)
+            }
+            verdicts = await listener.wait_for_verdicts(forwarded, receipt_timeout) if wait_verdicts else {}
             await listener.stop()
         for planned, body in zip(mine, bodies, strict=True):
             receipt = got.get(body["message_id"])
@@ -138,6 +154,12 @@ async def run_ektp_day(
             report.statuses[str(receipt.get("status"))] += 1
             report.latencies.append(receipt["_received_at"] - sent_at[body["message_id"]])
             report.mismatches += compare(planned, receipt)
+            verdict = verdicts.get(planned.packet_id)
+            if verdict is not None:
+                report.verdicts[planned.packet_id] = verdict
+                report.verdict_latencies.append(verdict["_received_at"] - sent_at[body["message_id"]])
+            elif wait_verdicts and planned.packet_id in forwarded:
+                report.mismatches.append(f"{planned.packet_id}: no verdict")
 
     if progress:
         print(f"publishing {len(packets):,} e-KTP packets from {len(by_office)} kab/kota", flush=True)

@@ -117,12 +117,25 @@ class UnitClient:
             await listener.stop()
 
 
+# Where dedup moves a capture (the receipt the office gets when it does).
+DEDUP_VERDICTS = frozenset(
+    {
+        "SEARCH_FAILURE_AT_CENTRAL",
+        "DUPLICATE_RECORD",
+        "ADJUDICATE_RECORD",
+        "REQUEST_VALIDATION",
+        "PRINT_READY_RECORD",
+    }
+)
+
+
 class Receipts:
     """A unit's receipts as they arrive, by the message each one answers (the first answer counts)."""
 
     def __init__(self, queue: aio_pika.abc.AbstractQueue) -> None:
         self.queue = queue
         self.found: dict[str, dict[str, Any]] = {}
+        self.verdicts: dict[str, dict[str, Any]] = {}  # by packet id: the first answer after dedup
         self.arrived = asyncio.Event()
         self.tag: str | None = None
 
@@ -131,10 +144,10 @@ class Receipts:
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         async with message.process():
-            receipt = json.loads(message.body)
-            self.found.setdefault(
-                str(receipt.get("in_reply_to")), receipt | {"_received_at": time.monotonic()}
-            )
+            receipt = json.loads(message.body) | {"_received_at": time.monotonic()}
+            self.found.setdefault(str(receipt.get("in_reply_to")), receipt)
+            if receipt.get("status") in DEDUP_VERDICTS and receipt.get("packet_id"):
+                self.verdicts.setdefault(str(receipt["packet_id"]), receipt)
             self.arrived.set()
 
     async def wait_for(self, expected: set[str], timeout: float) -> dict[str, dict[str, Any]]:
@@ -146,6 +159,17 @@ class Receipts:
             except TimeoutError:
                 break
         return {k: v for k, v in self.found.items() if k in expected}
+
+    async def wait_for_verdicts(self, packet_ids: set[str], timeout: float) -> dict[str, dict[str, Any]]:
+        """The receipts telling the office what dedup decided, by packet id."""
+        deadline = time.monotonic() + timeout
+        while not packet_ids <= self.verdicts.keys() and time.monotonic() < deadline:
+            self.arrived.clear()
+            try:
+                await asyncio.wait_for(self.arrived.wait(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                break
+        return {k: v for k, v in self.verdicts.items() if k in packet_ids}
 
     async def stop(self) -> None:
         if self.tag is not None:

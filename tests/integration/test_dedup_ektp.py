@@ -72,7 +72,7 @@ async def test_captures_get_verdicts_and_the_unique_join_the_gallery(installatio
     settings = inst.settings("dedup", Settings, retry_backoff_max=0.05, batch_wait=0.2)
     os.environ["DEDUP_GALLERY_KEY"] = key
     try:
-        await seeding.seed(inst.database_url, 300, seed_value=12, batch=300)
+        await seeding.seed(inst.database_url, seeding.GallerySpec(300, 12, 300, legacy_share=0))
         people, _ = seeding.identities_of_batch(12, 0, 300)
         rng = np.random.default_rng(5)
         again = seeding.MODEL.capture(rng, people.take(np.array([17])))
@@ -180,7 +180,7 @@ async def test_grey_zone_captures_wait_for_the_centre_and_only_the_centre_decide
     )
     os.environ["DEDUP_GALLERY_KEY"] = inst.gallery_key()
     try:
-        await seeding.seed(inst.database_url, 200, seed_value=13, batch=200)
+        await seeding.seed(inst.database_url, seeding.GallerySpec(200, 13, 200, legacy_share=0))
         people, _ = seeding.identities_of_batch(13, 0, 200)
         rng = np.random.default_rng(6)
         again = seeding.MODEL.capture(rng, people.take(np.array([20, 21])))

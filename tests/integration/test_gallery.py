@@ -33,7 +33,7 @@ async def test_seeded_people_load_sealed_and_are_found_again(
 ) -> None:
     key = Vault.new_key()
     monkeypatch.setenv("DEDUP_GALLERY_KEY", key)
-    await seeding.seed(dedup_database, 1_200, seed_value=4, batch=500)
+    await seeding.seed(dedup_database, seeding.GallerySpec(1_200, 4, 500, legacy_share=0))
 
     database = Database.of_service(dedup_database, "dedup")
     await database.open()
