@@ -65,6 +65,7 @@ def build_app(
             clock=utcnow,
             batch_size=settings.batch_size,
             batch_wait=settings.batch_wait,
+            search_attempts=settings.search_attempts,
         )
     broker.include_router(handlers.build_router(store, settings, pipeline=pipeline))
 

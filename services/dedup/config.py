@@ -20,3 +20,10 @@ class Settings(ServiceSettings):
     )
     batch_size: int = Field(default=128, ge=1, le=1000, description="Captures searched together.")
     batch_wait: float = Field(default=0.05, ge=0, le=5, description="Seconds a batch waits to fill.")
+    search_attempts: int = Field(
+        default=3,
+        ge=1,
+        le=9,
+        description="Deliveries of a capture whose search fails before it is SEARCH_FAILURE_AT_CENTRAL "
+        "(below the queue's delivery limit, so the failure is a verdict, not a dead letter).",
+    )

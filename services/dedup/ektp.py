@@ -42,6 +42,7 @@ class EnrolmentPipeline:
         adjudications: AdjudicationStore | None = None,
         batch_size: int = 128,
         batch_wait: float = 0.05,
+        search_attempts: int = 3,
     ) -> None:
         self.engine, self.store, self.vault, self.consumer = engine, store, vault, consumer
         self.registry_user = registry_user
@@ -50,6 +51,8 @@ class EnrolmentPipeline:
         self.clock = clock
         self.batcher: Batcher[Pending] = Batcher(self.process, max_size=batch_size, max_wait=batch_wait)
         self.decided = 0
+        self.search_attempts = search_attempts
+        self._retries: set[asyncio.Task[None]] = set()
 
     async def receive(self, msg: RabbitMessage) -> None:
         """Read and check one delivery, then leave it (unacked) to the next batch; refusals are dead-lettered."""
@@ -82,7 +85,14 @@ class EnrolmentPipeline:
         if not todo:
             return
         size = self.engine.gallery.size
-        decided = await asyncio.to_thread(self.engine.decide_batch, [p.event for p in todo])
+        try:
+            decided = await asyncio.to_thread(self.engine.decide_batch, [p.event for p in todo])
+        except Exception:
+            log.exception("the batch's search failed; its captures are searched one by one")
+            self.engine.rollback(size)
+            decided, todo = await self._one_by_one(todo)
+            if not todo:
+                return
         rows = {d.row: d.packet.message_id for d in decided if d.row is not None}
         writes = [self._write(d, rows) for d in decided]
         try:
@@ -100,11 +110,41 @@ class EnrolmentPipeline:
             await p.msg.ack()
         self.decided += len(todo)
 
+    async def _one_by_one(self, batch: list[Pending]) -> tuple[list[Decided], list[Pending]]:
+        """Each capture alone: a capture whose search fails again goes back to the queue with a back-off,
+        and after `search_attempts` deliveries gets SEARCH_FAILURE_AT_CENTRAL with the reason."""
+        decided: list[Decided] = []
+        kept: list[Pending] = []
+        for p in batch:
+            size = self.engine.gallery.size
+            try:
+                decided += await asyncio.to_thread(self.engine.decide_batch, [p.event])
+            except Exception as exc:
+                self.engine.rollback(size)
+                attempt = messaging.delivery_count(p.msg.raw_message) + 1
+                reason = f"{type(exc).__name__}: {exc}"
+                log.warning(
+                    "search failed",
+                    extra={"packet_id": p.event.packet_id, "attempt": attempt, "reason": reason[:200]},
+                )
+                if attempt < self.search_attempts:
+                    task = asyncio.create_task(self._retry_later(p, messaging.retry_delay(p.msg.raw_message)))
+                    self._retries.add(task)
+                    task.add_done_callback(self._retries.discard)
+                    continue
+                decided.append(self.engine.failed(p.event, f"{reason} (after {attempt} attempts)"))
+            kept.append(p)
+        return decided, kept
+
+    async def _retry_later(self, p: Pending, delay: float) -> None:
+        await asyncio.sleep(delay)
+        await p.msg.nack(requeue=True)
+
     def _write(self, d: Decided, rows: dict[int, str]) -> VerdictWrite:
         now = self.clock()
         packet = d.packet
         keep = d.row is not None or d.verdict.status is EktpStatus.ADJUDICATE_RECORD
-        sealed = self.vault.seal_people(d.probe.templates, [packet.nik])[0] if keep else None
+        sealed = self.vault.seal_people(d.probe.templates, [packet.nik])[0] if keep and d.probe else None
         gallery = self.engine.gallery
 
         def event(people: dict[str, int]) -> EnrolmentVerdict:

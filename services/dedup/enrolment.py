@@ -19,7 +19,7 @@ from shared.ektp import EktpStatus
 
 from .domain import biometrics as bio
 from .domain.probes import Probe, probe_of
-from .domain.verdicts import Candidate, Finding, Verdict, decide
+from .domain.verdicts import Candidate, Finding, Verdict, decide, search_failed
 from .search import Gallery, Match
 
 
@@ -34,11 +34,12 @@ class SearchSettings:
 @dataclass(frozen=True)
 class Decided:
     packet: EnrolmentAccepted
-    probe: Probe
+    probe: Probe | None  # None when the search failed before the templates were read
     verdict: Verdict
     matches: tuple[Match, ...]
     row: int | None  # the gallery row the capture took, when unique
     thresholds: bio.Thresholds
+    failure: str = ""  # why the search failed (SEARCH_FAILED)
 
 
 def _nik_contradicts(p: EnrolmentAccepted) -> bool:
@@ -115,6 +116,10 @@ class Engine:
     def _candidate(self, m: Match) -> Candidate:
         return Candidate(self.gallery.niks[m.row], m.llr, m.modalities, ref=m.row)
 
+    def failed(self, packet: EnrolmentAccepted, reason: str) -> Decided:
+        """The verdict for a capture whose search kept failing."""
+        return Decided(packet, None, search_failed(), (), None, self.thresholds(), reason)
+
     def rollback(self, size: int) -> None:
         self.gallery.truncate(size)
 
@@ -138,8 +143,10 @@ def verdict_event(
         for m in d.matches
     ]
     finding = d.verdict.finding.value
-    if d.verdict.finding is Finding.NOTHING_TO_COMPARE and d.probe.unusable:
+    if d.verdict.finding is Finding.NOTHING_TO_COMPARE and d.probe is not None and d.probe.unusable:
         finding = f"{finding}: {'; '.join(d.probe.unusable)[:400]}"
+    if d.failure:
+        finding = f"{finding}: {d.failure[:400]}"
     return EnrolmentVerdict(
         message_id=message_id,
         produced_at=now,

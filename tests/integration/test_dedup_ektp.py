@@ -243,3 +243,45 @@ async def test_grey_zone_captures_wait_for_the_centre_and_only_the_centre_decide
             )
     finally:
         os.environ.pop("DEDUP_GALLERY_KEY", None)
+
+
+async def test_a_search_that_keeps_failing_ends_in_search_failure_and_spares_the_batch(
+    installation: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from services.dedup.enrolment import Engine
+
+    inst = installation
+    await purge(inst.admin_url, "dedup.ektp", "consolidator.ektp", "dead.letters")
+    settings = inst.settings("dedup", Settings, retry_backoff_max=0.05, batch_wait=0.2, search_attempts=3)
+    os.environ["DEDUP_GALLERY_KEY"] = inst.gallery_key()
+    decide_batch = Engine.decide_batch
+
+    def failing(self: Engine, batch: list[EnrolmentAccepted]) -> Any:
+        if any(p.packet_id.endswith("-broken") for p in batch):
+            raise RuntimeError("index unavailable")
+        return decide_batch(self, batch)
+
+    monkeypatch.setattr(Engine, "decide_batch", failing)
+    try:
+        rng = np.random.default_rng(77)
+        people = seeding.MODEL.capture(rng, seeding.MODEL.identities(rng, 2))
+        bodies = packets(2, seed=77)
+        bodies[0]["packet_id"] += "-broken"
+        bodies[1]["packet_id"] += "-fine"
+        events: list[EnrolmentAccepted | bytes] = [
+            accepted(bodies[0], biometrics(people, 0)),
+            accepted(bodies[1], biometrics(people, 1)),
+        ]
+        database = Database.of_service(inst.database_url, "dedup")
+        async with running(build_app(settings, database=database)):
+            await publish_as_registry(inst, events)
+            got = await take(inst.admin_url, "consolidator.ektp", count=2, timeout=60)
+            verdicts = {v.packet_id: v for v in (EnrolmentVerdict.model_validate_json(m.body) for m in got)}
+            assert verdicts[bodies[1]["packet_id"]].status == "PRINT_READY_RECORD"
+            failed = verdicts[bodies[0]["packet_id"]]
+            assert failed.status == "SEARCH_FAILURE_AT_CENTRAL"
+            assert failed.finding.startswith("search_failed: RuntimeError: index unavailable")
+            assert "after 3 attempts" in failed.finding
+            assert await take(inst.admin_url, "dead.letters", count=1, timeout=1) == []
+    finally:
+        os.environ.pop("DEDUP_GALLERY_KEY", None)

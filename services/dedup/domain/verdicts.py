@@ -19,6 +19,7 @@ class Finding(enum.StrEnum):
     GREY_ZONE = "grey_zone"  # neither clearly the same nor clearly different: a person decides
     NIK_CONTRADICTS_PACKET = "nik_contradicts_packet"  # sex or birth date encoded in the NIK differ
     NOTHING_TO_COMPARE = "nothing_to_compare"  # no modality could be compared
+    SEARCH_FAILED = "search_failed"  # the search itself failed, delivery after delivery
     UNIQUE = "unique"
 
 
@@ -37,6 +38,11 @@ class Verdict:
     status: EktpStatus
     finding: Finding
     candidates: tuple[Candidate, ...]  # the evidence, best first
+
+
+def search_failed() -> Verdict:
+    """The search could not run for this capture (retried): never a silent unique."""
+    return Verdict(EktpStatus.SEARCH_FAILURE_AT_CENTRAL, Finding.SEARCH_FAILED, ())
 
 
 def decide(
