@@ -490,7 +490,8 @@ class EnrolmentVerdict(Message):
     )
     finding: str = Field(
         description="one_to_one, one_to_many, already_enrolled, duplicate_nik, grey_zone, "
-        "nik_contradicts_packet, nothing_to_compare, unique, search_failed (the search kept failing; the reason follows a colon)."
+        "nik_contradicts_packet, nothing_to_compare, unique, or search_failed (the search kept failing); a "
+        "reason may follow a colon."
     )
     candidates: list[VerdictCandidate] = Field(default_factory=list, description="The evidence, best first.")
     person_id: int | None = Field(default=None, description="The new gallery person, for PRINT_READY_RECORD.")
