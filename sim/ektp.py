@@ -40,6 +40,7 @@ TRUTHS: dict[str, tuple[str, str]] = {
     "nik_reuse": (DUPLICATE, "duplicate_nik"),  # another person under a gallery person's NIK
     "nik_contradiction": (VALIDATION, "nik_contradicts_packet"),  # NIK's sex/birth date differ
 }
+PLANT_BATCHES = 6  # seeding batches the gallery cases are drawn from
 MATED = frozenset({"reenrolment", "third_nik", "near_identical"})  # the same biometrics are in the gallery
 
 
@@ -252,45 +253,46 @@ class CaptureStations:
         p.truth = "nik_contradiction"
 
     def _plant_gallery_truth(self, spec: GallerySpec, take: Callable[[float], list[PlannedPacket]]) -> None:
+        """Cases that need people already in the gallery. They are drawn from a few seeding batches (chosen at
+        random) so that regenerating them stays cheap at any gallery size."""
         o, rng = self.options, self.rng
-        pairs = spec.legacy_pairs()
+        batches = rng.sample(spec.batches(), min(PLANT_BATCHES, len(spec.batches())))
+        pairs = [pair for pair in spec.legacy_pairs() if any(f <= pair[0] < f + n for _, f, n in batches)]
         paired = {r for pair in pairs for r in pair}
-        singles = (r for r in iter(lambda: rng.randrange(spec.count), -1) if r not in paired)
-        # the same gallery person is never planted twice in one day
-        used: set[int] = set()
-
-        def fresh_row() -> int:
-            row = next(r for r in singles if r not in used)
-            used.add(row)
-            return row
+        rows_of = [r for _, f, n in batches for r in range(f, f + n) if r not in paired]
+        rng.shuffle(rows_of)
+        singles = iter(rows_of)  # the same gallery person is never planted twice in one day
 
         reenrol = take(o.reenrolment_share)
         third = take(o.third_nik_share)[: len(pairs)]
         chosen_pairs = rng.sample(pairs, len(third))
-        mates = [fresh_row() for _ in reenrol] + [a for a, _ in chosen_pairs]
+        near = take(o.near_identical_share)
+        twins = take(o.twin_share)
+        reuse = take(o.nik_reuse_share)
+        mates = [next(singles) for _ in reenrol] + [a for a, _ in chosen_pairs]
+        twin_rows = [next(singles) for _ in twins]
+        latent = spec.identities(mates + twin_rows)  # one pass over the batches for both
+        n = len(mates)
         if mates:
-            self._recapture(reenrol + third, mates)
+            captures = self.model.capture(self.np_rng, latent.take(np.arange(n)))
+            for i, p in enumerate(reenrol + third):
+                self._replace_biometrics(p, captures, i)
         for p, row in zip(reenrol, mates, strict=False):
             p.truth, p.gallery_rows = "reenrolment", (row,)
         for p, pair in zip(third, chosen_pairs, strict=True):
             p.truth, p.gallery_rows = "third_nik", pair
-        near = take(o.near_identical_share)
-        if near:
-            self._near_identical(spec, near)
-        twins = take(o.twin_share)
         if twins:
-            rows = [fresh_row() for _ in twins]
-            latent = spec.identities(rows)
-            n = len(rows)
-            others = self.model.identities(self.np_rng, n)
+            faces = latent.face[n:]
+            others = self.model.identities(self.np_rng, len(twins))
             rho = np.float32(0.97)  # the faces of identical twins; fingers and irises are their own
-            face = rho * latent.face + np.sqrt(1 - rho**2).astype(np.float32) * others.face
+            face = rho * faces + np.float32(np.sqrt(1 - rho**2)) * others.face
             captures = self.model.capture(self.np_rng, Identities(face, others.fingers, others.irises))
-            for i, (p, row) in enumerate(zip(twins, rows, strict=True)):
+            for i, (p, row) in enumerate(zip(twins, twin_rows, strict=True)):
                 self._replace_biometrics(p, captures, i)
                 p.truth, p.gallery_rows = "twin", (row,)
-        reuse = take(o.nik_reuse_share)
-        rows = [fresh_row() for _ in reuse]
+        if near:
+            self._near_identical(spec, near, batches[0])
+        rows = [next(singles) for _ in reuse]
         for p, row, nik in zip(reuse, rows, spec.niks(rows), strict=True):
             held = niks.check(nik, today=self.options.as_of)
             assert held.birth_date is not None
@@ -314,19 +316,15 @@ class CaptureStations:
         bio_["irises"] = [i for i in bio_["irises"] if i["eye"] not in irises]
         bio_["exceptions"].update(missing_fingers=list(fingers), missing_irises=list(irises), reason=reason)
 
-    def _recapture(self, packets: list[PlannedPacket], rows: list[int]) -> None:
-        """The given gallery people captured again (new noise, new rotation), into the packets."""
-        captures = self.model.capture(self.np_rng, self.options.gallery.identities(rows))  # type: ignore[union-attr]
-        for i, p in enumerate(packets):
-            self._replace_biometrics(p, captures, i)
-
-    def _near_identical(self, spec: GallerySpec, packets: list[PlannedPacket]) -> None:
+    def _near_identical(
+        self, spec: GallerySpec, packets: list[PlannedPacket], batch: tuple[int, int, int]
+    ) -> None:
         """Gallery people captured again with only an old photograph and one finger (the rest declared
         missing), kept only when the pair's fused score lies inside the grey zone for this gallery: borderline
         cases the search must find and route to a person, never decide alone."""
         limits = bio.Thresholds.for_gallery(spec.count, duplicate_fpir=1e-4, adjudicate_fpir=1e-2)
         low, high = limits.adjudicate + 0.5, limits.duplicate - 0.5
-        b, first, size = spec.batches()[self.rng.randrange(len(spec.batches()))]
+        b, first, size = batch
         people, rng = spec.people(b, size)
         enrolled = as_templates(self.model.capture(rng, people))
         legacy = spec.legacy_count(size)
