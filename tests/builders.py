@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from datetime import UTC, date, datetime
 from typing import Any
@@ -50,7 +51,7 @@ def submission(
 NOW = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)  # 10:00 WIB
 
 
-def packets(n: int = 1, *, kabkota: str = "3273", seed: int = 5, **shares: float) -> list[dict[str, Any]]:
+def packets(n: int = 1, *, kabkota: str = "3273", seed: int = 5, **shares: Any) -> list[dict[str, Any]]:
     """Valid e-KTP packet bodies (with envelope) from a simulated capture station of one kab/kota."""
     from shared.settings import PROJECT_ROOT
     from shared.units import load_units
@@ -68,8 +69,11 @@ def packets(n: int = 1, *, kabkota: str = "3273", seed: int = 5, **shares: float
             declared_exception_share=0.0,
             region_fault_share=0.0,
             template_fault_share=0.0,
+            nik_contradiction_share=0.0,
         )
         if not shares
-        else PacketOptions(as_of=AS_OF, total=n, seed=seed, **shares)
+        else dataclasses.replace(
+            PacketOptions(as_of=AS_OF, total=n, seed=seed, nik_contradiction_share=0.0), **shares
+        )
     )
     return [packet_message(p.body) for p in CaptureStations(offices, options).day()]

@@ -118,5 +118,6 @@ def test_unreadable_templates_are_left_out_and_the_rest_decides() -> None:
     d = engine.decide_batch([accepted(packets(1, seed=33)[0], biometrics=bio)])[0]
     assert d.verdict.status is EktpStatus.DUPLICATE_RECORD
     assert d.matches[0].row == 12
+    assert d.probe is not None
     assert len(d.probe.unusable) == 2
     assert d.probe.usable == 2 + 9
