@@ -262,6 +262,40 @@ class InmateFlagSet(BaseModel):
     flags: list[InmateFlag] = Field(default_factory=list)
 
 
+class PopulationCandidate(BaseModel):
+    """A population record that may be the inmate, scored by demographic linkage (Fellegi-Sunter)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    nik: str
+    weight: float = Field(
+        description="Match weight in bits (log2 of the likelihood ratio), higher = likelier."
+    )
+    probability: float = Field(ge=0, le=1, description="Match probability given the population's size.")
+    levels: dict[str, str] = Field(
+        default_factory=dict, description="Agreement level per field (name, birth_date, sex, ...)."
+    )
+
+
+class PopulationCheck(BaseModel):
+    """One inmate record against the population record: its NIK checked, or candidates found without one."""
+
+    model_config = ConfigDict(frozen=True)
+
+    inmate_id: str
+    codes: list[str] = Field(
+        default_factory=list,
+        description="For a claimed NIK: NIK_NOT_IN_POPULATION, NIK_NAME_DIFFERS, NIK_SEX_DIFFERS, "
+        "NIK_BIRTH_DATE_DIFFERS (empty: the population record agrees).",
+    )
+    candidates: list[PopulationCandidate] = Field(
+        default_factory=list, description="For an inmate without a NIK: scored candidates, best first."
+    )
+    probable_nik: str | None = Field(
+        default=None, description="The best candidate's NIK when its weight reaches the link threshold."
+    )
+
+
 class SdpRecordsChecked(Message):
     """Published by dedup on `dedup.verdict.sdp`: the accepted records of one part and what dedup found."""
 
@@ -281,6 +315,9 @@ class SdpRecordsChecked(Message):
     flag_sets: list[InmateFlagSet] = Field(
         default_factory=list,
         description="Complete flag sets of this part's records and of every record sharing a NIK with them.",
+    )
+    population_checks: list[PopulationCheck] = Field(
+        default_factory=list, description="This part's records against the population record."
     )
 
 

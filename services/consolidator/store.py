@@ -33,6 +33,7 @@ class PostgresInmateStore:
             if not await db.claim(conn, CONSUMER, checked.message_id):
                 return False
             touched = domain.touched_units(checked.upt_id, checked.flag_sets)
+            population = {c.inmate_id: c for c in checked.population_checks}
             # Parts touching the same UPT take turns, so the totals each one announces include the others.
             await conn.execute(
                 "SELECT pg_advisory_xact_lock(k) FROM "
@@ -42,14 +43,14 @@ class PostgresInmateStore:
             # An older snapshot arriving late never overwrites a newer one.
             await conn.executemany(
                 "INSERT INTO inmates AS i (upt_id, inmate_id, nik, full_name, sex, birth_date, register, "
-                "register_number, custody_status, as_of, snapshot, record, submission_id) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::jsonb, $13) "
+                "register_number, custody_status, as_of, snapshot, record, submission_id, population) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::jsonb, $13, $14::text::jsonb) "
                 "ON CONFLICT (upt_id, inmate_id) DO UPDATE SET nik = EXCLUDED.nik, "
                 "full_name = EXCLUDED.full_name, sex = EXCLUDED.sex, birth_date = EXCLUDED.birth_date, "
                 "register = EXCLUDED.register, register_number = EXCLUDED.register_number, "
                 "custody_status = EXCLUDED.custody_status, as_of = EXCLUDED.as_of, "
                 "snapshot = EXCLUDED.snapshot, record = EXCLUDED.record, "
-                "submission_id = EXCLUDED.submission_id, updated_at = now() "
+                "submission_id = EXCLUDED.submission_id, population = EXCLUDED.population, updated_at = now() "
                 "WHERE (i.as_of, i.snapshot) <= (EXCLUDED.as_of, EXCLUDED.snapshot)",
                 [
                     (
@@ -66,6 +67,7 @@ class PostgresInmateStore:
                         checked.snapshot,
                         r.model_dump_json(),
                         checked.message_id,
+                        population[r.inmate_id].model_dump_json() if r.inmate_id in population else None,
                     )
                     for r in checked.records
                 ],

@@ -12,6 +12,7 @@ from . import handlers
 from .config import Settings
 from .ektp import EnrolmentPipeline
 from .enrolment import Engine, SearchSettings
+from .population import PopulationStore
 from .search import Gallery
 from .store import (
     AdjudicationStore,
@@ -20,6 +21,7 @@ from .store import (
     PostgresAdjudicationStore,
     PostgresClaimStore,
     PostgresGalleryStore,
+    PostgresPopulationStore,
     PostgresVerdictStore,
     VerdictStore,
 )
@@ -35,6 +37,7 @@ def build_app(
     gallery_store: GalleryStore | None = None,
     vault: Vault | None = None,
     adjudications: AdjudicationStore | None = None,
+    population: PopulationStore | None = None,
 ) -> FastStream:
     settings = settings or Settings()
     broker, consumer = messaging.build_broker("dedup", settings)
@@ -67,7 +70,9 @@ def build_app(
             batch_wait=settings.batch_wait,
             search_attempts=settings.search_attempts,
         )
-    broker.include_router(handlers.build_router(store, settings, pipeline=pipeline))
+    if population is None and database is not None:
+        population = PostgresPopulationStore(database)
+    broker.include_router(handlers.build_router(store, settings, pipeline=pipeline, population=population))
 
     loaded = {"gallery": pipeline is None or gallery_store is None}
 

@@ -15,6 +15,7 @@ from shared.ektp import EktpStatus
 from shared.runtime import Clock
 
 from .batching import Batcher
+from .domain import linkage
 from .enrolment import Decided, Engine, verdict_event
 from .store import Adjudicated, AdjudicationStore, VerdictStore, VerdictWrite
 from .vault import Vault
@@ -156,6 +157,19 @@ class EnrolmentPipeline:
                 message_id=derive_message_id("dedup", "verdict", packet.message_id),
             )
 
+        demographics = packet.demographics
+        person = (
+            linkage.Person(
+                packet.nik,
+                demographics.full_name,
+                demographics.sex.value,
+                demographics.birth_date,
+                demographics.birth_place,
+                demographics.mother_name,
+            )
+            if d.row is not None
+            else None
+        )
         return VerdictWrite(
             packet.message_id,
             packet.kabkota,
@@ -164,6 +178,7 @@ class EnrolmentPipeline:
             sealed,
             d.verdict.status is EktpStatus.ADJUDICATE_RECORD,
             event,
+            person,
         )
 
     async def adjudicate(self, cmd: AdjudicationDecision, raw: aio_pika.abc.AbstractIncomingMessage) -> str:

@@ -21,11 +21,17 @@ from shared.runtime import Clock, utcnow
 from . import domain
 from .config import Settings
 from .ektp import EnrolmentPipeline
+from .population import PopulationStore, check_records
 from .store import ClaimStore
 
 
 def build_router(
-    store: ClaimStore, settings: Settings, *, clock: Clock = utcnow, pipeline: EnrolmentPipeline | None = None
+    store: ClaimStore,
+    settings: Settings,
+    *,
+    clock: Clock = utcnow,
+    pipeline: EnrolmentPipeline | None = None,
+    population: PopulationStore | None = None,
 ) -> RabbitRouter:
     router = RabbitRouter()
 
@@ -67,6 +73,7 @@ def build_router(
         messaging.require_publisher(raw, settings.service_user("registry"))
         claims = domain.claims_of(event.upt_id, event.records)
         now = clock()
+        checks = await check_records(event.records, population) if population is not None else []
 
         inmate_ids = [r.inmate_id for r in event.records]
         keys = [(event.upt_id, i) for i in inmate_ids]
@@ -85,6 +92,7 @@ def build_router(
                 records=event.records,
                 flag_seq=seq,
                 flag_sets=sets,
+                population_checks=checks,
             )
             out = [db.Outgoing("events", checked.ROUTING_KEY, checked)]
             if flagged := sum(1 for s in sets if s.flags):

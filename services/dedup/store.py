@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from shared import db
 from shared.contracts import AdjudicationDecision, Message
 from shared.runtime import Database
 
-from .domain import Claim
+from .domain import Claim, linkage
 
 CONSUMER = "dedup.sdp"
 # Given every stored claim on the touched NIKs and a fresh sequence number: the messages to send.
@@ -150,6 +150,7 @@ class VerdictWrite:
     adjudicate: bool
     # Given the person_ids given so far in this transaction (by message id): the verdict event.
     event: Callable[[dict[str, int]], Message]
+    person: linkage.Person | None = None  # demographics entering the population record (a unique capture)
 
 
 class VerdictStore(Protocol):
@@ -189,6 +190,8 @@ class PostgresVerdictStore:
                         w.sealed,
                     )
                     people[w.message_id] = int(person_id)
+                if w.person is not None and person_id is not None:
+                    await _add_to_population(conn, w.person)
                 event = w.event(people)
                 await conn.execute(
                     "INSERT INTO verdicts (message_id, kabkota, packet_id, status, finding, person_id, verdict, "
@@ -216,6 +219,49 @@ class PostgresVerdictStore:
                 outgoing.append(db.Outgoing("events", event.ROUTING_KEY, event))
             await db.enqueue(conn, self.database.schema, outgoing)
         return people
+
+
+async def _add_to_population(conn: Any, p: linkage.Person) -> None:
+    await conn.execute(
+        "INSERT INTO population (nik, full_name, sex, birth_date, birth_place, mother_name, blocks) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (nik) DO NOTHING",
+        p.nik,
+        p.full_name,
+        p.sex,
+        p.birth_date,
+        p.birth_place,
+        p.mother_name,
+        sorted(linkage.blocking_keys(p)),
+    )
+
+
+# --- population record ---------------------------------------------------------------------------------------
+
+_PERSON = "SELECT nik, full_name, sex, birth_date, birth_place, mother_name, blocks FROM population"
+
+
+def _person(r: Any) -> linkage.Person:
+    return linkage.Person(
+        r["nik"], r["full_name"], r["sex"], r["birth_date"], r["birth_place"], r["mother_name"]
+    )
+
+
+class PostgresPopulationStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def holders(self, niks: Sequence[str]) -> dict[str, linkage.Person]:
+        rows = await self.database.pool.fetch(f"{_PERSON} WHERE nik = ANY($1::text[])", list(niks))
+        return {r["nik"]: _person(r) for r in rows}
+
+    async def blocked(self, keys: Sequence[str]) -> list[tuple[linkage.Person, frozenset[str]]]:
+        rows = await self.database.pool.fetch(f"{_PERSON} WHERE blocks && $1::text[]", list(keys))
+        return [(_person(r), frozenset(r["blocks"])) for r in rows]
+
+    async def add(self, people: Sequence[linkage.Person]) -> None:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            for p in people:
+                await _add_to_population(conn, p)
 
 
 # --- adjudication -------------------------------------------------------------------------------------------

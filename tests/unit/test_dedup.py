@@ -1,5 +1,6 @@
 """Dedup: a NIK claimed by two different people is flagged on both records, within or across UPTs."""
 
+from collections.abc import Sequence
 from datetime import date
 
 from faststream.rabbit import RabbitBroker
@@ -7,6 +8,7 @@ from faststream.rabbit import RabbitBroker
 from services.dedup import domain
 from services.dedup.app import build_app
 from services.dedup.config import Settings
+from services.dedup.domain import linkage
 from shared.contracts import InmateRecord, Message, SdpRecordsAccepted, SdpRecordsChecked
 from tests.builders import NOW, inmate
 from tests.fakes import FakeClaimStore
@@ -109,3 +111,49 @@ async def test_a_redelivered_event_is_decided_once() -> None:
         await publish(broker, event)
         await publish(broker, event)
     assert len(store.outbox) == 1
+
+
+class FakePopulation:
+    """The population record in memory, blocked the way the database store blocks it."""
+
+    def __init__(self, people: list[linkage.Person]) -> None:
+        self.people = people
+
+    async def holders(self, niks: Sequence[str]) -> dict[str, linkage.Person]:
+        return {p.nik: p for p in self.people if p.nik in niks}
+
+    async def blocked(self, keys: Sequence[str]) -> list[tuple[linkage.Person, frozenset[str]]]:
+        out = []
+        for p in self.people:
+            blocks = linkage.blocking_keys(p)
+            if blocks & set(keys):
+                out.append((p, blocks))
+        return out
+
+
+async def test_inmates_are_checked_against_the_population_record() -> None:
+    holder = linkage.Person(NIK, "Joko Susilo", "L", date(1985, 3, 15), "Sleman", "Sri Wahyuni")
+    other = linkage.Person("3404015503850002", "Siti Aminah", "P", date(1985, 3, 15), "Sleman", None)
+    population = FakePopulation([holder, other])
+    store = FakeClaimStore()
+    records = [
+        inmate(nik=NIK, full_name="Djoko Soesilo", birth_date="1985-03-15"),  # old spelling: agrees
+        inmate(nik=NIK, full_name="Budi Santoso", birth_date="1985-03-15"),  # another name on the NIK
+        inmate(nik="3404010101900003", full_name="Agus", birth_date="1990-01-01"),  # nobody holds it
+        inmate(nik=None, full_name="H. Djoko Soesilo", birth_date="1985-03-15", birth_place="Sleman"),
+        inmate(nik=None, full_name="Yohanes Kurniawan", birth_date="1970-06-01"),  # not in the record
+    ]
+    async with in_memory(build_app(SETTINGS, store=store, population=population)) as (broker, _):
+        await publish(broker, accepted("upt-a", records))
+    (checked,) = [o.message for o in store.outbox if isinstance(o.message, SdpRecordsChecked)]
+    by_id = {c.inmate_id: c for c in checked.population_checks}
+    ids = [r["inmate_id"] for r in records]
+    assert by_id[ids[0]].codes == []
+    assert by_id[ids[1]].codes == [linkage.NIK_NAME_DIFFERS]
+    assert by_id[ids[2]].codes == [linkage.NIK_NOT_IN_POPULATION]
+    linked = by_id[ids[3]]
+    assert linked.candidates[0].nik == NIK
+    assert linked.probable_nik == NIK
+    assert all(c.nik != other.nik for c in linked.candidates)
+    assert by_id[ids[4]].candidates == []
+    assert by_id[ids[4]].probable_nik is None
