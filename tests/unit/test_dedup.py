@@ -120,7 +120,7 @@ class FakePopulation:
         self.people = people
 
     async def holders(self, niks: Sequence[str]) -> dict[str, linkage.Person]:
-        return {p.nik: p for p in self.people if p.nik in niks}
+        return {p.nik: p for p in self.people if p.nik is not None and p.nik in niks}
 
     async def blocked(self, keys: Sequence[str]) -> list[tuple[linkage.Person, frozenset[str]]]:
         out = []
