@@ -86,7 +86,7 @@ def build_app(
 
     async def drain() -> None:
         if pipeline is not None:
-            await pipeline.batcher.drain()
+            await pipeline.drain()
 
     return build_service_app(
         service="dedup",

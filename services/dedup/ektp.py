@@ -53,6 +53,8 @@ class EnrolmentPipeline:
         self.batcher: Batcher[Pending] = Batcher(self.process, max_size=batch_size, max_wait=batch_wait)
         self.decided = 0
         self.search_attempts = search_attempts
+        self._storing: asyncio.Task[None] | None = None  # the last batch's verdicts, being stored
+        self._epoch = 0  # counts rollbacks: a batch searched before one is searched again
         self._retries: set[asyncio.Task[None]] = set()
 
     async def receive(self, msg: RabbitMessage) -> None:
@@ -85,7 +87,7 @@ class EnrolmentPipeline:
         todo = [p for p in batch if p.event.message_id not in done]
         if not todo:
             return
-        size = self.engine.gallery.size
+        epoch, size = self._epoch, self.engine.gallery.size
         try:
             decided = await asyncio.to_thread(self.engine.decide_batch, [p.event for p in todo])
         except Exception:
@@ -94,6 +96,23 @@ class EnrolmentPipeline:
             decided, todo = await self._one_by_one(todo)
             if not todo:
                 return
+        # The verdicts are stored while the next batch is searched; batches commit in the order searched.
+        self._storing = asyncio.create_task(self._store(todo, decided, size, epoch, self._storing))
+
+    async def _store(
+        self,
+        todo: list[Pending],
+        decided: list[Decided],
+        size: int,
+        epoch: int,
+        previous: asyncio.Task[None] | None,
+    ) -> None:
+        if previous is not None:
+            await previous
+        if epoch != self._epoch:
+            # An earlier batch was rolled back after this one was searched (against its people): again.
+            await self._requeue(todo)
+            return
         rows = {d.row: d.packet.message_id for d in decided if d.row is not None}
         writes = [self._write(d, rows) for d in decided]
         try:
@@ -102,7 +121,9 @@ class EnrolmentPipeline:
             )
         except Exception:
             log.exception("verdicts not stored; the batch goes back to the queue")
-            self.engine.rollback(size)
+            async with self.batcher.lock:  # no search runs while the gallery is cut back
+                self._epoch += 1
+                self.engine.rollback(size)
             await self._requeue(todo)
             return
         for d, p in zip(decided, todo, strict=True):
@@ -110,6 +131,12 @@ class EnrolmentPipeline:
                 self.engine.gallery.person_ids[d.row] = people.get(p.event.message_id, -1)
             await p.msg.ack()
         self.decided += len(todo)
+
+    async def drain(self) -> None:
+        """Decide what is waiting and store every verdict in flight (graceful stop)."""
+        await self.batcher.drain()
+        if self._storing is not None:
+            await self._storing
 
     async def _one_by_one(self, batch: list[Pending]) -> tuple[list[Decided], list[Pending]]:
         """Each capture alone: a capture whose search fails again goes back to the queue with a back-off,

@@ -44,7 +44,7 @@ def build_router(
             title="dedup.ektp",
             # Acked by the pipeline once the capture's batch is decided and stored.
             ack_policy=AckPolicy.MANUAL,
-            channel=Channel(prefetch_count=2 * settings.batch_size, on_return_raises=True),
+            channel=Channel(prefetch_count=3 * settings.batch_size, on_return_raises=True),
             description="Captures sent for dedup (SENT_FOR_DEDUP): micro-batched 1:N search, then a verdict.",
         )
         async def on_enrolment_accepted(msg: RabbitMessage) -> None:

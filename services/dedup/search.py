@@ -24,7 +24,6 @@ import numpy.typing as npt
 from .domain import biometrics as bio
 
 COMBINED_FACE_BITS, FINGER_BITS = 96, 16  # in the combined sketch: 96 + 10 x 16 = 256 bits
-FACE_BITS = 128  # the face-only sketch
 EXACT_CHUNK = 65_536  # rows compared at once by the brute force
 MIN_FINGERS = 4  # fewer fingers than this and no face: the sketches cannot be trusted, compare exactly
 
@@ -44,15 +43,12 @@ class Sketcher:
 
     def __init__(self, face_dim: int, finger_dim: int, seed: int = 20251) -> None:
         rng = np.random.default_rng(seed)
-        self.face_planes = rng.standard_normal((face_dim, FACE_BITS)).astype(np.float32)
+        self.face_planes = rng.standard_normal((face_dim, COMBINED_FACE_BITS)).astype(np.float32)
         self.finger_planes = rng.standard_normal((finger_dim, FINGER_BITS)).astype(np.float32)
 
     def _face_bits(self, t: bio.Templates, bits: int) -> npt.NDArray[np.bool_]:
         signs = (t.face.astype(np.float32) @ self.face_planes[:, :bits]) > 0
         return np.asarray(signs & t.face_present[:, None])
-
-    def face(self, t: bio.Templates) -> npt.NDArray[np.uint8]:
-        return np.packbits(self._face_bits(t, FACE_BITS), axis=1)
 
     def combined(self, t: bio.Templates) -> npt.NDArray[np.uint8]:
         fingers = (t.fingers.astype(np.float32) @ self.finger_planes) > 0  # (n, 10, FINGER_BITS)
@@ -73,7 +69,6 @@ class Gallery:
         self._face_dim, self._finger_dim = face_dim, finger_dim
         self._alloc(capacity)
         self.index = faiss.IndexBinaryFlat(COMBINED_FACE_BITS + FINGER_BITS * bio.FINGERS)
-        self.face_index = faiss.IndexBinaryFlat(FACE_BITS)
 
     def _alloc(self, capacity: int) -> None:
         old = getattr(self, "templates", None)
@@ -110,7 +105,6 @@ class Gallery:
             if nik:
                 self.rows_of_nik.setdefault(nik, []).append(row)
         self.index.add(self.sketcher.combined(t))  # sketched from the embeddings as given
-        self.face_index.add(self.sketcher.face(t))
         self.size += n
         return rows
 
@@ -120,7 +114,6 @@ class Gallery:
             return
         selector = faiss.IDSelectorRange(size, self.size)
         self.index.remove_ids(selector)
-        self.face_index.remove_ids(selector)
         for row in range(size, self.size):
             nik = self.niks[row]
             if nik in self.rows_of_nik:
@@ -153,11 +146,12 @@ class Gallery:
         if sketchable.any():
             _, found = self.index.search(self.sketcher.combined(probes.take(np.flatnonzero(sketchable))), k)
             by_sketch[sketchable] = found
+        # With few fingers the face carries the search: its exact cosine with everyone, not a sketch of it
+        # (a weak photograph of a person may sketch far from their enrolled face).
         face_heavy = probes.face_present & (fingers < MIN_FINGERS)
         by_face = np.full((len(probes), k), -1, np.int64)
         if face_heavy.any():
-            _, found = self.face_index.search(self.sketcher.face(probes.take(np.flatnonzero(face_heavy))), k)
-            by_face[face_heavy] = found
+            by_face[face_heavy] = self._best_faces(probes.face[face_heavy].astype(np.float32), k)
         out = []
         for i in range(len(probes)):
             if not sketchable[i]:
@@ -166,6 +160,22 @@ class Gallery:
             rows = np.union1d(by_sketch[i], by_face[i])
             out.append(rows[rows >= 0].astype(np.intp))
         return out
+
+    def _best_faces(self, faces: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.int64]:
+        """The k rows whose face is closest (cosine) to each of the given faces, over the whole gallery."""
+        rows = np.empty((len(faces), 0), np.int64)
+        scores = np.empty((len(faces), 0), np.float32)
+        for first in range(0, self.size, EXACT_CHUNK):
+            last = min(first + EXACT_CHUNK, self.size)
+            chunk = faces @ self.templates.face[first:last].astype(np.float32).T
+            chunk[:, ~self.templates.face_present[first:last]] = -np.inf
+            scores = np.concatenate([scores, chunk], axis=1)
+            rows = np.concatenate([rows, np.broadcast_to(np.arange(first, last), chunk.shape)], axis=1)
+            if scores.shape[1] > k:
+                keep = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+                scores = np.take_along_axis(scores, keep, axis=1)
+                rows = np.take_along_axis(rows, keep, axis=1)
+        return rows
 
     def search(
         self,
