@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import faiss
 from faststream import FastStream
 
 from shared import messaging
@@ -40,6 +41,7 @@ def build_app(
     population: PopulationStore | None = None,
 ) -> FastStream:
     settings = settings or Settings()
+    faiss.omp_set_num_threads(settings.search_threads)
     broker, consumer = messaging.build_broker("dedup", settings)
     if store is None:
         database = database or Database.of_service(settings.database_url, "dedup")

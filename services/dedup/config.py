@@ -20,6 +20,13 @@ class Settings(ServiceSettings):
     )
     batch_size: int = Field(default=128, ge=1, le=1000, description="Captures searched together.")
     batch_wait: float = Field(default=0.05, ge=0, le=5, description="Seconds a batch waits to fill.")
+    search_threads: int = Field(
+        default=1,
+        ge=1,
+        le=256,
+        description="Threads of the first-stage scan. One by default: on a machine shared with the broker, "
+        "the database and the registry, a second thread spinning for a busy core made the scan slower.",
+    )
     search_attempts: int = Field(
         default=3,
         ge=1,
