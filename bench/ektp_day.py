@@ -265,7 +265,8 @@ def end_to_end(args: argparse.Namespace, units: Units) -> None:
         backlog = phase1.statuses.get(SENT, 0)
         harness.say(f"phase 1: {backlog:,} packets wait for dedup; starting dedup (loading the gallery)")
         started = time.monotonic()
-        processes.start("dedup", timeout=3600, LOG_LEVEL="WARNING")
+        dedup_env = {"FIRST_STAGE_K": str(args.first_stage_k)} if args.first_stage_k else {}
+        processes.start("dedup", timeout=3600, LOG_LEVEL="WARNING", **dedup_env)
         load_seconds = time.monotonic() - started
         ready_at = datetime.now(UTC)
         asyncio.run(wait_for_verdicts(sandbox.database_url, backlog, timeout=3600))
@@ -305,6 +306,7 @@ def end_to_end(args: argparse.Namespace, units: Units) -> None:
     s2 = phase2.summary()
     figures: dict[str, Any] = {
         "gallery_people": args.gallery,
+        "first_stage_k": args.first_stage_k or "default",
         "legacy_duplicate_pairs_in_gallery": len(spec.legacy_pairs()),
         "seeding_seconds": round(seed_seconds, 1),
         "dedup_gallery_load_seconds": round(load_seconds, 1),
@@ -368,6 +370,9 @@ def main() -> None:
         "--latency-share", type=float, default=0.2, help="share of packets in the latency phase"
     )
     parser.add_argument("--exact-probes", type=int, default=20, help="probes also decided by brute force")
+    parser.add_argument(
+        "--first-stage-k", type=int, default=0, help="dedup's FIRST_STAGE_K (0 = the service's default)"
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
     units = load_units(PROJECT_ROOT / "deploy" / "units")
