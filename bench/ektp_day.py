@@ -265,8 +265,10 @@ def end_to_end(args: argparse.Namespace, units: Units) -> None:
         backlog = phase1.statuses.get(SENT, 0)
         harness.say(f"phase 1: {backlog:,} packets wait for dedup; starting dedup (loading the gallery)")
         started = time.monotonic()
-        dedup_env = {"FIRST_STAGE_K": str(args.first_stage_k)} if args.first_stage_k else {}
-        processes.start("dedup", timeout=3600, LOG_LEVEL="WARNING", **dedup_env)
+        if args.first_stage_k:
+            processes.start("dedup", timeout=3600, LOG_LEVEL="WARNING", FIRST_STAGE_K=str(args.first_stage_k))
+        else:
+            processes.start("dedup", timeout=3600, LOG_LEVEL="WARNING")
         load_seconds = time.monotonic() - started
         ready_at = datetime.now(UTC)
         asyncio.run(wait_for_verdicts(sandbox.database_url, backlog, timeout=3600))
