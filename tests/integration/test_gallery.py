@@ -62,3 +62,39 @@ async def test_seeded_people_load_sealed_and_are_found_again(
             await gallery.load(PostgresGalleryStore(database), Vault.from_environment(gallery.LAYOUT))
     finally:
         await database.close()
+
+
+async def test_the_population_record_finds_holders_and_blocked_candidates_in_postgresql(
+    dedup_database: str,
+) -> None:
+    from datetime import date
+
+    from services.dedup.domain import linkage
+    from services.dedup.population import check_records
+    from services.dedup.store import PostgresPopulationStore
+    from shared.contracts import InmateRecord
+    from tests.builders import inmate
+
+    database = Database.of_service(dedup_database, "dedup")
+    await database.open()
+    try:
+        store = PostgresPopulationStore(database)
+        joko = linkage.Person("3404011503850007", "Joko Susilo", "L", date(1985, 3, 15), "Sleman", None)
+        siti = linkage.Person("3404015503850002", "Siti Aminah", "P", date(1985, 3, 15), "Sleman", None)
+        await store.add([joko, siti, joko])  # the same NIK twice: kept once
+        assert (await store.holders([joko.nik or "", "3404010101900003"])).keys() == {joko.nik}
+        found = await store.blocked(sorted(linkage.blocking_keys(joko)))
+        assert joko.nik in {p.nik for p, _ in found}
+
+        records = [
+            InmateRecord.model_validate(inmate(nik=None, full_name="Djoko Soesilo", birth_date="1985-03-15")),
+            InmateRecord.model_validate(
+                inmate(nik=siti.nik, full_name="Siti Aminah", birth_date="1985-03-15")
+            ),
+        ]
+        checks = await check_records(records, store)
+        assert checks[0].probable_nik == joko.nik
+        assert checks[0].candidates[0].weight >= linkage.LINK_THRESHOLD
+        assert checks[1].codes == [linkage.NIK_SEX_DIFFERS]  # the builder's inmate is a man
+    finally:
+        await database.close()
