@@ -27,6 +27,8 @@ def asyncapi(service: str) -> Any:
 
 
 def error_catalogue() -> str:
+    from services.dedup.domain.linkage import NIK_CODE_REASONS
+    from services.dedup.domain.verdicts import FINDINGS
     from services.registry.domain import codes  # the registry is where senders meet these codes
 
     lines = [
@@ -42,6 +44,28 @@ def error_catalogue() -> str:
     for code, scope, severity, reason_id, reason_en in codes.catalogue_rows():
         kind = f"{scope} (warning)" if severity == "warning" else scope
         lines.append(f"| `{code}` | {kind} | {reason_id} | {reason_en} |")
+    lines += [
+        "",
+        "## Dedup verdicts",
+        "",
+        "Each e-KTP capture sent for dedup ends with one of these findings (`finding` in",
+        "`dedup.verdict.ektp`), which sets its status.",
+        "",
+        "| finding | status | alasan (Bahasa Indonesia) | reason (English) |",
+        "| --- | --- | --- | --- |",
+        *(f"| `{f}` | {st} | {r_id} | {r_en} |" for f, (st, r_id, r_en) in FINDINGS.items()),
+        "",
+        "## Inmates against the population record",
+        "",
+        "Each accepted inmate record with a NIK is checked against the population record",
+        "(`population_checks` in `dedup.verdict.sdp`); a NIK claimed by two people is flagged on both.",
+        "",
+        "| code | alasan (Bahasa Indonesia) | reason (English) |",
+        "| --- | --- | --- |",
+        *(f"| `{c}` | {r_id} | {r_en} |" for c, (r_id, r_en) in NIK_CODE_REASONS.items()),
+        "| `NIK_CLAIMED_BY_ANOTHER_PERSON` | NIK yang sama dipakai orang lain (di UPT ini atau UPT lain). "
+        "| The same NIK is claimed by another person (in this or another UPT). |",
+    ]
     return "\n".join(lines) + "\n"
 
 

@@ -24,3 +24,14 @@ def test_the_dedup_asyncapi_document_needs_no_gallery_key_and_shows_the_adjudica
     assert "dedup.ektp" in text
     assert "dedup.commands" in text
     assert "Why, for the audit trail." in text
+
+
+def test_every_dedup_finding_and_population_code_is_documented() -> None:
+    from services.dedup.domain.linkage import NIK_CODE_REASONS, NIK_CODES
+    from services.dedup.domain.verdicts import FINDINGS, Finding
+
+    catalogue = docs.error_catalogue()
+    assert set(Finding) <= FINDINGS.keys()
+    assert set(NIK_CODES) == NIK_CODE_REASONS.keys()
+    for name in [*FINDINGS, *NIK_CODES]:
+        assert f"| `{name}` |" in catalogue

@@ -73,6 +73,24 @@ NIK_NAME_DIFFERS = "NIK_NAME_DIFFERS"
 NIK_SEX_DIFFERS = "NIK_SEX_DIFFERS"
 NIK_BIRTH_DATE_DIFFERS = "NIK_BIRTH_DATE_DIFFERS"
 NIK_CODES = (NIK_NOT_IN_POPULATION, NIK_NAME_DIFFERS, NIK_SEX_DIFFERS, NIK_BIRTH_DATE_DIFFERS)
+# Why each code is given: (alasan, reason). Documented in docs/error-codes.md.
+NIK_CODE_REASONS: dict[str, tuple[str, str]] = {
+    NIK_NOT_IN_POPULATION: (
+        "NIK tidak ditemukan dalam data kependudukan.",
+        "The NIK is not in the population record.",
+    ),
+    NIK_NAME_DIFFERS: (
+        "Nama berbeda dengan pemegang NIK dalam data kependudukan (ejaan lama, gelar dan variasi nama "
+        "tidak dihitung).",
+        "The name differs from the NIK holder's in the population record (old spellings, titles and name "
+        "variants do not count).",
+    ),
+    NIK_SEX_DIFFERS: ("Jenis kelamin berbeda dengan pemegang NIK.", "The sex differs from the NIK holder's."),
+    NIK_BIRTH_DATE_DIFFERS: (
+        "Tanggal lahir berbeda dengan pemegang NIK.",
+        "The birth date differs from the NIK holder's.",
+    ),
+}
 
 # Match weights in bits (log2 of the Bayes factor), chosen with bench.linkage on the simulator's truth (see
 # the module docstring): at LINK_THRESHOLD the top candidate is reported as a probable link; candidates at

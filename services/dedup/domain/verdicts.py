@@ -23,6 +23,66 @@ class Finding(enum.StrEnum):
     UNIQUE = "unique"
 
 
+# Every finding, the status it comes with, and why: (status, alasan, reason). Documented in docs/error-codes.md.
+FINDINGS: dict[str, tuple[str, str, str]] = {
+    Finding.ONE_TO_ONE: (
+        "DUPLICATE_RECORD",
+        "Biometrik sama dengan satu orang yang sudah terdaftar dengan NIK lain.",
+        "The biometrics match one person already enrolled under another NIK.",
+    ),
+    Finding.ONE_TO_MANY: (
+        "DUPLICATE_RECORD",
+        "Biometrik sama dengan beberapa orang yang terdaftar dengan NIK berbeda.",
+        "The biometrics match several people enrolled under different NIKs.",
+    ),
+    Finding.ALREADY_ENROLLED: (
+        "DUPLICATE_RECORD",
+        "Orang yang sama dengan NIK yang sama sudah terdaftar.",
+        "The same person under the same NIK is already enrolled.",
+    ),
+    Finding.DUPLICATE_NIK: (
+        "DUPLICATE_RECORD",
+        "NIK ini milik orang lain yang biometriknya berbeda.",
+        "The NIK belongs to someone whose biometrics differ.",
+    ),
+    Finding.GREY_ZONE: (
+        "ADJUDICATE_RECORD",
+        "Kemiripan berada di zona abu-abu; petugas pusat yang memutuskan.",
+        "The similarity lies in the grey zone; a central operator decides.",
+    ),
+    Finding.NIK_CONTRADICTS_PACKET: (
+        "REQUEST_VALIDATION",
+        "Jenis kelamin atau tanggal lahir yang tersandi dalam NIK berbeda dengan data paket.",
+        "The sex or birth date encoded in the NIK differs from the packet.",
+    ),
+    Finding.NOTHING_TO_COMPARE: (
+        "SEARCH_FAILURE_AT_CENTRAL",
+        "Tidak ada modalitas yang dapat dibandingkan; template yang tidak terpakai disebutkan.",
+        "No modality could be compared; the unusable templates are listed.",
+    ),
+    Finding.SEARCH_FAILED: (
+        "SEARCH_FAILURE_AT_CENTRAL",
+        "Pencarian gagal berulang kali; alasannya menyertai.",
+        "The search failed on every attempt; the reason follows.",
+    ),
+    Finding.UNIQUE: (
+        "PRINT_READY_RECORD",
+        "Tidak ada kecocokan: siap dicetak, masuk galeri dan data kependudukan.",
+        "No match: ready for printing, added to the gallery and the population record.",
+    ),
+    "adjudicated_duplicate": (
+        "DUPLICATE_RECORD",
+        "Petugas pusat memutuskan: duplikat.",
+        "A central operator decided: duplicate.",
+    ),
+    "adjudicated_unique": (
+        "PRINT_READY_RECORD",
+        "Petugas pusat memutuskan: unik.",
+        "A central operator decided: unique.",
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Candidate:
     """A gallery person scored against the capture."""
