@@ -13,7 +13,6 @@ against everyone) runs on the first `--exact-probes` probes of each kind in the 
 from __future__ import annotations
 
 import argparse
-import resource
 import time
 from typing import Any
 
@@ -26,14 +25,6 @@ from services.dedup.search import Gallery, Match
 from sim.biometrics import TemplateModel
 
 BATCH = 128
-
-
-def rss_mb() -> int:
-    with open("/proc/self/status", encoding="utf-8") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) // 1024
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
 
 
 def outcome(best: list[Match], limits: bio.Thresholds) -> str:
@@ -111,7 +102,7 @@ def measure(size: int, n_probes: int, n_exact: int, seed: int) -> dict[str, Any]
     return {
         "gallery": size,
         "build_s": round(build, 1),
-        "rss_mb": rss_mb(),
+        "rss_mb": harness.memory_mb()["rss"],
         "probes_mated": len(kept),
         "probes_non_mated": len(kept),
         "first_stage_per_s": round(len(kept) / first_stage),

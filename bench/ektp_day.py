@@ -43,7 +43,7 @@ from services.dedup import gallery as dedup_gallery
 from services.dedup.domain import biometrics as bio
 from services.dedup.domain import verdicts as rules
 from services.dedup.domain.probes import probe_of
-from services.dedup.enrolment import SearchSettings
+from services.dedup.enrolment import SearchSettings, nik_contradicts
 from services.dedup.store import PostgresGalleryStore
 from services.dedup.vault import Vault
 from shared import nik as niks
@@ -57,17 +57,6 @@ from sim.ektp_day import run_ektp_day
 
 BIOMETRIC_DUPLICATES = {"one_to_one", "one_to_many", "already_enrolled"}
 LATENCY_OFFICES = 64
-
-
-def rss_of(pid: int) -> dict[str, int]:
-    """Resident and peak resident memory of a process, in MB."""
-    out = {}
-    with open(f"/proc/{pid}/status", encoding="utf-8") as f:
-        for line in f:
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                out[key] = int(value.split()[0]) // 1024
-    return out
 
 
 async def stored_verdicts(dsn: str) -> dict[str, dict[str, Any]]:
@@ -207,12 +196,11 @@ async def brute_force(
 def contradicts(p: PlannedPacket) -> bool:
     """The NIK's sex or birth date differ from the packet's (as dedup reads them)."""
     d = p.body["demographics"]
-    result = niks.check(p.body["nik"], today=datetime.now(WIB).date())
-    return bool(
-        result.valid
-        and niks.contradictions(
-            result, sex=niks.Sex(d["sex"]), birth_date=date.fromisoformat(d["birth_date"])
-        )
+    return nik_contradicts(
+        p.body["nik"],
+        sex=niks.Sex(d["sex"]),
+        birth_date=date.fromisoformat(d["birth_date"]),
+        today=datetime.now(WIB).date(),
     )
 
 
@@ -291,7 +279,7 @@ def end_to_end(args: argparse.Namespace, units: Units) -> None:
                 wait_verdicts=True,
             )
         )
-        memory = rss_of(processes.pid("dedup"))
+        memory = harness.memory_mb(processes.pid("dedup"))
         verdicts = asyncio.run(stored_verdicts(sandbox.database_url))
         processes.stop("dedup")
         figures_accuracy = accuracy(planned, verdicts)
@@ -328,8 +316,8 @@ def end_to_end(args: argparse.Namespace, units: Units) -> None:
         "p50_publish_to_registry_receipt_s": s2["p50_receipt_s"],
         **figures_accuracy,
         **exact,
-        "dedup_rss_mb": memory.get("VmRSS"),
-        "dedup_peak_rss_mb": memory.get("VmHWM"),
+        "dedup_rss_mb": memory["rss"],
+        "dedup_peak_rss_mb": memory["peak"],
         "registry_mismatches": len(phase1.mismatches) + len(phase2.mismatches),
     }
     for line in (phase1.mismatches + phase2.mismatches)[:10]:

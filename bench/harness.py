@@ -55,6 +55,18 @@ def installation(
             remove_sandbox(sandbox)
 
 
+def memory_mb(pid: int | str = "self") -> dict[str, int]:
+    """Resident ("rss") and peak resident ("peak") memory of a process, in MB."""
+    fields = {"VmRSS": "rss", "VmHWM": "peak"}
+    out = {}
+    with open(f"/proc/{pid}/status", encoding="utf-8") as f:
+        for line in f:
+            key, _, value = line.partition(":")
+            if key in fields:
+                out[fields[key]] = int(value.split()[0]) // 1024
+    return out
+
+
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 

@@ -78,10 +78,6 @@ class PlannedPacket:
         return self.truth in MATED
 
     @property
-    def expected_verdict(self) -> tuple[str, str] | None:
-        return TRUTHS[self.truth] if self.expected_status == SENT else None
-
-    @property
     def packet_id(self) -> str:
         return str(self.body["packet_id"])
 
@@ -220,13 +216,10 @@ class CaptureStations:
             return chosen
 
         for p in take(o.declared_exception_share):
-            bio = p.body["biometrics"]
             if rng.random() < 0.5:
-                bio["fingers"] = [f for f in bio["fingers"] if f["position"] not in (6, 7)]
-                bio["exceptions"].update(missing_fingers=[6, 7], reason="amputasi")
+                self._declare_missing(p, [6, 7], [], "amputasi")
             else:
-                bio["irises"] = [i for i in bio["irises"] if i["eye"] != "left"]
-                bio["exceptions"].update(missing_irises=["left"], reason="kelainan mata")
+                self._declare_missing(p, [], ["left"], "kelainan mata")
         for p in take(o.region_fault_share):
             code, misplace = rng.choice(REGION_FAULTS)
             other = next(x.kabkota_code for x in rng.sample(self.offices, 2) if x.kabkota_code != p.kabkota)
@@ -302,12 +295,7 @@ class CaptureStations:
             p.truth, p.gallery_rows = "nik_reuse", (row,)
 
     def _replace_biometrics(self, p: PlannedPacket, captures: Captures, i: int) -> None:
-        exceptions = p.body["biometrics"]["exceptions"]
         p.body["biometrics"] = self.biometrics(captures, i)
-        if exceptions["missing_fingers"] or exceptions["missing_irises"]:  # keep a declared exception
-            self._declare_missing(
-                p, exceptions["missing_fingers"], exceptions["missing_irises"], exceptions["reason"]
-            )
 
     @staticmethod
     def _declare_missing(p: PlannedPacket, fingers: list[int], irises: list[str], reason: str | None) -> None:

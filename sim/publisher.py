@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -151,25 +151,22 @@ class Receipts:
             self.arrived.set()
 
     async def wait_for(self, expected: set[str], timeout: float) -> dict[str, dict[str, Any]]:
-        deadline = time.monotonic() + timeout
-        while not expected <= self.found.keys() and time.monotonic() < deadline:
-            self.arrived.clear()
-            try:
-                await asyncio.wait_for(self.arrived.wait(), max(0.0, deadline - time.monotonic()))
-            except TimeoutError:
-                break
+        await self._until(lambda: expected <= self.found.keys(), timeout)
         return {k: v for k, v in self.found.items() if k in expected}
 
     async def wait_for_verdicts(self, packet_ids: set[str], timeout: float) -> dict[str, dict[str, Any]]:
         """The receipts telling the office what dedup decided, by packet id."""
+        await self._until(lambda: packet_ids <= self.verdicts.keys(), timeout)
+        return {k: v for k, v in self.verdicts.items() if k in packet_ids}
+
+    async def _until(self, done: Callable[[], bool], timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while not packet_ids <= self.verdicts.keys() and time.monotonic() < deadline:
+        while not done() and time.monotonic() < deadline:
             self.arrived.clear()
             try:
                 await asyncio.wait_for(self.arrived.wait(), max(0.0, deadline - time.monotonic()))
             except TimeoutError:
                 break
-        return {k: v for k, v in self.verdicts.items() if k in packet_ids}
 
     async def stop(self) -> None:
         if self.tag is not None:

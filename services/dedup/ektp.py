@@ -113,13 +113,14 @@ class EnrolmentPipeline:
             # An earlier batch was rolled back after this one was searched (against its people): again.
             await self._requeue(todo)
             return
-        rows = {d.row: d.packet.message_id for d in decided if d.row is not None}
-        writes = [self._write(d, rows) for d in decided]
         try:
+            rows = {d.row: d.packet.message_id for d in decided if d.row is not None}
+            writes = [self._write(d, rows) for d in decided]
             people = await db.retrying(
                 lambda: self.store.record_verdicts(writes), attempts=3, what="verdicts"
             )
         except Exception:
+            # Never raises: the next batch's store awaits this one.
             log.exception("verdicts not stored; the batch goes back to the queue")
             async with self.batcher.lock:  # no search runs while the gallery is cut back
                 self._epoch += 1

@@ -8,7 +8,7 @@ batch's transaction then fails, `rollback` takes those people out again.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -42,12 +42,10 @@ class Decided:
     failure: str = ""  # why the search failed (SEARCH_FAILED)
 
 
-def _nik_contradicts(p: EnrolmentAccepted) -> bool:
-    result = niks.check(p.nik, today=p.received_at.date())
-    return bool(
-        result.valid
-        and niks.contradictions(result, sex=p.demographics.sex, birth_date=p.demographics.birth_date)
-    )
+def nik_contradicts(nik: str, *, sex: niks.Sex, birth_date: date, today: date) -> bool:
+    """A well-formed NIK whose encoded sex or birth date differ from what the capture declares."""
+    result = niks.check(nik, today=today)
+    return bool(result.valid and niks.contradictions(result, sex=sex, birth_date=birth_date))
 
 
 class Engine:
@@ -101,7 +99,12 @@ class Engine:
         verdict = decide(
             nik=packet.nik,
             usable_modalities=probe.usable,
-            nik_contradicts=_nik_contradicts(packet),
+            nik_contradicts=nik_contradicts(
+                packet.nik,
+                sex=packet.demographics.sex,
+                birth_date=packet.demographics.birth_date,
+                today=packet.received_at.date(),
+            ),
             matches=[self._candidate(m) for m in matches],
             nik_holder=self._candidate(holder_matches[0]) if holder_matches else None,
             thresholds=limits,
