@@ -10,14 +10,15 @@ from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
 COLUMNS = ("role", "unit_id", "username", "password")
+# Services that connect to PostgreSQL as their own least-privileged role; the others still as the admin.
+DATABASE_ROLE_SERVICES = ("consolidator",)
 
 
 @dataclass(frozen=True)
 class Credential:
-    role: str  # service | upt | pusat | monitor
-    unit_id: (
-        str  # service name, upt id, "pusat", or for monitor logins the scope (pusat / kanwil-xx / upt-xx)
-    )
+    role: str  # service | upt | dukcapil | pusat | monitor | database
+    # service name (service, database), upt id, "pusat", or for monitor logins the scope (pusat / kanwil-xx)
+    unit_id: str
     username: str
     password: str
 
@@ -61,6 +62,19 @@ def amqp_url(base_url: str, credential: Credential, vhost: str | None = None) ->
         netloc += f":{parts.port}"
     path = "/" + quote(vhost, safe="") if vhost is not None else parts.path
     return urlunsplit(parts._replace(netloc=netloc, path=path))
+
+
+def database_url(base_url: str, credentials: list[Credential], service: str) -> str:
+    """The service's database URL: `base_url` with its own role and password where it has one, else as given."""
+    if service not in DATABASE_ROLE_SERVICES:
+        return base_url
+    credential = find(credentials, "database", service)
+    parts = urlsplit(base_url)
+    netloc = f"{quote(credential.username, safe='')}:{quote(credential.password, safe='')}@"
+    netloc += parts.hostname or "127.0.0.1"
+    if parts.port:
+        netloc += f":{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 GALLERY_KEY_FILE = "dedup-gallery.key"

@@ -86,7 +86,7 @@ class Installation:
         env = {
             **os.environ,
             "AMQP_URL": creds.amqp_url(self.amqp_url, cred, self.vhost),
-            "DATABASE_URL": self.database_url,
+            "DATABASE_URL": creds.database_url(self.database_url, credentials, service),
             "BROKER_NAMESPACE": self.namespace,
             "LOG_JSON": "true",
             "PYTHONUNBUFFERED": "1",

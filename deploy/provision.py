@@ -28,6 +28,7 @@ from urllib.parse import quote, unquote, urlsplit
 import aio_pika
 
 from deploy import credentials as creds
+from deploy import dbroles
 from deploy.credentials import Credential
 from shared import db, messaging
 from shared.settings import PROJECT_ROOT
@@ -67,8 +68,11 @@ def _one_of(names: Sequence[str]) -> str:
     return "^(" + "|".join(re.escape(n) for n in names) + ")$" if names else "^$"
 
 
-def plan_credentials(units: Units, namespace: str, existing: Sequence[Credential]) -> list[Credential]:
-    """Every broker user and monitor login of the installation; known passwords are reused."""
+def plan_credentials(
+    units: Units, namespace: str, existing: Sequence[Credential], database: str | None = None
+) -> list[Credential]:
+    """Every broker user, monitor login and (given the database) service database role of the installation;
+    known passwords are reused."""
     known = {(c.role, c.unit_id): c for c in existing}
 
     def cred(role: str, unit_id: str, username: str) -> Credential:
@@ -83,6 +87,8 @@ def plan_credentials(units: Units, namespace: str, existing: Sequence[Credential
     out.append(cred("monitor", "pusat", "pusat"))
     out += [cred("monitor", k.kanwil_id, k.kanwil_id) for k in units.kanwil]
     out += [cred("monitor", d.unit_id, d.unit_id) for d in units.dukcapil]
+    if database is not None:
+        out += [cred("database", s, dbroles.role_name(database, s)) for s in creds.DATABASE_ROLE_SERVICES]
     return out
 
 
@@ -270,7 +276,8 @@ async def provision(
 
     admin_user = unquote(urlsplit(admin_url).username or "guest")
     earlier = {(c.role, c.unit_id): c.password for c in creds.read(credentials_path)}
-    credentials = plan_credentials(units, namespace, creds.read(credentials_path))
+    database = dbroles.database_name(database_url) if database_url else None
+    credentials = plan_credentials(units, namespace, creds.read(credentials_path), database)
     changed = {c.username for c in credentials if earlier.get((c.role, c.unit_id)) != c.password}
     creds.write(credentials_path, credentials)
     creds.gallery_key(credentials_path.parent, create=True)
@@ -296,6 +303,17 @@ async def provision(
             logins = [c for c in credentials if c.role == "monitor"]
             n = await accounts.import_accounts(database_url, logins, refresh=changed)
             say(f"monitor: {len(logins)} logins ready ({n} created or changed)")
+        for c in credentials:
+            if c.role == "database":
+                await dbroles.provision_service_role(database_url, c.unit_id, c.username, c.password)
+                say(f"database: {c.unit_id} migrated, connects as its own role {c.username}")
+        if monitor_accounts:
+            from services.consolidator import api_users  # the consolidator owns its API logins
+
+            # The centre's and the Kanwil's logins: the centre reads, a Kanwil is told it may not (403).
+            api = [c for c in credentials if c.role == "monitor" and not c.unit_id.startswith("dukcapil-")]
+            n = await api_users.import_users(database_url, api, refresh=changed)
+            say(f"consolidator API: {len(api)} logins ready ({n} created or changed)")
     say(f"credentials written to {credentials_path}")
     return credentials
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from deploy import credentials as creds
-from deploy import provision
+from deploy import dbroles, provision
 from shared import db
 from shared.settings import PROJECT_ROOT, ServiceSettings
 from shared.units import Units, write_units
@@ -59,10 +59,14 @@ class Sandbox:
     def units_dir(self) -> Path:
         return self.credentials_path.parent / "units"
 
+    def database_url_for(self, service: str) -> str:
+        """What the service connects with: its own role where it has one (see deploy/dbroles.py)."""
+        return creds.database_url(self.database_url, self.credentials, service)
+
     def settings(self, service: str, settings_type: type[S], **overrides: Any) -> S:
         values: dict[str, Any] = {
             "amqp_url": self.url_for("service", service),
-            "database_url": self.database_url,
+            "database_url": self.database_url_for(service),
             "broker_namespace": self.namespace,
             "health_port": 0,
             "graceful_timeout": 5.0,
@@ -74,7 +78,7 @@ class Sandbox:
         return {
             **os.environ,
             "AMQP_URL": self.url_for("service", service),
-            "DATABASE_URL": self.database_url,
+            "DATABASE_URL": self.database_url_for(service),
             "BROKER_NAMESPACE": self.namespace,
             "UNITS_DIR": str(self.units_dir),
             "LOG_JSON": "true",
@@ -126,6 +130,11 @@ def remove_sandbox(sandbox: Sandbox) -> None:
         provision.RabbitmqctlBackend(sandbox.servers.rabbitmqctl), sandbox.vhost, sandbox.credentials
     )
     asyncio.run(db.drop_database(sandbox.database_url))
+    # Roles belong to the server, not the database: gone only when dropped, after the database they hold.
+    database = dbroles.database_name(sandbox.database_url)
+    roles = [c.username for c in sandbox.credentials if c.role == "database"]
+    roles += [dbroles.role_name(database, s) for s in creds.DATABASE_ROLE_SERVICES]
+    asyncio.run(dbroles.drop_roles(sandbox.servers.database_url, roles))
 
 
 def free_port() -> int:

@@ -1,4 +1,4 @@
-"""Starts a service with its own broker user from the generated credentials file (used by containers).
+"""Starts a service as its own broker user (and database role) from the credentials file (used by containers).
 
 python -m deploy.with_credentials registry -- python -m services.registry
 """
@@ -17,8 +17,12 @@ def main() -> None:
         sys.exit(__doc__)
     service, command = sys.argv[1], sys.argv[3:]
     path = Path(os.environ.get("CREDENTIALS_FILE", ".run/credentials.csv"))
+    known = creds.read(path)
     try:
-        credential = creds.find(creds.read(path), "service", service)
+        credential = creds.find(known, "service", service)
+        # A service with its own database role connects as it, never as the administrator in DATABASE_URL.
+        if "DATABASE_URL" in os.environ:
+            os.environ["DATABASE_URL"] = creds.database_url(os.environ["DATABASE_URL"], known, service)
     except KeyError as exc:
         sys.exit(f"{exc.args[0]} (looked in {path})")
     os.environ["AMQP_URL"] = creds.amqp_url(

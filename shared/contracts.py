@@ -552,6 +552,75 @@ class AdjudicationDecision(Message):
     reason: str = Field(min_length=1, max_length=500, description="Why, for the audit trail.")
 
 
+# --- the centre: consolidation runs and the central feed ------------------------------------------------
+
+
+class ConsolidationRunRequested(Message):
+    """Published by a centre user on `command.consolidation.run`: consolidate one day.
+
+    Only the centre's broker user may publish it (broker permissions); the consolidator checks the
+    publisher again and answers every command with a run event, refused ones included."""
+
+    ROUTING_KEY: ClassVar[str] = "command.consolidation.run"
+
+    day: date = Field(description="The day to consolidate (WIB); not in the future.")
+    requested_by: str = Field(min_length=1, max_length=100, description="The person running it (name or id).")
+    reason: str = Field(min_length=1, max_length=500, description="Why, for the audit trail.")
+    accept_shrunken: list[UnitId] = Field(
+        default_factory=list,
+        max_length=1_000,
+        description="UPTs whose held (shrunken) snapshot of the day the centre accepts in this run.",
+    )
+
+
+class RunState(enum.StrEnum):
+    STARTED = "started"
+    PROGRESS = "progress"
+    FINISHED = "finished"
+    FAILED = "failed"
+
+
+class ConsolidationRunReported(Message):
+    """Published by the consolidator on `consolidation.run.<state>`: a run started, moved on, finished or
+    failed (a refused command is a failed run with the reason)."""
+
+    ROUTING_KEY: ClassVar[str] = "consolidation.run.{state}"
+
+    run_id: str = Field(description="Stable id of the run (the day and the command or schedule behind it).")
+    day: date | None = Field(description="The day consolidated; null when the command could not be read.")
+    state: RunState
+    trigger: Literal["command", "schedule"] = "command"
+    requested_by: str | None = None
+    step: str | None = Field(default=None, description="The step under way or just done.")
+    steps_done: int = Field(default=0, ge=0)
+    steps_total: int = Field(default=0, ge=0)
+    code: str | None = Field(default=None, description="Why a run failed or was refused (error catalogue).")
+    reason_id: str | None = None
+    reason_en: str | None = None
+    summary: dict[str, Any] | None = Field(
+        default=None, description="For `finished`: the national figures of the run report."
+    )
+
+
+class CentralRecordChanged(Message):
+    """Published by the consolidator to the stream `central.records` (`central.record.changed`): one
+    central person record changed. Carries the NIK in full: only centre systems may read the stream."""
+
+    ROUTING_KEY: ClassVar[str] = "central.record.changed"
+
+    central_id: str = Field(description="Stable central id of the person (C + digits).")
+    version: int = Field(
+        ge=1, description="The record's version after this change; increases by one each change."
+    )
+    changed: list[str] = Field(
+        description="What changed: identity, episodes, ektp, flags, population, merged."
+    )
+    cause: str = Field(description="What caused it: a run id, or the message id of an e-KTP event.")
+    person: dict[str, Any] = Field(
+        description="The person's new state: nik, identity with provenance, episodes, e-KTP captures, flags."
+    )
+
+
 # --- status events for the monitor ----------------------------------------------------------------------
 
 

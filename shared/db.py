@@ -161,33 +161,81 @@ def read_migrations(directory: Traversable) -> list[Migration]:
     ]
 
 
+class MigrationsPending(RuntimeError):
+    """Migrations are missing and this connection's role may not apply them: provisioning must."""
+
+
+async def _applied_migrations(conn: Conn, schema: str) -> dict[str, str] | None:
+    """Version -> checksum of what was applied, or None before the first migration (no DDL either way)."""
+    exists = await conn.fetchval(
+        "SELECT true FROM pg_catalog.pg_tables WHERE schemaname = $1 AND tablename = 'schema_migrations'",
+        schema,
+    )
+    if not exists:
+        return None
+    try:
+        rows = await conn.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")
+    except asyncpg.exceptions.InsufficientPrivilegeError as exc:
+        raise MigrationsPending(
+            f"this database role may not read {schema}.schema_migrations: run the provisioning "
+            "(`make provision`), which grants the service's role its schema"
+        ) from exc
+    return {r["version"]: r["checksum"] for r in rows}
+
+
+async def _may_create(conn: Conn, schema: str) -> bool:
+    """Whether this role could create the schema's objects (a superuser or its owner always can)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT CASE WHEN n.oid IS NULL THEN has_database_privilege(current_database(), 'CREATE') "
+            "ELSE has_schema_privilege(n.oid, 'CREATE') END "
+            "FROM (SELECT 1) AS one LEFT JOIN pg_catalog.pg_namespace n ON n.nspname = $1",
+            schema,
+        )
+    )
+
+
 async def apply_migrations(pool: asyncpg.Pool, schema: str, migrations: Sequence[Migration]) -> list[str]:
     """Apply what is missing, each in its own transaction, under a lock so parallel starts take turns.
 
-    A migration is immutable once applied: a changed file fails loudly instead of drifting silently.
+    A migration is immutable once applied: a changed file fails loudly instead of drifting silently. When
+    everything is applied nothing is created, so a service's own role without CREATE privilege can start;
+    when something is missing and the role may not create, it fails telling the operator to provision.
     """
     schema = _ident(schema)
     applied: list[str] = []
     async with pool.acquire() as conn:
         await conn.execute("SELECT pg_advisory_lock(hashtext($1))", f"simpul-migrate-{schema}")
         try:
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            await conn.execute(
-                f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations ("
-                " version text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
-            )
-            done = {
-                r["version"]: r["checksum"]
-                for r in await conn.fetch(f"SELECT version, checksum FROM {schema}.schema_migrations")
-            }
+            done = await _applied_migrations(conn, schema)
             for m in migrations:
-                if m.version in done:
-                    if done[m.version] != m.checksum:
-                        raise RuntimeError(f"migration {schema}/{m.version} changed after it was applied")
-                    continue
+                if done and m.version in done and done[m.version] != m.checksum:
+                    raise RuntimeError(f"migration {schema}/{m.version} changed after it was applied")
+            missing = [m for m in migrations if done is None or m.version not in done]
+            if done is not None and not missing:
+                return []
+            if not await _may_create(conn, schema):
+                first = missing[0].version if missing else "schema_migrations"
+                raise MigrationsPending(
+                    f"schema {schema} is not migrated ({len(missing)} missing, {first} first) and this "
+                    "database role may not migrate it: run the provisioning (`make provision`)"
+                )
+            if done is None:
+                await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+                await conn.execute(
+                    f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (version text PRIMARY KEY,"
+                    " checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+                )
+            for m in missing:
                 async with conn.transaction():
                     await conn.execute(f"SET LOCAL search_path = {schema}, public")
-                    await conn.execute(m.sql)
+                    try:
+                        await conn.execute(m.sql)
+                    except asyncpg.exceptions.InsufficientPrivilegeError as exc:
+                        raise MigrationsPending(
+                            f"migration {schema}/{m.version} needs privileges this database role lacks: "
+                            "run the provisioning (`make provision`)"
+                        ) from exc
                     await conn.execute(
                         f"INSERT INTO {schema}.schema_migrations (version, checksum) VALUES ($1, $2)",
                         m.version,

@@ -96,8 +96,11 @@ DEDUP_EKTP = QueueSpec("dedup.ektp", (("events", "registry.accepted.ektp"),))
 DEDUP_COMMANDS = QueueSpec("dedup.commands", (("commands", "command.adjudication.decide"),))
 CONSOLIDATOR_SDP = QueueSpec("consolidator.sdp", (("events", "dedup.verdict.sdp"),))
 CONSOLIDATOR_EKTP = QueueSpec("consolidator.ektp", (("events", "dedup.verdict.ektp"),))
+# The registry's answer to every part (counts, lateness, whether the part was kept) and every e-KTP move.
+CONSOLIDATOR_SUBMISSIONS = QueueSpec("consolidator.submissions", (("events", "status.registry.submission"),))
+CONSOLIDATOR_EKTP_STATUS = QueueSpec("consolidator.ektp-status", (("events", "status.registry.ektp"),))
 CONSOLIDATOR_COMMANDS = QueueSpec("consolidator.commands", (("commands", "command.consolidation.run"),))
-MONITOR_STATUS = QueueSpec("monitor.status", (("events", "status.#"),))
+MONITOR_STATUS = QueueSpec("monitor.status", (("events", "status.#"), ("events", "consolidation.run.*")))
 MONITOR_DEAD = QueueSpec("monitor.dead", (("dead", "#"),), dead_letters=False)
 # Kept for the operator's replay tool; nobody consumes it automatically.
 DEAD_LETTERS = QueueSpec("dead.letters", (("dead", "#"),), dead_letters=False, max_length=5_000_000)
@@ -114,6 +117,8 @@ QUEUES: tuple[QueueSpec, ...] = (
     DEDUP_COMMANDS,
     CONSOLIDATOR_SDP,
     CONSOLIDATOR_EKTP,
+    CONSOLIDATOR_SUBMISSIONS,
+    CONSOLIDATOR_EKTP_STATUS,
     CONSOLIDATOR_COMMANDS,
     MONITOR_STATUS,
     MONITOR_DEAD,

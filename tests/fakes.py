@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import copy
+import dataclasses
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
-from services.consolidator.store import Announce
+from services.consolidator.domain.ektp import CaptureDecision, CaptureState
+from services.consolidator.domain.sdp import PartStatus, StagedPart
+from services.consolidator.store import Stores, UnitOfWork
 from services.dedup.domain import Claim
 from services.dedup.store import Decide
 from services.monitor.domain import Scope
@@ -21,7 +26,6 @@ from shared.contracts import (
     CentralInmatesUpdated,
     InmateRecord,
     PacketStatusChanged,
-    SdpRecordsChecked,
     SubmissionProcessed,
     SubmissionReceipt,
 )
@@ -138,35 +142,98 @@ class FakeClaimStore:
 
 
 @dataclass
-class FakeInmateStore:
-    inmates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
-    flags: dict[tuple[str, str], tuple[int, list[dict[str, str]]]] = field(default_factory=dict)
-    consumed: set[str] = field(default_factory=set)
-    outbox: list[db.Outgoing] = field(default_factory=list)
-    version: int = 0
+class FakeCentre:
+    """The consolidator's message stores as dicts, with no rules: what its units of work have committed."""
 
-    async def consolidate(self, checked: SdpRecordsChecked, announce: Announce) -> bool:
-        if checked.message_id in self.consumed:
+    inbox: set[tuple[str, str]] = field(default_factory=set)
+    parts: dict[tuple[str, date, int, int], dict[str, Any]] = field(default_factory=dict)
+    rows: dict[tuple[str, date, int, str], tuple[object, ...]] = field(default_factory=dict)
+    flags: dict[tuple[str, str], tuple[int, str]] = field(default_factory=dict)
+    captures: dict[tuple[str, str], CaptureDecision] = field(default_factory=dict)
+    moves: dict[tuple[str, str, str, int], str] = field(default_factory=dict)
+    persons: dict[int, dict[str, Any]] = field(default_factory=dict)
+    feed: list[tuple[int, int, list[str], str]] = field(default_factory=list)
+    outbox: list[db.Outgoing] = field(default_factory=list)
+
+    def unit_of_work(self) -> UnitOfWork:
+        @asynccontextmanager
+        async def unit() -> AsyncIterator[Stores]:
+            before = copy.deepcopy(self.__dict__)
+            stores = FakeStores(self)
+            try:
+                yield stores
+            except BaseException:
+                self.__dict__.update(before)  # a rolled-back transaction leaves nothing behind
+                raise
+            self.outbox += stores.outgoing
+
+        return unit
+
+
+class FakeStores:
+    def __init__(self, centre: FakeCentre) -> None:
+        self.centre = centre
+        self.outgoing: list[db.Outgoing] = []
+
+    async def claim(self, consumer: str, message_id: str) -> bool:
+        if (consumer, message_id) in self.centre.inbox:
             return False
-        self.consumed.add(checked.message_id)
-        for r in checked.records:
-            self.inmates[(checked.upt_id, r.inmate_id)] = r.model_dump(mode="json", by_alias=True)
-        for s in checked.flag_sets:
-            key = (s.upt_id, s.inmate_id)
-            if key not in self.flags or self.flags[key][0] < checked.flag_seq:
-                self.flags[key] = (checked.flag_seq, [f.model_dump(mode="json") for f in s.flags])
-        touched = sorted({checked.upt_id, *(s.upt_id for s in checked.flag_sets)})
-        totals = [
-            (
-                u,
-                sum(1 for k in self.inmates if k[0] == u),
-                sum(1 for k in self.inmates if k[0] == u and self.flags.get(k, (0, []))[1]),
-            )
-            for u in touched
-        ]
-        self.version += 1
-        self.outbox += announce([t for t in totals if t[1]], self.version)
+        self.centre.inbox.add((consumer, message_id))
         return True
+
+    def send(self, *messages: db.Outgoing) -> None:
+        self.outgoing.extend(messages)
+
+    async def save_part_status(self, status: PartStatus) -> None:
+        key = (status.upt_id, status.as_of, status.snapshot, status.part)
+        old = self.centre.parts.get(key, {})
+        if old.get("stored") and not status.stored:
+            return
+        self.centre.parts[key] = old | dataclasses.asdict(status)
+
+    async def stage_part(self, staged: StagedPart) -> None:
+        key = (staged.upt_id, staged.as_of, staged.snapshot, staged.part)
+        self.centre.rows = {
+            k: v for k, v in self.centre.rows.items() if k[:3] != key[:3] or v[4] != staged.part
+        }
+        for row in staged.rows:
+            self.centre.rows[(staged.upt_id, staged.as_of, staged.snapshot, str(row[3]))] = row
+        self.centre.parts[key] = self.centre.parts.get(key, {"parts": staged.parts}) | {"checked": True}
+        for upt_id, inmate_id, flags, seq in staged.flags:
+            if (upt_id, inmate_id) not in self.centre.flags or self.centre.flags[(upt_id, inmate_id)][
+                0
+            ] < seq:
+                self.centre.flags[(upt_id, inmate_id)] = (seq, flags)
+
+    async def load_capture(self, kabkota: str, packet_id: str) -> CaptureState | None:
+        found = self.centre.captures.get((kabkota, packet_id))
+        return None if found is None else found.state
+
+    async def save_capture(self, decision: CaptureDecision, message_id: str) -> None:
+        key = (decision.state.kabkota, decision.state.packet_id)
+        old = self.centre.captures.get(key)
+        if old is not None:
+            decision = dataclasses.replace(
+                decision, finding=decision.finding or old.finding, verdict=decision.verdict or old.verdict
+            )
+        self.centre.captures[key] = decision
+        for m in decision.moves:
+            self.centre.moves.setdefault((*key, message_id, m.seq), m.to_status)
+
+    async def person_with_nik(self, nik: str, *, create: bool) -> int | None:
+        for pid, person in self.centre.persons.items():
+            if person["nik"] == nik:
+                return pid
+        if not create:
+            return None
+        pid = len(self.centre.persons) + 1
+        self.centre.persons[pid] = {"nik": nik, "version": 0}
+        return pid
+
+    async def person_changed(self, person_id: int, changed: Sequence[str], cause: str) -> None:
+        person = self.centre.persons[person_id]
+        person["version"] += 1
+        self.centre.feed.append((person_id, person["version"], list(changed), cause))
 
 
 @dataclass

@@ -1,54 +1,84 @@
-"""Translates broker messages to consolidator decisions and back."""
+"""Translates broker messages to consolidator use cases: parse, check the sender, call, ack."""
 
 from __future__ import annotations
 
-from faststream.rabbit import RabbitRouter
+from collections.abc import Callable
+
+from faststream.rabbit import RabbitExchange, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit.subscriber import RabbitSubscriber
 
 from shared import db, messaging
-from shared.contracts import CentralInmatesUpdated, SdpRecordsChecked, derive_message_id
-from shared.runtime import Clock, utcnow
+from shared.contracts import (
+    ConsolidationRunRequested,
+    EnrolmentVerdict,
+    PacketStatusChanged,
+    SdpRecordsChecked,
+    SubmissionProcessed,
+)
 
 from .config import Settings
-from .store import InmateStore, Totals
+from .usecases import Consolidator
 
 
-def build_router(store: InmateStore, settings: Settings, *, clock: Clock = utcnow) -> RabbitRouter:
+def build_router(
+    consolidator: Consolidator, settings: Settings, *, run_requested: Callable[[], None]
+) -> RabbitRouter:
     router = RabbitRouter()
+    registry, dedup = settings.service_user("registry"), settings.service_user("dedup")
 
-    @router.subscriber(
-        messaging.CONSOLIDATOR_SDP.subscribe_to(),
-        messaging.EVENTS,
-        title="consolidator.sdp",
-        ack_policy=messaging.ACK_POLICY,
-        description="Checked SDP records, upserted into the central inmate records.",
+    def subscriber(spec: messaging.QueueSpec, exchange: RabbitExchange, description: str) -> RabbitSubscriber:
+        return router.subscriber(
+            spec.subscribe_to(),
+            exchange,
+            title=spec.name,
+            ack_policy=messaging.ACK_POLICY,
+            description=description,
+        )
+
+    @subscriber(
+        messaging.CONSOLIDATOR_SUBMISSIONS, messaging.EVENTS, "The registry's answer to every SDP part."
     )
+    async def on_submission_processed(event: SubmissionProcessed, msg: RabbitMessage) -> None:
+        messaging.check_envelope(msg.raw_message, event)
+        messaging.require_publisher(msg.raw_message, registry)
+        await db.retrying(lambda: consolidator.record_part_status(event), what="part status")
+
+    @subscriber(messaging.CONSOLIDATOR_SDP, messaging.EVENTS, "Checked SDP records, staged per snapshot.")
     async def on_sdp_records_checked(checked: SdpRecordsChecked, msg: RabbitMessage) -> None:
+        messaging.check_envelope(msg.raw_message, checked)
+        messaging.require_publisher(msg.raw_message, dedup)
+        await db.retrying(lambda: consolidator.stage_checked_part(checked), what="stage part")
+
+    @subscriber(
+        messaging.CONSOLIDATOR_EKTP_STATUS, messaging.EVENTS, "Every e-KTP status move the registry made."
+    )
+    async def on_packet_status_changed(change: PacketStatusChanged, msg: RabbitMessage) -> None:
+        messaging.check_envelope(msg.raw_message, change)
+        messaging.require_publisher(msg.raw_message, registry)
+        await db.retrying(lambda: consolidator.record_capture_change(change), what="capture status")
+
+    @subscriber(messaging.CONSOLIDATOR_EKTP, messaging.EVENTS, "Dedup's verdict on every e-KTP capture.")
+    async def on_enrolment_verdict(verdict: EnrolmentVerdict, msg: RabbitMessage) -> None:
+        messaging.check_envelope(msg.raw_message, verdict)
+        messaging.require_publisher(msg.raw_message, dedup)
+        await db.retrying(lambda: consolidator.record_verdict(verdict), what="verdict")
+
+    @subscriber(
+        messaging.CONSOLIDATOR_COMMANDS,
+        messaging.COMMANDS,
+        "The centre's command to consolidate a day (refused, with a failed run event, for anyone else).",
+    )
+    async def on_consolidation_run_requested(command: ConsolidationRunRequested, msg: RabbitMessage) -> None:
         raw = msg.raw_message
-        messaging.check_envelope(raw, checked)
-        messaging.require_publisher(raw, settings.service_user("dedup"))
-        now = clock()
-
-        def announce(totals: Totals, version: int) -> list[db.Outgoing]:
-            return [
-                db.Outgoing(
-                    "events",
-                    CentralInmatesUpdated.ROUTING_KEY,
-                    CentralInmatesUpdated(
-                        message_id=derive_message_id("consolidator", "inmates", checked.message_id, upt_id),
-                        produced_at=now,
-                        submission_id=checked.submission_id,
-                        upt_id=upt_id,
-                        as_of=checked.as_of,
-                        upserted=len(checked.records) if upt_id == checked.upt_id else 0,
-                        version=version,
-                        central_total=total,
-                        flagged_total=flagged,
-                    ),
-                )
-                for upt_id, total, flagged in totals
-            ]
-
-        await db.retrying(lambda: store.consolidate(checked, announce), what="consolidate part")
+        messaging.check_envelope(raw, command)
+        run_id = await db.retrying(
+            lambda: consolidator.request_run(
+                command, publisher=raw.user_id or "", centre=settings.unit_user("pusat")
+            ),
+            what="run request",
+        )
+        if run_id is not None:
+            run_requested()
 
     return router

@@ -1,93 +1,178 @@
-"""Where the consolidator keeps the central records."""
+"""Where the consolidator keeps staged parts, captures and persons: one unit of work per message."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Protocol
 
 from shared import db
-from shared.contracts import SdpRecordsChecked
 from shared.runtime import Database
 
-from . import domain
+from .domain.ektp import CaptureDecision, CaptureState
+from .domain.sdp import ROW_COLUMNS, PartStatus, StagedPart
 
-CONSUMER = "consolidator.sdp"
-# After the upsert: (upt_id, central records, flagged records) of every UPT the part touched, and a version.
-Totals = Sequence[tuple[str, int, int]]
-Announce = Callable[[Totals, int], Sequence[db.Outgoing]]
+# The feed message of a person's current state, built where the state lives (see person_json in 0004).
+FEED_ROWS = """
+INSERT INTO outbox (message_id, exchange, routing_key, body, headers)
+SELECT 'central-C' || p.person_id || '-v' || p.version, 'events', 'central.record.changed',
+       convert_to(jsonb_build_object(
+           'message_id', 'central-C' || p.person_id || '-v' || p.version, 'schema_version', 1,
+           'produced_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+           'central_id', 'C' || p.person_id, 'version', p.version, 'changed', to_jsonb(p.changed),
+           'cause', p.cause, 'person', person_json(p.person_id))::text, 'UTF8'),
+       '{{"schema_version": 1}}'::jsonb
+FROM persons p WHERE {where}
+ON CONFLICT (message_id) DO NOTHING
+"""
 
 
-class InmateStore(Protocol):
-    async def consolidate(self, checked: SdpRecordsChecked, announce: Announce) -> bool:
-        """Upsert the part's records and flags, then store what `announce` makes of the new totals.
-        False if the message was consumed before."""
+class Stores(Protocol):
+    """What a use case may load and save inside one transaction."""
+
+    async def claim(self, consumer: str, message_id: str) -> bool:
+        """Record the message as consumed; False if it was consumed before (then change nothing)."""
+
+    def send(self, *messages: db.Outgoing) -> None:
+        """Messages to publish once the transaction commits."""
+
+    async def save_part_status(self, status: PartStatus) -> None: ...
+
+    async def stage_part(self, staged: StagedPart) -> None:
+        """Replace the part's staged rows, mark it checked, keep the newer flag sets."""
+
+    async def load_capture(self, kabkota: str, packet_id: str) -> CaptureState | None: ...
+
+    async def save_capture(self, decision: CaptureDecision, message_id: str) -> None: ...
+
+    async def person_with_nik(self, nik: str, *, create: bool) -> int | None:
+        """The person holding the NIK (made with only the NIK when `create`), or None."""
+
+    async def person_changed(self, person_id: int, changed: Sequence[str], cause: str) -> None:
+        """A new version of the person, published once on the central feed."""
 
 
-class PostgresInmateStore:
-    def __init__(self, database: Database) -> None:
-        self.database = database
+UnitOfWork = Callable[[], AbstractAsyncContextManager[Stores]]
 
-    async def consolidate(self, checked: SdpRecordsChecked, announce: Announce) -> bool:
-        async with self.database.pool.acquire() as conn, conn.transaction():
-            if not await db.claim(conn, CONSUMER, checked.message_id):
-                return False
-            touched = domain.touched_units(checked.upt_id, checked.flag_sets)
-            population = {c.inmate_id: c for c in checked.population_checks}
-            # Parts touching the same UPT take turns, so the totals each one announces include the others.
-            await conn.execute(
-                "SELECT pg_advisory_xact_lock(k) FROM "
-                "(SELECT DISTINCT hashtextextended(u, 1) AS k FROM unnest($1::text[]) u ORDER BY 1) s",
-                touched,
+
+class PostgresStores:
+    def __init__(self, conn: db.Conn, schema: str) -> None:
+        self.conn = conn
+        self.schema = schema
+        self.outgoing: list[db.Outgoing] = []
+
+    async def claim(self, consumer: str, message_id: str) -> bool:
+        return await db.claim(self.conn, consumer, message_id)
+
+    def send(self, *messages: db.Outgoing) -> None:
+        self.outgoing.extend(messages)
+
+    async def save_part_status(self, s: PartStatus) -> None:
+        await self.conn.execute(
+            "INSERT INTO sdp_parts AS p (upt_id, as_of, snapshot, part, parts, submission_id, processed_at, "
+            "stored, received, accepted, refused, warnings, lateness) "
+            "VALUES ($1, $2, $3, $4, $5, $6, now(), $7, $8, $9, $10, $11, $12) "
+            "ON CONFLICT (upt_id, as_of, snapshot, part) DO UPDATE SET parts = EXCLUDED.parts, "
+            "submission_id = EXCLUDED.submission_id, processed_at = EXCLUDED.processed_at, "
+            "stored = EXCLUDED.stored, received = EXCLUDED.received, accepted = EXCLUDED.accepted, "
+            "refused = EXCLUDED.refused, warnings = EXCLUDED.warnings, lateness = EXCLUDED.lateness "
+            "WHERE p.stored IS NOT TRUE OR EXCLUDED.stored",  # a refused resend never undoes a kept part
+            s.upt_id, s.as_of, s.snapshot, s.part, s.parts, s.submission_id,
+            s.stored, s.received, s.accepted, s.refused, s.warnings, s.lateness,
+        )  # fmt: skip
+
+    async def stage_part(self, staged: StagedPart) -> None:
+        key = (staged.upt_id, staged.as_of, staged.snapshot, staged.part)
+        await self.conn.execute(
+            "DELETE FROM sdp_rows WHERE upt_id = $1 AND as_of = $2 AND snapshot = $3 AND part = $4", *key
+        )
+        if staged.rows:
+            await self.conn.copy_records_to_table(
+                "sdp_rows", records=staged.rows, columns=ROW_COLUMNS, schema_name=self.schema
             )
-            # An older snapshot arriving late never overwrites a newer one.
-            await conn.executemany(
-                "INSERT INTO inmates AS i (upt_id, inmate_id, nik, full_name, sex, birth_date, register, "
-                "register_number, custody_status, as_of, snapshot, record, submission_id, population) "
-                "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12::text::jsonb, $13, $14::text::jsonb) "
-                "ON CONFLICT (upt_id, inmate_id) DO UPDATE SET nik = EXCLUDED.nik, "
-                "full_name = EXCLUDED.full_name, sex = EXCLUDED.sex, birth_date = EXCLUDED.birth_date, "
-                "register = EXCLUDED.register, register_number = EXCLUDED.register_number, "
-                "custody_status = EXCLUDED.custody_status, as_of = EXCLUDED.as_of, "
-                "snapshot = EXCLUDED.snapshot, record = EXCLUDED.record, "
-                "submission_id = EXCLUDED.submission_id, population = EXCLUDED.population, updated_at = now() "
-                "WHERE (i.as_of, i.snapshot) <= (EXCLUDED.as_of, EXCLUDED.snapshot)",
-                [
-                    (
-                        checked.upt_id,
-                        r.inmate_id,
-                        r.nik,
-                        r.full_name,
-                        r.sex.value,
-                        r.birth_date,
-                        r.book.value,
-                        r.register_number,
-                        r.custody_status.value,
-                        checked.as_of,
-                        checked.snapshot,
-                        r.model_dump_json(),
-                        checked.message_id,
-                        population[r.inmate_id].model_dump_json() if r.inmate_id in population else None,
-                    )
-                    for r in checked.records
-                ],
-            )
-            await conn.executemany(
-                "INSERT INTO inmate_flags AS f (upt_id, inmate_id, flags, seq) VALUES ($1, $2, $3::text::jsonb, $4) "
+        await self.conn.execute(
+            "INSERT INTO sdp_parts AS p (upt_id, as_of, snapshot, part, parts, submission_id, checked) "
+            "VALUES ($1, $2, $3, $4, $5, $6, true) "
+            "ON CONFLICT (upt_id, as_of, snapshot, part) DO UPDATE SET checked = true",
+            *key, staged.parts, staged.submission_id,
+        )  # fmt: skip
+        if staged.flags:
+            await self.conn.executemany(
+                "INSERT INTO inmate_flags AS f (upt_id, inmate_id, flags, seq) VALUES ($1, $2, $3::jsonb, $4) "
                 "ON CONFLICT (upt_id, inmate_id) DO UPDATE SET flags = EXCLUDED.flags, seq = EXCLUDED.seq, "
                 "updated_at = now() WHERE f.seq < EXCLUDED.seq",
+                staged.flags,
+            )
+
+    async def load_capture(self, kabkota: str, packet_id: str) -> CaptureState | None:
+        row = await self.conn.fetchrow(
+            "SELECT status, status_at, nik, person_id, anomalies FROM captures "
+            "WHERE kabkota = $1 AND packet_id = $2 FOR UPDATE",
+            kabkota,
+            packet_id,
+        )
+        if row is None:
+            return None
+        return CaptureState(
+            kabkota, packet_id, row["status"], row["status_at"], row["nik"], row["person_id"],
+            tuple(row["anomalies"]),
+        )  # fmt: skip
+
+    async def save_capture(self, d: CaptureDecision, message_id: str) -> None:
+        s = d.state
+        await self.conn.execute(
+            "INSERT INTO captures AS c (kabkota, packet_id, person_id, nik, status, status_at, finding, "
+            "verdict, anomalies) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb, $9) "
+            "ON CONFLICT (kabkota, packet_id) DO UPDATE SET person_id = EXCLUDED.person_id, "
+            "nik = EXCLUDED.nik, status = EXCLUDED.status, status_at = EXCLUDED.status_at, "
+            "finding = COALESCE(EXCLUDED.finding, c.finding), verdict = COALESCE(EXCLUDED.verdict, c.verdict), "
+            "anomalies = EXCLUDED.anomalies, updated_at = now()",
+            s.kabkota, s.packet_id, s.person_id, s.nik, s.status, s.status_at, d.finding,
+            d.verdict, list(s.anomalies),
+        )  # fmt: skip
+        if d.moves:
+            await self.conn.executemany(
+                "INSERT INTO capture_moves (kabkota, packet_id, message_id, seq, from_status, to_status, at, "
+                "code, source, implied, out_of_order) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                "ON CONFLICT DO NOTHING",
                 [
-                    (u, i, json.dumps(f), seq)
-                    for u, i, f, seq in domain.flag_rows(checked.flag_sets, checked.flag_seq)
+                    (s.kabkota, s.packet_id, message_id, m.seq, m.from_status, m.to_status, m.at, m.code,
+                     d.source, m.implied, m.out_of_order)
+                    for m in d.moves
                 ],
+            )  # fmt: skip
+
+    async def person_with_nik(self, nik: str, *, create: bool) -> int | None:
+        found = await self.conn.fetchval("SELECT person_id FROM persons WHERE nik = $1", nik)
+        if found is None and create:
+            found = await self.conn.fetchval(
+                "INSERT INTO persons (nik, version) VALUES ($1, 0) ON CONFLICT (nik) DO UPDATE "
+                "SET nik = EXCLUDED.nik RETURNING person_id",
+                nik,
             )
-            rows = await conn.fetch(
-                "SELECT i.upt_id, count(*) AS total, count(*) FILTER (WHERE f.flags <> '[]') AS flagged "
-                "FROM inmates i LEFT JOIN inmate_flags f USING (upt_id, inmate_id) "
-                "WHERE i.upt_id = ANY($1::text[]) GROUP BY i.upt_id",
-                touched,
-            )
-            version = await conn.fetchval("SELECT nextval('announce_seq')")
-            totals = [(r["upt_id"], r["total"], r["flagged"]) for r in rows]
-            await db.enqueue(conn, self.database.schema, announce(totals, version))
-            return True
+        return None if found is None else int(found)
+
+    async def person_changed(self, person_id: int, changed: Sequence[str], cause: str) -> None:
+        await self.conn.execute(
+            "UPDATE persons SET version = version + 1, changed = $2, cause = $3, updated_at = now() "
+            "WHERE person_id = $1",
+            person_id,
+            list(changed),
+            cause,
+        )
+        await self.conn.execute(FEED_ROWS.format(where="p.person_id = $1"), person_id)
+
+
+def postgres_unit_of_work(database: Database) -> UnitOfWork:
+    """One transaction per call; the messages sent inside it enter the outbox in the same transaction."""
+
+    @asynccontextmanager
+    async def unit() -> AsyncIterator[Stores]:
+        async with database.pool.acquire() as conn, conn.transaction():
+            stores = PostgresStores(conn, database.schema)
+            yield stores
+            await db.enqueue(conn, database.schema, stores.outgoing)
+            # Feed rows are written by SQL (person_changed): wake the relay for them too, at commit.
+            await conn.execute("SELECT pg_notify($1, '')", f"{database.schema}_outbox")
+
+    return unit

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import csv
-import hashlib
-import hmac
 import os
 import secrets
 from collections.abc import Collection, Sequence
@@ -15,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from shared.passwords import hash_password as hash_password
+from shared.passwords import verify_password as verify_password
 from shared.runtime import Database
 
 from .store import Account, PostgresMonitorStore
-
-# scrypt with n=2**14, r=8: about 16 MB and 50 ms per check, slow enough to make guessing expensive.
-_N, _R, _P = 2**14, 8, 1
 
 
 class Login(Protocol):
@@ -30,25 +26,6 @@ class Login(Protocol):
     def username(self) -> str: ...
     @property
     def password(self) -> str: ...
-
-
-def hash_password(password: str, *, salt: bytes | None = None) -> str:
-    salt = salt or os.urandom(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
-    return f"scrypt${_N}${_R}${_P}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        scheme, n, r, p, salt, digest = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        candidate = hashlib.scrypt(
-            password.encode(), salt=base64.b64decode(salt), n=int(n), r=int(r), p=int(p), dklen=32
-        )
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(candidate, base64.b64decode(digest))
 
 
 # Spends the same time on an unknown username as on a wrong password, so usernames cannot be probed.

@@ -1,124 +1,241 @@
-"""Consolidator: checked parts become central records; newer dedup flag sets win."""
+"""Consolidator handlers on the in-memory broker: parts staged, captures followed, run commands answered."""
 
-from datetime import date
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date, timedelta
 from typing import Any
 
 from faststream.rabbit import RabbitBroker
 
-from services.consolidator import domain
 from services.consolidator.app import build_app
 from services.consolidator.config import Settings
+from services.consolidator.consolidation import Announce, RunRow
+from services.consolidator.domain.detention import DetentionRule
+from services.consolidator.domain.report import RunReport
+from services.consolidator.domain.runs import RunPolicy, RunRequest
+from shared import db, messaging
 from shared.contracts import (
-    CentralInmatesUpdated,
-    InmateFlag,
-    InmateFlagCode,
-    InmateFlagSet,
+    ConsolidationRunReported,
+    ConsolidationRunRequested,
+    EnrolmentVerdict,
     InmateRecord,
     Message,
+    PacketStatusChanged,
+    ReceiptStatus,
     SdpRecordsChecked,
+    StatusMove,
+    SubmissionProcessed,
 )
-from tests.builders import NOW, inmate
-from tests.fakes import FakeInmateStore
-from tests.unit.harness import in_memory, publish_event
+from shared.ektp import EktpStatus as S
+from shared.units import Units
+from tests.builders import AS_OF, NOW, inmate
+from tests.fakes import FakeCentre
+from tests.unit.harness import Spies, in_memory, publish_event
 
-SETTINGS = Settings(amqp_url="amqp://svc-consolidator:secret@localhost:5672/simpul", health_port=0)
+SETTINGS = Settings(
+    amqp_url="amqp://svc-consolidator:secret@localhost:5672/simpul", health_port=0, consolidation_schedule=""
+)
 
 
-def flag_set(upt: str, inmate_id: str, *counterparts: tuple[str, str]) -> InmateFlagSet:
-    return InmateFlagSet(
-        upt_id=upt,
-        inmate_id=inmate_id,
-        flags=[
-            InmateFlag(
-                code=InmateFlagCode.NIK_CLAIMED_BY_ANOTHER_PERSON,
-                counterpart_upt_id=u,
-                counterpart_inmate_id=i,
+@dataclass
+class FakeRuns:
+    """Run requests and runs as a dict; executing steps is PostgreSQL's job (integration tests)."""
+
+    requests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: dict[str, RunRow] = field(default_factory=dict)
+    outbox: list[db.Outgoing] = field(default_factory=list)
+
+    async def load_reference(self, units: Units, rules: Sequence[DetentionRule]) -> None:
+        pass
+
+    async def record_request(
+        self, message_id: str, publisher: str, fields: dict[str, Any], outgoing: Sequence[db.Outgoing]
+    ) -> bool:
+        if message_id in self.requests:
+            return False
+        self.requests[message_id] = {"publisher": publisher, **fields}
+        self.outbox += outgoing
+        return True
+
+    async def open_run(self, request: RunRequest, outgoing: Sequence[db.Outgoing]) -> RunRow:
+        if request.run_id not in self.runs:
+            self.runs[request.run_id] = RunRow(
+                request.run_id, request.day, request.trigger, request.requested_by, "running", 0
             )
-            for u, i in counterparts
-        ],
-    )
+            self.outbox += outgoing
+        return self.runs[request.run_id]
+
+    async def run(self, run_id: str) -> RunRow | None:
+        return self.runs.get(run_id)
+
+    async def unfinished(self) -> list[str]:
+        return []
+
+    async def ran(self, day: date, trigger: str) -> bool:
+        return False
+
+    async def execute_step(self, run: RunRow, index: int, policy: RunPolicy, announce: Announce) -> None:
+        raise NotImplementedError
+
+    async def fail(self, run_id: str, error: str, outgoing: Sequence[db.Outgoing]) -> None:
+        raise NotImplementedError
+
+    async def load_report(self, run_id: str) -> RunReport | None:
+        return None
+
+    async def central_totals(self, run_id: str) -> list[tuple[str, int, int]]:
+        return []
+
+    @asynccontextmanager
+    async def exclusive(self, run_id: str) -> AsyncIterator[bool]:
+        yield False
+
+
+@asynccontextmanager
+async def consolidator() -> AsyncIterator[tuple[RabbitBroker, Spies, FakeCentre, FakeRuns]]:
+    centre, runs = FakeCentre(), FakeRuns()
+    app = build_app(SETTINGS, unit_of_work=centre.unit_of_work(), runs_store=runs, clock=lambda: NOW)
+    async with in_memory(app) as (broker, spies):
+        yield broker, spies, centre, runs
 
 
 def checked(
-    upt: str, records: list[dict[str, Any]], seq: int, sets: list[InmateFlagSet], n: int = 1
+    upt: str, records: list[dict[str, Any]], n: int, *, part: int = 1, parts: int = 1
 ) -> SdpRecordsChecked:
     return SdpRecordsChecked(
-        message_id=f"chk-{upt}-{n}",
-        produced_at=NOW,
-        submission_id=f"sub-{upt}-{n}",
-        upt_id=upt,
-        as_of=date(2026, 11, 20),
-        snapshot=1,
-        part=1,
-        parts=1,
-        records=[InmateRecord.model_validate(r) for r in records],
-        flag_seq=seq,
-        flag_sets=sets,
+        message_id=f"chk-{upt}-{n}", produced_at=NOW, submission_id=f"sub-{upt}-{part}", upt_id=upt,
+        as_of=AS_OF, snapshot=1, part=part, parts=parts,
+        records=[InmateRecord.model_validate(r) for r in records], flag_seq=n,
+    )  # fmt: skip
+
+
+async def test_checked_parts_are_staged_once_and_a_new_copy_of_a_part_replaces_its_rows() -> None:
+    async with consolidator() as (broker, _, centre, _runs):
+        first = [inmate(inmate_id="1"), inmate(inmate_id="2")]
+        await publish_event(broker, checked("upt-a", first, 1), user="svc-dedup")
+        await publish_event(broker, checked("upt-a", first, 1), user="svc-dedup")  # redelivered
+        assert sorted(k[3] for k in centre.rows) == ["1", "2"]
+        await publish_event(broker, checked("upt-a", [inmate(inmate_id="3")], 2), user="svc-dedup")
+    assert sorted(k[3] for k in centre.rows) == ["3"]
+    assert centre.parts[("upt-a", AS_OF, 1, 1)]["checked"] is True
+
+
+async def test_checked_parts_are_only_believed_from_dedup_and_part_answers_only_from_the_registry() -> None:
+    async with consolidator() as (broker, spies, centre, _runs):
+        await publish_event(broker, checked("upt-a", [inmate()], 1), user="svc-registry")
+        answer = SubmissionProcessed(
+            message_id="st-1", produced_at=NOW, submission_id="s", upt_id="upt-a", as_of=AS_OF, snapshot=1,
+            part=1, parts=1, status=ReceiptStatus.ACCEPTED, received=1, accepted=1, rejected=0, warnings=0,
+        )  # fmt: skip
+        await publish_event(broker, answer, user="svc-dedup")
+    assert spies.dead_reasons() == ["SENDER_NOT_ALLOWED", "SENDER_NOT_ALLOWED"]
+    assert centre.rows == {}
+    assert centre.parts == {}
+
+
+async def test_a_refused_resend_of_a_part_never_undoes_the_kept_one() -> None:
+    def answer(n: int, stored: bool) -> SubmissionProcessed:
+        return SubmissionProcessed.model_validate(
+            {"message_id": f"st-{n}", "produced_at": NOW, "submission_id": f"s{n}", "upt_id": "upt-a",
+             "as_of": AS_OF, "snapshot": 1, "part": 1, "parts": 1, "received": 3, "accepted": 3 if stored else 0,
+             "rejected": 0 if stored else 3, "warnings": 0, "status": "accepted" if stored else "rejected",
+             "snapshot_state": {"parts": 1, "parts_received": 1, "complete": True} if stored else None}
+        )  # fmt: skip
+
+    async with consolidator() as (broker, _, centre, _runs):
+        await publish_event(broker, answer(1, True), user="svc-registry")
+        await publish_event(broker, answer(2, False), user="svc-registry")
+    assert centre.parts[("upt-a", AS_OF, 1, 1)]["accepted"] == 3
+
+
+def status(packet: str, n: int, *moves: tuple[S, S, int]) -> PacketStatusChanged:
+    return PacketStatusChanged(
+        message_id=f"st-{packet}-{n}", produced_at=NOW, packet_id=packet, kabkota="3273", status=moves[-1][1],
+        moves=[StatusMove(from_status=a, to_status=b, at=NOW + timedelta(minutes=m)) for a, b, m in moves],
+    )  # fmt: skip
+
+
+def verdict(packet: str, state: S, finding: str, nik: str = "3273011503850001") -> EnrolmentVerdict:
+    return EnrolmentVerdict(
+        message_id=f"v-{packet}", produced_at=NOW, packet_id=packet, kabkota="3273", nik=nik, status=state,
+        finding=finding, gallery_size=5, duplicate_threshold=9.0, adjudicate_threshold=5.0, decided_at=NOW,
+    )  # fmt: skip
+
+
+async def test_a_unique_capture_becomes_a_person_published_once_and_its_later_moves_follow_it() -> None:
+    async with consolidator() as (broker, _, centre, _runs):
+        await publish_event(
+            broker, status("P1", 1, (S.SENT_FOR_ENROLLMENT, S.RECEIVED_AT_CENTRAL, 0),
+                           (S.RECEIVED_AT_CENTRAL, S.SENT_FOR_DEDUP, 0)), user="svc-registry",
+        )  # fmt: skip
+        assert centre.persons == {}  # no NIK known yet, nothing central to change
+        await publish_event(broker, verdict("P1", S.PRINT_READY_RECORD, "unique"), user="svc-dedup")
+        await publish_event(broker, verdict("P1", S.PRINT_READY_RECORD, "unique"), user="svc-dedup")  # again
+        await publish_event(
+            broker, status("P1", 2, (S.SENT_FOR_DEDUP, S.PRINT_READY_RECORD, 5)), user="svc-registry"
+        )
+    assert centre.persons == {1: {"nik": "3273011503850001", "version": 2}}
+    assert [(pid, version, changed) for pid, version, changed, _ in centre.feed] == [
+        (1, 1, ["ektp"]),
+        (1, 2, ["ektp"]),
+    ]
+    capture = centre.captures[("3273", "P1")]
+    assert (capture.state.status, capture.finding, capture.state.person_id) == (
+        "PRINT_READY_RECORD",
+        "unique",
+        1,
     )
+    assert len(centre.moves) == 3
 
 
-async def publish(broker: RabbitBroker, event: Message, user: str = "svc-dedup") -> None:
-    await publish_event(broker, event, user=user)
-
-
-def test_flag_rows_carry_the_sequence_number() -> None:
-    rows = domain.flag_rows([flag_set("upt-a", "1", ("upt-b", "9"))], 7)
-    assert rows == [
-        (
-            "upt-a",
-            "1",
-            [
-                {
-                    "code": "NIK_CLAIMED_BY_ANOTHER_PERSON",
-                    "counterpart_upt_id": "upt-b",
-                    "counterpart_inmate_id": "9",
-                }
-            ],
-            7,
+async def test_a_duplicate_capture_makes_no_person_and_an_unknown_capture_is_kept_and_marked() -> None:
+    async with consolidator() as (broker, spies, centre, _runs):
+        await publish_event(broker, verdict("P2", S.DUPLICATE_RECORD, "one_to_one"), user="svc-dedup")
+        await publish_event(
+            broker, status("P3", 1, (S.SENT_FOR_DEDUP, S.REQUEST_VALIDATION, 0)), user="svc-registry"
         )
+    assert centre.persons == {}
+    assert centre.captures[("3273", "P3")].state.anomalies == ("CAPTURE_UNKNOWN:SENT_FOR_DEDUP",)
+    assert spies.dead == []
+
+
+def run_command(day: date | str, n: int = 1) -> dict[str, Any]:
+    return {"message_id": f"cmd-{n}", "produced_at": NOW.isoformat(), "day": str(day), "requested_by": "Siti",
+            "reason": "harian"}  # fmt: skip
+
+
+async def send_command(broker: RabbitBroker, body: dict[str, Any], user: str) -> None:
+    import json
+
+    await broker.publish(
+        json.dumps(body).encode(), exchange=messaging.COMMANDS, routing_key=ConsolidationRunRequested.ROUTING_KEY,
+        message_id=body["message_id"], user_id=user, content_type="application/json",
+    )  # fmt: skip
+
+
+def run_events(outbox: Sequence[db.Outgoing]) -> list[Message]:
+    return [o.message for o in outbox if isinstance(o.message, ConsolidationRunReported)]
+
+
+async def test_a_run_command_from_anyone_but_the_centre_is_refused_recorded_and_answered() -> None:
+    async with consolidator() as (broker, spies, _centre, runs):
+        await send_command(broker, run_command(AS_OF, 1), user="kanwil-32")
+        await send_command(
+            broker, run_command(date(2026, 11, 21), 2), user="pusat"
+        )  # tomorrow (NOW is the 20th)
+        await send_command(broker, run_command("2026-13-01", 3), user="pusat")  # not a date
+        await send_command(broker, run_command(AS_OF, 4), user="pusat")
+    assert runs.requests["cmd-1"]["refused"] == "RUN_NOT_CENTRE"
+    assert runs.requests["cmd-2"]["refused"] == "RUN_DAY_IN_FUTURE"
+    assert spies.dead_reasons() == ["MESSAGE_SCHEMA"]
+    events = run_events(runs.outbox)
+    assert [(e.state, e.code) for e in events if isinstance(e, ConsolidationRunReported)] == [
+        ("failed", "RUN_NOT_CENTRE"),
+        ("failed", "RUN_DAY_IN_FUTURE"),
+        ("started", None),
     ]
-    assert domain.touched_units("upt-b", [flag_set("upt-a", "1")]) == ["upt-a", "upt-b"]
-
-
-async def test_records_become_central_and_totals_are_announced_for_every_touched_upt() -> None:
-    store = FakeInmateStore()
-    a1 = inmate(inmate_id="1")
-    async with in_memory(build_app(SETTINGS, store=store)) as (broker, _spies):
-        await publish(broker, checked("upt-a", [a1], 1, [flag_set("upt-a", "1")]))
-        b9 = inmate(inmate_id="9")
-        await publish(
-            broker,
-            checked(
-                "upt-b",
-                [b9],
-                2,
-                [flag_set("upt-a", "1", ("upt-b", "9")), flag_set("upt-b", "9", ("upt-a", "1"))],
-                n=2,
-            ),
-        )
-    assert set(store.inmates) == {("upt-a", "1"), ("upt-b", "9")}
-    updates = [o.message for o in store.outbox if isinstance(o.message, CentralInmatesUpdated)]
-    assert [(u.upt_id, u.upserted, u.central_total, u.flagged_total) for u in updates] == [
-        ("upt-a", 1, 1, 0),
-        ("upt-a", 0, 1, 1),
-        ("upt-b", 1, 1, 1),
-    ]
-
-
-async def test_an_older_flag_set_arriving_late_does_not_undo_a_newer_one() -> None:
-    store = FakeInmateStore()
-    async with in_memory(build_app(SETTINGS, store=store)) as (broker, _):
-        await publish(
-            broker, checked("upt-b", [inmate(inmate_id="9")], 5, [flag_set("upt-a", "1", ("upt-b", "9"))])
-        )
-        await publish(broker, checked("upt-a", [inmate(inmate_id="1")], 3, [flag_set("upt-a", "1")], n=2))
-    assert store.flags[("upt-a", "1")][0] == 5
-    assert store.flags[("upt-a", "1")][1]
-
-
-async def test_checked_parts_are_only_believed_from_dedup() -> None:
-    store = FakeInmateStore()
-    async with in_memory(build_app(SETTINGS, store=store)) as (broker, spies):
-        await publish(broker, checked("upt-a", [inmate()], 1, []), user="svc-registry")
-    assert spies.dead_reasons() == ["SENDER_NOT_ALLOWED"]
-    assert store.inmates == {}
+    assert list(runs.runs) == [runs.requests["cmd-4"]["run_id"]]
+    assert runs.runs[runs.requests["cmd-4"]["run_id"]].requested_by == "Siti"

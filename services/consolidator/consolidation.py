@@ -1,0 +1,242 @@
+"""Where consolidation runs live: requests, run state, the set-based steps of steps.sql, and the report."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import date
+from importlib import resources
+from typing import Any, Protocol
+
+from shared import db
+from shared.runtime import Database
+from shared.units import Units
+
+from .domain.detention import DetentionRule, rule_rows
+from .domain.report import Item, RunReport, UptLine
+from .domain.runs import STEPS, RunPolicy, RunRequest
+from .store import FEED_ROWS
+
+_PARAM = re.compile(r"\$(\d+)")
+# The steps' parameters, typed where they are used (a bare `$2` in a UNION has no type to infer).
+_TYPES = {1: "text", 2: "date", 3: "float8", 4: "int", 5: "text[]"}
+
+
+def _statements(sql: str) -> dict[str, list[str]]:
+    """steps.sql split into its named sections, each a list of single statements."""
+    sections: dict[str, list[str]] = {}
+    name = ""
+    for block in re.split(r"^-- name: (\w+)$", sql, flags=re.M)[1:]:
+        if not name:
+            name = block
+            continue
+        body = "\n".join(line for line in block.splitlines() if not line.lstrip().startswith("--"))
+        sections[name] = [s.strip() for s in body.split(";\n") if s.strip().rstrip(";")]
+        name = ""
+    return sections
+
+
+STEP_SQL = _statements((resources.files(__package__) / "steps.sql").read_text(encoding="utf-8"))
+
+
+def _bind(statement: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
+    """Only the parameters a statement uses, renumbered (asyncpg takes one statement and exact arguments)."""
+    used = sorted({int(n) for n in _PARAM.findall(statement)})
+    number = {old: new for new, old in enumerate(used, start=1)}
+    typed = _PARAM.sub(lambda m: f"${number[int(m.group(1))]}::{_TYPES[int(m.group(1))]}", statement)
+    return typed, [params[n - 1] for n in used]
+
+
+@dataclass(frozen=True)
+class RunRow:
+    run_id: str
+    day: date
+    trigger: str
+    requested_by: str
+    state: str
+    step: int
+
+
+Announce = Callable[[RunRow, str, int], Sequence[db.Outgoing]]
+
+
+class ConsolidationStore(Protocol):
+    async def load_reference(self, units: Units, rules: Sequence[DetentionRule]) -> None: ...
+    async def record_request(
+        self, message_id: str, publisher: str, fields: dict[str, Any], outgoing: Sequence[db.Outgoing]
+    ) -> bool: ...
+    async def open_run(self, request: RunRequest, outgoing: Sequence[db.Outgoing]) -> RunRow: ...
+    async def run(self, run_id: str) -> RunRow | None: ...
+    async def unfinished(self) -> list[str]: ...
+    async def ran(self, day: date, trigger: str) -> bool: ...
+    async def execute_step(self, run: RunRow, index: int, policy: RunPolicy, announce: Announce) -> None: ...
+    async def fail(self, run_id: str, error: str, outgoing: Sequence[db.Outgoing]) -> None: ...
+    async def load_report(self, run_id: str) -> RunReport | None: ...
+    async def central_totals(self, run_id: str) -> list[tuple[str, int, int]]: ...
+    def exclusive(self, run_id: str) -> Any: ...
+
+
+class PostgresConsolidationStore:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def load_reference(self, units: Units, rules: Sequence[DetentionRule]) -> None:
+        """The UPTs and the detention limits the runs read, refreshed from the files at every start."""
+        kanwil = {k.kanwil_id: k.name for k in units.kanwil}
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM upts")
+            await conn.executemany(
+                "INSERT INTO upts (upt_id, name, kanwil_id, kanwil_name, kabkota) VALUES ($1, $2, $3, $4, $5)",
+                [(u.upt_id, u.name, u.kanwil_id, kanwil.get(u.kanwil_id, u.kanwil_id), u.kabkota_code)
+                 for u in units.upts],
+            )  # fmt: skip
+            await conn.execute("DELETE FROM detention_rules")
+            await conn.executemany(
+                "INSERT INTO detention_rules (law, version, register, valid_from, valid_until, initial_days, "
+                "extension_days, exceptional_days, citation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                rule_rows(rules),
+            )
+
+    async def record_request(
+        self, message_id: str, publisher: str, fields: dict[str, Any], outgoing: Sequence[db.Outgoing]
+    ) -> bool:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            done = await conn.fetchval(
+                "INSERT INTO run_requests (message_id, publisher, day, requested_by, reason, run_id, refused) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING true",
+                message_id, publisher, fields.get("day"), fields.get("requested_by"), fields.get("reason"),
+                fields.get("run_id"), fields.get("refused"),
+            )  # fmt: skip
+            if done:
+                await db.enqueue(conn, self.database.schema, outgoing)
+            return bool(done)
+
+    async def open_run(self, request: RunRequest, outgoing: Sequence[db.Outgoing]) -> RunRow:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            created = await conn.fetchval(
+                "INSERT INTO runs (run_id, day, trigger, requested_by, reason, accept) "
+                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING true",
+                request.run_id, request.day, request.trigger, request.requested_by, request.reason,
+                list(request.accept),
+            )  # fmt: skip
+            if created:
+                await db.enqueue(conn, self.database.schema, outgoing)
+            row = await self._run(conn, request.run_id)
+            assert row is not None
+            return row
+
+    @staticmethod
+    async def _run(conn: db.Conn, run_id: str) -> RunRow | None:
+        r = await conn.fetchrow(
+            "SELECT run_id, day, trigger, requested_by, state, step FROM runs WHERE run_id = $1", run_id
+        )
+        return None if r is None else RunRow(**dict(r))
+
+    async def run(self, run_id: str) -> RunRow | None:
+        async with self.database.pool.acquire() as conn:
+            return await self._run(conn, run_id)
+
+    async def unfinished(self) -> list[str]:
+        rows = await self.database.pool.fetch(
+            "SELECT run_id FROM runs WHERE state = 'running' ORDER BY started_at"
+        )
+        return [r["run_id"] for r in rows]
+
+    async def ran(self, day: date, trigger: str) -> bool:
+        return bool(
+            await self.database.pool.fetchval(
+                "SELECT true FROM runs WHERE day = $1 AND trigger = $2 LIMIT 1", day, trigger
+            )
+        )
+
+    @asynccontextmanager
+    async def exclusive(self, run_id: str) -> AsyncIterator[bool]:
+        """True while this process alone executes runs of that day (a session lock, gone with the process)."""
+        async with self.database.pool.acquire() as conn:
+            day = await conn.fetchval("SELECT day FROM runs WHERE run_id = $1", run_id)
+            key = f"simpul-consolidation-{day}"
+            got = bool(await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", key))
+            try:
+                yield got
+            finally:
+                if got:
+                    await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
+
+    async def execute_step(self, run: RunRow, index: int, policy: RunPolicy, announce: Announce) -> None:
+        """One step in one transaction, committed with the step number and its progress event."""
+        name = STEPS[index]
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            step = await conn.fetchval("SELECT step FROM runs WHERE run_id = $1 FOR UPDATE", run.run_id)
+            if step != index:  # done already (another executor, or a replayed command)
+                return
+            accept = await conn.fetchval("SELECT accept FROM runs WHERE run_id = $1", run.run_id)
+            params = (run.run_id, run.day, policy.max_loss, policy.transfer_window_days, list(accept))
+            for statement in STEP_SQL.get(name, []):
+                sql, args = _bind(statement, params)
+                await conn.execute(sql, *args)
+            if name == "feed":
+                await conn.execute(FEED_ROWS.format(where="p.cause = $1"), run.run_id)
+            state = "finished" if index == len(STEPS) - 1 else "running"
+            await conn.execute(
+                "UPDATE runs SET step = $2, state = $3, finished_at = CASE WHEN $3 = 'finished' THEN now() END "
+                "WHERE run_id = $1",
+                run.run_id,
+                index + 1,
+                state,
+            )
+            await db.enqueue(conn, self.database.schema, announce(run, name, index + 1))
+            await conn.execute("SELECT pg_notify($1, '')", f"{self.database.schema}_outbox")
+
+    async def fail(self, run_id: str, error: str, outgoing: Sequence[db.Outgoing]) -> None:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            await conn.execute("UPDATE runs SET error = $2 WHERE run_id = $1", run_id, error[:1000])
+            await db.enqueue(conn, self.database.schema, outgoing)
+
+    async def central_totals(self, run_id: str) -> list[tuple[str, int, int]]:
+        """(upt_id, inmates in custody, of them flagged by dedup) of every UPT the run applied."""
+        rows = await self.database.pool.fetch(
+            "SELECT e.upt_id, count(*) AS total, count(*) FILTER (WHERE f.flags <> '[]') AS flagged "
+            "FROM episodes e LEFT JOIN inmate_flags f USING (upt_id, inmate_id) "
+            "WHERE e.state = 'active' AND e.upt_id IN "
+            "(SELECT upt_id FROM run_upts WHERE run_id = $1 AND applied = 'applied') GROUP BY e.upt_id",
+            run_id,
+        )
+        return [(r["upt_id"], r["total"], r["flagged"]) for r in rows]
+
+    async def load_report(self, run_id: str) -> RunReport | None:
+        async with self.database.pool.acquire() as conn:
+            run = await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id)
+            if run is None:
+                return None
+            lines = await conn.fetch(
+                "SELECT ru.*, u.name AS upt_name, u.kanwil_id, u.kanwil_name FROM run_upts ru "
+                "JOIN upts u USING (upt_id) WHERE ru.run_id = $1 ORDER BY ru.upt_id",
+                run_id,
+            )
+            items = await conn.fetch(
+                "SELECT kind, upt_id, inmate_id, detail FROM run_items WHERE run_id = $1 "
+                "ORDER BY kind, upt_id, inmate_id",
+                run_id,
+            )
+        keep = set(UptLine.__dataclass_fields__)
+        return RunReport(
+            run_id=run["run_id"],
+            day=run["day"],
+            trigger=run["trigger"],
+            requested_by=run["requested_by"],
+            reason=run["reason"],
+            started_at=run["started_at"],
+            finished_at=run["finished_at"],
+            lines=[UptLine(**{k: v for k, v in dict(r).items() if k in keep}) for r in lines],
+            items=[Item(r["kind"], r["upt_id"], r["inmate_id"], r["detail"]) for r in items],
+        )
+
+    async def runs_of_day(self, day: date) -> list[dict[str, Any]]:
+        rows = await self.database.pool.fetch(
+            "SELECT run_id, day, trigger, requested_by, reason, state, step, started_at, finished_at "
+            "FROM runs WHERE day = $1 ORDER BY started_at",
+            day,
+        )
+        return [dict(r) for r in rows]

@@ -1,0 +1,1 @@
+"""Versioned reference data of the consolidator, shipped inside the package."""

@@ -1,0 +1,1 @@
+"""The consolidator's rules: pure functions and dataclasses, no I/O."""

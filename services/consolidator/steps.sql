@@ -1,0 +1,323 @@
+-- The consolidation run as set-based statements, one section per step (see domain/runs.py STEPS).
+-- Parameters everywhere: $1 run id, $2 day, $3 largest share a snapshot may lose, $4 transfer window (days),
+-- $5 UPTs whose shrunken snapshot the centre accepts. The rules mirror the pure functions of domain/runs.py
+-- (decide_snapshot, classify_departure, decide_identity) and domain/detention.py, which the tests compare.
+
+-- name: lines
+-- Per UPT: did it send, is a snapshot complete (every part kept, its records checked), how late, and what
+-- this run does with it: to_apply, applied (by an earlier run of the day), held, unchanged, incomplete, not_sent.
+UPDATE held_snapshots SET accepted_by = (SELECT requested_by FROM runs WHERE run_id = $1), accepted_at = now()
+WHERE as_of = $2 AND upt_id = ANY($5::text[]) AND accepted_by IS NULL;
+WITH parts AS (
+    SELECT upt_id, snapshot, max(parts) AS parts,
+           count(DISTINCT part) FILTER (WHERE checked OR (stored AND accepted = 0)) AS known,
+           max(CASE lateness WHEN 'after_14' THEN 2 WHEN 'after_10' THEN 1 ELSE 0 END) AS late,
+           sum(received) AS received, sum(accepted) AS accepted, sum(refused) AS refused,
+           sum(warnings) AS warnings
+    FROM sdp_parts WHERE as_of = $2 GROUP BY upt_id, snapshot
+), chosen AS (
+    SELECT DISTINCT ON (upt_id) * FROM parts WHERE known >= parts ORDER BY upt_id, snapshot DESC
+), first_complete AS (
+    SELECT DISTINCT ON (upt_id) upt_id, late FROM parts WHERE known >= parts ORDER BY upt_id, snapshot
+), latest AS (
+    SELECT DISTINCT ON (upt_id) * FROM parts ORDER BY upt_id, snapshot DESC
+), sizes AS (
+    SELECT r.upt_id, count(*) AS n FROM sdp_rows r JOIN chosen c USING (upt_id, snapshot)
+    WHERE r.as_of = $2 GROUP BY r.upt_id
+), active AS (
+    SELECT upt_id, count(*) AS n FROM episodes WHERE state = 'active' GROUP BY upt_id
+), decided AS (
+    SELECT u.upt_id, l.upt_id IS NOT NULL AS sent, c.upt_id IS NOT NULL AS complete,
+           CASE f.late WHEN 2 THEN 'after_14' WHEN 1 THEN 'after_10' WHEN 0 THEN 'on_time' END AS lateness,
+           COALESCE(c.snapshot, l.snapshot) AS snapshot,
+           CASE
+               WHEN c.upt_id IS NULL THEN CASE WHEN l.upt_id IS NULL THEN 'not_sent' ELSE 'incomplete' END
+               WHEN a.as_of > $2 OR (a.as_of = $2 AND a.snapshot > c.snapshot) THEN 'unchanged'
+               WHEN a.as_of = $2 AND a.snapshot = c.snapshot THEN 'applied'
+               WHEN u.upt_id = ANY($5::text[]) OR h.accepted_by IS NOT NULL THEN 'to_apply'
+               WHEN COALESCE(act.n, 0) > 0 AND COALESCE(s.n, 0) < act.n * (1 - $3::float8) THEN 'held'
+               ELSE 'to_apply'
+           END AS applied,
+           COALESCE(c.received, l.received, 0) AS received, COALESCE(c.accepted, l.accepted, 0) AS accepted,
+           COALESCE(c.refused, l.refused, 0) AS refused, COALESCE(c.warnings, l.warnings, 0) AS warnings,
+           COALESCE(s.n, 0) AS inmates, d.previous AS day_previous, COALESCE(act.n, 0) AS active_now
+    FROM upts u
+    LEFT JOIN chosen c ON c.upt_id = u.upt_id
+    LEFT JOIN latest l ON l.upt_id = u.upt_id
+    LEFT JOIN first_complete f ON f.upt_id = u.upt_id
+    LEFT JOIN sizes s ON s.upt_id = u.upt_id
+    LEFT JOIN active act ON act.upt_id = u.upt_id
+    LEFT JOIN upt_applied a ON a.upt_id = u.upt_id
+    LEFT JOIN upt_days d ON d.upt_id = u.upt_id AND d.day = $2
+    LEFT JOIN held_snapshots h ON h.upt_id = u.upt_id AND h.as_of = $2 AND h.snapshot = c.snapshot
+)
+INSERT INTO run_upts (run_id, upt_id, sent, complete, lateness, snapshot, applied, received, accepted,
+                      refused, warnings, inmates, previous)
+SELECT $1, upt_id, sent, complete, lateness, snapshot, applied, received, accepted, refused, warnings,
+       CASE WHEN applied IN ('to_apply', 'applied', 'held') THEN inmates ELSE active_now END,
+       COALESCE(day_previous, active_now)
+FROM decided
+ON CONFLICT (run_id, upt_id) DO NOTHING;
+INSERT INTO held_snapshots (upt_id, as_of, snapshot, inmates, previous, held_by_run)
+SELECT upt_id, $2, snapshot, inmates, previous, $1 FROM run_upts WHERE run_id = $1 AND applied = 'held'
+ON CONFLICT DO NOTHING;
+
+-- name: identities
+-- Which central person each applied record belongs to (domain.runs.decide_identity, set-based).
+CREATE TEMP TABLE work ON COMMIT DROP AS
+SELECT r.upt_id, r.inmate_id, r.nik, r.upt_id || '/' || r.inmate_id AS source_id, s.person_id AS linked,
+       NULL::bigint AS pid
+FROM sdp_rows r
+JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r.upt_id
+                AND ru.snapshot = r.snapshot AND r.as_of = $2
+LEFT JOIN person_sources s ON s.source = 'sdp' AND s.source_id = r.upt_id || '/' || r.inmate_id;
+-- set_nik: a person known without a NIK learns one nobody holds.
+UPDATE persons p SET nik = w.nik
+FROM (SELECT DISTINCT ON (w.nik) w.linked, w.nik FROM work w JOIN persons l ON l.person_id = w.linked
+      WHERE w.nik IS NOT NULL AND l.nik IS NULL AND NOT EXISTS (SELECT 1 FROM persons h WHERE h.nik = w.nik)
+      ORDER BY w.nik, w.linked) w
+WHERE p.person_id = w.linked;
+-- new: a NIK nobody holds (a first record, or a record now claiming another NIK).
+INSERT INTO persons (nik, version, changed, cause)
+SELECT DISTINCT w.nik, 1, '{identity}'::text[], $1 FROM work w
+WHERE w.nik IS NOT NULL AND NOT EXISTS (SELECT 1 FROM persons h WHERE h.nik = w.nik)
+ON CONFLICT (nik) DO NOTHING;
+-- merge: the person known by this record without a NIK is the person holding the record's NIK.
+INSERT INTO merges (merged, into_id, reason, cause)
+SELECT DISTINCT ON (w.linked) w.linked, h.person_id, 'nik_learned', $1
+FROM work w JOIN persons l ON l.person_id = w.linked JOIN persons h ON h.nik = w.nik
+WHERE l.nik IS NULL AND l.merged_into IS NULL AND h.person_id <> w.linked
+ORDER BY w.linked, h.person_id
+ON CONFLICT (merged) DO NOTHING;
+UPDATE persons p SET merged_into = m.into_id, version = p.version + 1, changed = '{merged}', cause = $1
+FROM merges m WHERE m.merged = p.person_id AND m.cause = $1 AND p.merged_into IS NULL;
+UPDATE person_sources s SET person_id = m.into_id FROM merges m WHERE m.merged = s.person_id AND m.cause = $1;
+UPDATE episodes e SET person_id = m.into_id FROM merges m WHERE m.merged = e.person_id AND m.cause = $1;
+UPDATE captures c SET person_id = m.into_id FROM merges m WHERE m.merged = c.person_id AND m.cause = $1;
+-- new without a NIK: keyed by the central id alone.
+UPDATE work SET pid = nextval('person_seq') WHERE linked IS NULL AND nik IS NULL;
+INSERT INTO persons (person_id, version, changed, cause)
+SELECT pid, 1, '{identity}'::text[], $1 FROM work WHERE pid IS NOT NULL;
+UPDATE work w SET pid = COALESCE(h.person_id, m.into_id, w.linked, w.pid)
+FROM work x
+LEFT JOIN persons h ON h.nik = x.nik
+LEFT JOIN merges m ON m.merged = x.linked
+WHERE x.upt_id = w.upt_id AND x.inmate_id = w.inmate_id;
+INSERT INTO person_sources (source, source_id, person_id)
+SELECT 'sdp', source_id, pid FROM work
+ON CONFLICT (source, source_id) DO UPDATE SET person_id = EXCLUDED.person_id
+WHERE person_sources.person_id IS DISTINCT FROM EXCLUDED.person_id;
+-- Identity from the newest record of each person, each field with where it came from.
+UPDATE persons p SET
+    full_name = r.full_name, sex = r.sex, birth_date = r.birth_date, birth_place = r.birth_place,
+    mother_name = r.mother_name,
+    provenance = jsonb_build_object('source', 'sdp', 'record', r.upt_id || '/' || r.inmate_id,
+                                    'message_id', r.message_id, 'as_of', r.as_of, 'snapshot', r.snapshot),
+    version = CASE WHEN p.cause IS DISTINCT FROM $1 THEN p.version + 1 ELSE p.version END,
+    changed = CASE WHEN p.cause IS DISTINCT FROM $1 THEN '{identity}'::text[]
+                   ELSE ARRAY(SELECT DISTINCT x FROM unnest(p.changed || '{identity}'::text[]) x ORDER BY 1) END,
+    cause = $1, updated_at = now()
+FROM (SELECT DISTINCT ON (w.pid) w.pid, r.* FROM work w
+      JOIN sdp_rows r ON r.upt_id = w.upt_id AND r.inmate_id = w.inmate_id AND r.as_of = $2
+      JOIN run_upts ru ON ru.run_id = $1 AND ru.upt_id = r.upt_id AND ru.snapshot = r.snapshot
+      ORDER BY w.pid, r.as_of DESC, r.upt_id, r.inmate_id) r
+WHERE p.person_id = r.pid
+  AND ((p.full_name, p.sex, p.birth_date, p.birth_place, p.mother_name)
+       IS DISTINCT FROM (r.full_name, r.sex, r.birth_date, r.birth_place, r.mother_name)
+       OR p.provenance = '{}'::jsonb);
+
+-- name: episodes
+-- Each applied record becomes or updates its episode (only what differs is written); inmates a complete
+-- snapshot no longer holds have departed (in transit until seen elsewhere or the window ends).
+CREATE TEMP TABLE incoming ON COMMIT DROP AS
+SELECT r.*, s.person_id, r.as_of || '/' || r.snapshot AS snap,
+       CASE r.custody_status WHEN 'released' THEN 'released' WHEN 'died' THEN 'died'
+            WHEN 'escaped' THEN 'escaped' WHEN 'transferred_out' THEN 'departed' ELSE 'active' END AS new_state,
+       e.upt_id IS NULL AS is_new, e.state AS old_state,
+       (e.upt_id IS NULL OR (e.person_id, e.register, e.register_number, e.entry_date, e.detention_start,
+         e.detention_expiry, e.extension_days, e.extended_until, e.extensions, e.sentence_days,
+         e.expected_release, e.custody_status, e.population)
+        IS DISTINCT FROM (s.person_id, r.register, r.register_number, r.entry_date, r.detention_start,
+         r.detention_expiry, r.extension_days, r.extended_until, r.extensions, r.sentence_days,
+         r.expected_release, r.custody_status, r.population)) AS differs
+FROM sdp_rows r
+JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r.upt_id
+                AND ru.snapshot = r.snapshot AND r.as_of = $2
+JOIN person_sources s ON s.source = 'sdp' AND s.source_id = r.upt_id || '/' || r.inmate_id
+LEFT JOIN episodes e ON e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id;
+INSERT INTO episodes AS e (upt_id, inmate_id, person_id, register, register_number, entry_date,
+    detention_start, detention_expiry, extension_days, extended_until, extensions, sentence_days,
+    expected_release, custody_status, population, first_seen, last_seen, first_snapshot, last_snapshot,
+    state, ended_on)
+SELECT upt_id, inmate_id, person_id, register, register_number, entry_date, detention_start, detention_expiry,
+       extension_days, extended_until, extensions, sentence_days, expected_release, custody_status,
+       population, $2, $2, snap, snap, new_state, CASE WHEN new_state = 'active' THEN NULL ELSE $2::date END
+FROM incoming WHERE differs OR new_state IS DISTINCT FROM old_state
+ON CONFLICT (upt_id, inmate_id) DO UPDATE SET
+    person_id = EXCLUDED.person_id, register = EXCLUDED.register, register_number = EXCLUDED.register_number,
+    entry_date = EXCLUDED.entry_date, detention_start = EXCLUDED.detention_start,
+    detention_expiry = EXCLUDED.detention_expiry, extension_days = EXCLUDED.extension_days,
+    extended_until = EXCLUDED.extended_until, extensions = EXCLUDED.extensions,
+    sentence_days = EXCLUDED.sentence_days, expected_release = EXCLUDED.expected_release,
+    custody_status = EXCLUDED.custody_status, population = EXCLUDED.population,
+    last_seen = EXCLUDED.last_seen, last_snapshot = EXCLUDED.last_snapshot, state = EXCLUDED.state,
+    ended_on = CASE WHEN EXCLUDED.state = 'active' THEN NULL ELSE COALESCE(e.ended_on, EXCLUDED.ended_on) END,
+    moved_to = CASE WHEN EXCLUDED.state = 'active' THEN NULL ELSE e.moved_to END;
+-- Seen again unchanged: only the last sighting moves (one narrow update, no feed message).
+UPDATE episodes e SET last_seen = $2, last_snapshot = i.snap
+FROM incoming i WHERE NOT i.differs AND i.new_state IS NOT DISTINCT FROM i.old_state
+  AND e.upt_id = i.upt_id AND e.inmate_id = i.inmate_id AND e.last_seen < $2;
+INSERT INTO movements (day, kind, upt_id, inmate_id, person_id)
+SELECT $2, 'admission', upt_id, inmate_id, person_id FROM incoming WHERE is_new AND new_state = 'active'
+UNION ALL
+SELECT $2, 'release', upt_id, inmate_id, person_id FROM incoming
+WHERE new_state = 'released' AND old_state IS DISTINCT FROM 'released'
+ON CONFLICT DO NOTHING;
+CREATE TEMP TABLE gone ON COMMIT DROP AS
+SELECT e.upt_id, e.inmate_id, e.person_id FROM episodes e
+JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = e.upt_id
+WHERE e.state = 'active'
+  AND NOT EXISTS (SELECT 1 FROM incoming i WHERE i.upt_id = e.upt_id AND i.inmate_id = e.inmate_id);
+UPDATE episodes e SET state = 'departed', ended_on = $2
+FROM gone g WHERE e.upt_id = g.upt_id AND e.inmate_id = g.inmate_id;
+UPDATE persons p SET
+    version = CASE WHEN p.cause IS DISTINCT FROM $1 THEN p.version + 1 ELSE p.version END,
+    changed = CASE WHEN p.cause IS DISTINCT FROM $1 THEN '{episodes}'::text[]
+                   ELSE ARRAY(SELECT DISTINCT x FROM unnest(p.changed || '{episodes}'::text[]) x ORDER BY 1) END,
+    cause = $1, updated_at = now()
+WHERE p.person_id IN (SELECT person_id FROM incoming WHERE differs OR new_state IS DISTINCT FROM old_state
+                      UNION SELECT person_id FROM gone);
+INSERT INTO upt_days AS d (upt_id, day, snapshot, decision, inmates, previous, run_id)
+SELECT upt_id, $2, snapshot, applied, inmates, previous, $1 FROM run_upts
+WHERE run_id = $1 AND applied IN ('to_apply', 'held')
+ON CONFLICT (upt_id, day) DO UPDATE SET snapshot = EXCLUDED.snapshot, decision = EXCLUDED.decision,
+    inmates = EXCLUDED.inmates, run_id = EXCLUDED.run_id;
+INSERT INTO upt_applied AS a (upt_id, as_of, snapshot)
+SELECT upt_id, $2, snapshot FROM run_upts WHERE run_id = $1 AND applied = 'to_apply'
+ON CONFLICT (upt_id) DO UPDATE SET as_of = EXCLUDED.as_of, snapshot = EXCLUDED.snapshot;
+UPDATE run_upts SET applied = 'applied' WHERE run_id = $1 AND applied = 'to_apply';
+
+-- name: movements
+-- Departures met by an arrival of the same person elsewhere within the window are transfers
+-- (domain.runs.classify_departure); the others are in transit until the window ends, then releases.
+CREATE TEMP TABLE moved ON COMMIT DROP AS
+SELECT DISTINCT ON (d.upt_id, d.inmate_id) d.upt_id, d.inmate_id, d.person_id, a.upt_id AS to_upt,
+       a.inmate_id AS to_inmate
+FROM episodes d
+JOIN episodes a ON a.person_id = d.person_id AND a.upt_id <> d.upt_id AND a.state = 'active'
+WHERE d.state = 'departed' AND abs(a.first_seen - d.ended_on) <= $4
+ORDER BY d.upt_id, d.inmate_id, a.first_seen, a.upt_id;
+UPDATE episodes e SET state = 'transferred', moved_to = m.to_upt
+FROM moved m WHERE e.upt_id = m.upt_id AND e.inmate_id = m.inmate_id;
+INSERT INTO movements (day, kind, upt_id, inmate_id, person_id, other_upt)
+SELECT $2, 'transfer_out', upt_id, inmate_id, person_id, to_upt FROM moved
+UNION ALL
+SELECT $2, 'transfer_in', to_upt, to_inmate, person_id, upt_id FROM moved
+ON CONFLICT DO NOTHING;
+DELETE FROM movements v USING moved m
+WHERE v.day = $2 AND v.kind = 'admission' AND v.upt_id = m.to_upt AND v.inmate_id = m.to_inmate;
+CREATE TEMP TABLE expired ON COMMIT DROP AS
+SELECT upt_id, inmate_id, person_id FROM episodes WHERE state = 'departed' AND $2::date - ended_on > $4;
+UPDATE episodes e SET state = 'released' FROM expired x WHERE e.upt_id = x.upt_id AND e.inmate_id = x.inmate_id;
+INSERT INTO movements (day, kind, upt_id, inmate_id, person_id)
+SELECT $2, 'release', upt_id, inmate_id, person_id FROM expired ON CONFLICT DO NOTHING;
+UPDATE persons p SET
+    version = CASE WHEN p.cause IS DISTINCT FROM $1 THEN p.version + 1 ELSE p.version END,
+    changed = CASE WHEN p.cause IS DISTINCT FROM $1 THEN '{episodes}'::text[]
+                   ELSE ARRAY(SELECT DISTINCT x FROM unnest(p.changed || '{episodes}'::text[]) x ORDER BY 1) END,
+    cause = $1, updated_at = now()
+WHERE p.person_id IN (SELECT person_id FROM moved UNION SELECT person_id FROM expired);
+
+-- name: report
+-- The lists behind the figures, from the state after the day was applied, then each UPT's counts.
+DELETE FROM run_items WHERE run_id = $1;
+WITH detained AS (
+    SELECT e.upt_id, e.inmate_id, e.register, e.detention_start, p.full_name, r.law, r.citation,
+           e.detention_start + (r.initial_days + least(e.extension_days, r.extension_days + r.exceptional_days)) - 1
+               AS authorised_until
+    FROM episodes e JOIN persons p ON p.person_id = e.person_id
+    JOIN detention_rules r ON r.register = e.register AND e.detention_start >= r.valid_from
+                          AND (r.valid_until IS NULL OR e.detention_start < r.valid_until)
+    WHERE e.state = 'active' AND e.detention_start IS NOT NULL
+), judged AS (
+    SELECT *, CASE WHEN $2::date > authorised_until THEN 'overstaying'
+                   WHEN authorised_until - $2::date <= 3 THEN 'notice_3'
+                   WHEN authorised_until - $2::date <= 10 THEN 'notice_10' END AS kind
+    FROM detained
+)
+INSERT INTO run_items (run_id, kind, upt_id, inmate_id, detail)
+SELECT $1, kind, upt_id, inmate_id, jsonb_build_object(
+    'register', register, 'detention_start', detention_start, 'authorised_until', authorised_until,
+    'days_over', greatest($2::date - authorised_until, 0), 'days_left', greatest(authorised_until - $2::date, 0),
+    'rule', law || ', ' || citation, 'full_name', full_name)
+FROM judged WHERE kind IS NOT NULL;
+INSERT INTO run_items (run_id, kind, upt_id, inmate_id, detail)
+SELECT $1, 'dual_custody', e.upt_id, e.inmate_id, jsonb_build_object(
+    'central_id', 'C' || e.person_id, 'other_upt', o.upt_id, 'other_inmate_id', o.inmate_id)
+FROM episodes e
+JOIN LATERAL (SELECT o.upt_id, o.inmate_id FROM episodes o
+              WHERE o.person_id = e.person_id AND o.upt_id <> e.upt_id AND o.state = 'active'
+                AND o.custody_status <> 'transferred_out'
+              ORDER BY o.upt_id, o.inmate_id LIMIT 1) o ON true
+WHERE e.state = 'active' AND e.custody_status <> 'transferred_out';
+INSERT INTO run_items (run_id, kind, upt_id, inmate_id, detail)
+SELECT $1, 'transfer', upt_id, inmate_id,
+       jsonb_build_object('central_id', 'C' || person_id, 'from_upt', upt_id, 'to_upt', other_upt)
+FROM movements WHERE day = $2 AND kind = 'transfer_out'
+UNION ALL
+SELECT $1, 'release', m.upt_id, m.inmate_id, jsonb_build_object(
+    'central_id', 'C' || m.person_id,
+    'reason', CASE WHEN e.custody_status = 'released' THEN 'reported_released' ELSE 'not_seen_elsewhere' END)
+FROM movements m JOIN episodes e USING (upt_id, inmate_id) WHERE m.day = $2 AND m.kind = 'release'
+UNION ALL
+SELECT $1, 'in_transit', upt_id, inmate_id,
+       jsonb_build_object('central_id', 'C' || person_id, 'from_upt', upt_id, 'since', ended_on)
+FROM episodes WHERE state = 'departed' AND ended_on <= $2
+UNION ALL
+SELECT $1, 'held', upt_id, '-', jsonb_build_object(
+    'snapshot', snapshot, 'inmates', inmates, 'previous', previous,
+    'share_lost', round(1 - inmates::numeric / greatest(previous, 1), 3))
+FROM run_upts WHERE run_id = $1 AND applied = 'held';
+-- Inmates without an e-KTP: no NIK; a NIK whose captures never reached PRINT_READY_RECORD; a NIK the
+-- population record does not hold (and no capture of it reached PRINT_READY_RECORD).
+WITH captured AS (
+    SELECT person_id, bool_or(status IN ('PRINT_READY_RECORD', 'SENT_FOR_CARD_PRINTING', 'CARD_PRINTED',
+                                         'CARD_SHIPPED', 'CARD_ISSUED')) AS ready
+    FROM captures WHERE person_id IS NOT NULL GROUP BY person_id
+)
+INSERT INTO run_items (run_id, kind, upt_id, inmate_id, detail)
+SELECT $1, 'without_ektp', e.upt_id, e.inmate_id, jsonb_build_object(
+    'central_id', 'C' || p.person_id, 'full_name', p.full_name, 'birth_date', p.birth_date,
+    'kabkota_upt', u.kabkota, 'kabkota_nik', left(p.nik, 4),
+    'nik_masked', CASE WHEN p.nik IS NULL THEN NULL ELSE left(p.nik, 4) || '********' || right(p.nik, 4) END,
+    'reason', CASE WHEN p.nik IS NULL THEN 'no_nik'
+                   WHEN c.person_id IS NOT NULL THEN 'no_print_ready_capture'
+                   ELSE 'nik_not_in_population' END)
+FROM episodes e JOIN persons p ON p.person_id = e.person_id
+JOIN upts u ON u.upt_id = e.upt_id
+LEFT JOIN captured c ON c.person_id = p.person_id
+WHERE e.state = 'active' AND NOT COALESCE(c.ready, false)
+  AND (p.nik IS NULL OR c.person_id IS NOT NULL
+       OR COALESCE(e.population -> 'codes', '[]'::jsonb) ? 'NIK_NOT_IN_POPULATION');
+UPDATE run_upts ru SET
+    inmates = CASE WHEN ru.applied IN ('applied', 'held') THEN ru.inmates ELSE COALESCE(a.n, 0) END,
+    admissions = COALESCE(m.admissions, 0), releases = COALESCE(m.releases, 0),
+    transfers_in = COALESCE(m.transfers_in, 0), transfers_out = COALESCE(m.transfers_out, 0),
+    in_transit = COALESCE(i.in_transit, 0), dual_custody = COALESCE(i.dual_custody, 0),
+    overstaying = COALESCE(i.overstaying, 0), notices = COALESCE(i.notices, 0),
+    without_ektp = COALESCE(i.without_ektp, 0)
+FROM upts u
+LEFT JOIN (SELECT upt_id, count(*) FILTER (WHERE kind = 'admission') AS admissions,
+                  count(*) FILTER (WHERE kind = 'release') AS releases,
+                  count(*) FILTER (WHERE kind = 'transfer_in') AS transfers_in,
+                  count(*) FILTER (WHERE kind = 'transfer_out') AS transfers_out
+           FROM movements WHERE day = $2 GROUP BY upt_id) m ON m.upt_id = u.upt_id
+LEFT JOIN (SELECT upt_id, count(*) FILTER (WHERE kind = 'in_transit') AS in_transit,
+                  count(*) FILTER (WHERE kind = 'dual_custody') AS dual_custody,
+                  count(*) FILTER (WHERE kind = 'overstaying') AS overstaying,
+                  count(*) FILTER (WHERE kind IN ('notice_3', 'notice_10')) AS notices,
+                  count(*) FILTER (WHERE kind = 'without_ektp') AS without_ektp
+           FROM run_items WHERE run_id = $1 GROUP BY upt_id) i ON i.upt_id = u.upt_id
+LEFT JOIN (SELECT upt_id, count(*) AS n FROM episodes WHERE state = 'active' GROUP BY upt_id) a
+       ON a.upt_id = u.upt_id
+WHERE ru.run_id = $1 AND ru.upt_id = u.upt_id;

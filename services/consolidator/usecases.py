@@ -1,0 +1,208 @@
+"""The consolidator's use cases: load what a decision needs, let the domain decide, save it in one unit of work."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime
+
+from shared import db
+from shared.contracts import (
+    WIB,
+    ConsolidationRunRequested,
+    EnrolmentVerdict,
+    PacketStatusChanged,
+    RunState,
+    SdpRecordsChecked,
+    SubmissionProcessed,
+)
+from shared.runtime import Clock
+
+from . import messages
+from .consolidation import Announce, ConsolidationStore, RunRow
+from .domain import ektp, report, runs, sdp
+from .domain.codes import RUN_FAILED
+from .store import Stores, UnitOfWork
+
+log = logging.getLogger("simpul.consolidator")
+
+PARTS, CHECKED, CAPTURES, VERDICTS = (
+    "consolidator.submissions",
+    "consolidator.sdp",
+    "consolidator.ektp-status",
+    "consolidator.ektp",
+)
+
+
+class Consolidator:
+    """Every use case of the centre's side, with what they share."""
+
+    def __init__(
+        self, unit_of_work: UnitOfWork, runs_store: ConsolidationStore, policy: runs.RunPolicy, clock: Clock
+    ) -> None:
+        self.unit_of_work = unit_of_work
+        self.runs = runs_store
+        self.policy = policy
+        self.clock = clock
+
+    # --- SDP parts, staged until a run applies them ----------------------------------------------------------
+
+    async def record_part_status(self, event: SubmissionProcessed) -> None:
+        status = sdp.decide_part_status(event)
+        async with self.unit_of_work() as tx:
+            if await tx.claim(PARTS, event.message_id) and status is not None:
+                await tx.save_part_status(status)
+
+    async def stage_checked_part(self, checked: SdpRecordsChecked) -> None:
+        staged = sdp.decide_staging(checked)
+        async with self.unit_of_work() as tx:
+            if await tx.claim(CHECKED, checked.message_id):
+                await tx.stage_part(staged)
+
+    # --- e-KTP captures ----------------------------------------------------------------------------------------
+
+    async def record_capture_change(self, change: PacketStatusChanged) -> None:
+        if change.packet_id is None:
+            return  # an unreadable message: the registry answered it; there is no capture to follow
+        await self._capture(
+            CAPTURES, change.message_id, change.kabkota, change.packet_id,
+            lambda state: ektp.decide_status_change(state, change),
+        )  # fmt: skip
+
+    async def record_verdict(self, verdict: EnrolmentVerdict) -> None:
+        await self._capture(
+            VERDICTS, verdict.message_id, verdict.kabkota, verdict.packet_id,
+            lambda state: ektp.decide_verdict(state, verdict),
+        )  # fmt: skip
+
+    async def _capture(
+        self,
+        consumer: str,
+        message_id: str,
+        kabkota: str,
+        packet_id: str,
+        decide: Callable[[ektp.CaptureState | None], ektp.CaptureDecision | None],
+    ) -> None:
+        async with self.unit_of_work() as tx:
+            if not await tx.claim(consumer, message_id):
+                return
+            decision = decide(await tx.load_capture(kabkota, packet_id))
+            if decision is None:
+                return
+            person = await self._person_of(tx, decision)
+            decision = replace(decision, state=replace(decision.state, person_id=person))
+            await tx.save_capture(decision, message_id)
+            if person is not None:
+                await tx.person_changed(person, ["ektp"], message_id)
+
+    @staticmethod
+    async def _person_of(tx: Stores, decision: ektp.CaptureDecision) -> int | None:
+        state = decision.state
+        if state.person_id is not None or state.nik is None:
+            return state.person_id
+        return await tx.person_with_nik(state.nik, create=decision.needs_person)
+
+    # --- consolidation runs ------------------------------------------------------------------------------------
+
+    async def request_run(
+        self, command: ConsolidationRunRequested, *, publisher: str, centre: str
+    ) -> str | None:
+        """Record the command; the run to execute, or None (refused, or consumed before)."""
+        now = self.clock()
+        decision = runs.decide_run_request(
+            command, from_centre=publisher == centre, today=now.astimezone(WIB).date(), policy=self.policy
+        )
+        if isinstance(decision, runs.Refusal):
+            event = messages.run_event(
+                f"refused-{command.message_id}", command.day, RunState.FAILED, now=now,
+                requested_by=command.requested_by, problem=decision.problem, detail=decision.detail,
+            )  # fmt: skip
+            fields = {"day": command.day, "requested_by": command.requested_by, "reason": command.reason}
+            await self.runs.record_request(
+                command.message_id, publisher, fields | {"refused": decision.problem.code}, [event]
+            )
+            log.warning(
+                "consolidation command refused", extra={"code": decision.problem.code, "user": publisher}
+            )
+            return None
+        fields = {"day": decision.day, "requested_by": decision.requested_by, "reason": decision.reason}
+        await self.runs.record_request(
+            command.message_id, publisher, fields | {"run_id": decision.run_id}, []
+        )
+        await self._open(decision, now)
+        return decision.run_id
+
+    async def scheduled(self) -> str | None:
+        """The day's scheduled run, if it is due and has not run yet."""
+        now = self.clock()
+        day = now.astimezone(WIB).date()
+        due = runs.decide_scheduled_run(now, self.policy, ran_today=await self.runs.ran(day, "schedule"))
+        if due is None:
+            return None
+        await self._open(due, now)
+        return due.run_id
+
+    async def _open(self, request: runs.RunRequest, now: datetime) -> RunRow:
+        started = messages.run_event(
+            request.run_id, request.day, RunState.STARTED, now=now, trigger=request.trigger,
+            requested_by=request.requested_by,
+        )  # fmt: skip
+        return await self.runs.open_run(request, [started])
+
+    async def execute(self, run_id: str) -> bool:
+        """Run (or resume) every step not yet committed; False if another process is executing that day."""
+        async with self.runs.exclusive(run_id) as mine:
+            if not mine:
+                return False
+            run = await self.runs.run(run_id)
+            if run is None or run.state != "running":
+                return True
+            log.info(
+                "consolidation run", extra={"run_id": run_id, "day": str(run.day), "from_step": run.step}
+            )
+            try:
+                for index in range(run.step, len(runs.STEPS)):
+                    summary, extra = await self._after_report(run, runs.STEPS[index])
+                    await self.runs.execute_step(run, index, self.policy, self._announcer(summary, extra))
+            except Exception as exc:
+                failed = messages.run_event(
+                    run_id, run.day, RunState.FAILED, now=self.clock(), trigger=run.trigger,
+                    requested_by=run.requested_by, problem=RUN_FAILED, detail=type(exc).__name__,
+                    discriminator=str(self.clock().timestamp()),
+                )  # fmt: skip
+                await self.runs.fail(run_id, repr(exc), [failed])
+                raise
+            return True
+
+    async def _after_report(
+        self, run: RunRow, step: str
+    ) -> tuple[dict[str, object] | None, list[db.Outgoing]]:
+        """The national summary (for `finished`) and the monitor's per-UPT totals (sent with the feed), read
+        once the report step has committed."""
+        if step not in ("feed", "finish"):
+            return None, []
+        loaded = await self.runs.load_report(run.run_id)
+        summary: dict[str, object] = report.totals(loaded.lines).as_dict() if loaded else {}
+        if step == "finish":
+            return summary, []
+        now = self.clock()
+        upserted = {line.upt_id: line.inmates for line in loaded.lines} if loaded else {}
+        totals = messages.central_totals(
+            run.run_id, run.day, await self.runs.central_totals(run.run_id), upserted,
+            version=int(now.timestamp() * 1000), now=now,
+        )  # fmt: skip
+        return None, totals
+
+    def _announcer(self, summary: dict[str, object] | None, extra: list[db.Outgoing]) -> Announce:
+        """What a step sends as it commits: its progress (or `finished`, with the summary), and `extra`."""
+
+        def announce(run: RunRow, step: str, done: int) -> list[db.Outgoing]:
+            state = RunState.FINISHED if done == len(runs.STEPS) else RunState.PROGRESS
+            event = messages.run_event(
+                run.run_id, run.day, state, now=self.clock(), trigger=run.trigger, requested_by=run.requested_by,
+                step=step, steps_done=done, summary=summary,
+            )  # fmt: skip
+            return [event, *extra]
+
+        return announce

@@ -1,0 +1,196 @@
+"""The consolidation run on the real PostgreSQL: snapshots applied, transfers, releases, holds, overstaying."""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from services.consolidator.consolidation import PostgresConsolidationStore
+from services.consolidator.domain.runs import RunPolicy
+from services.consolidator.report.render import csv_files
+from services.consolidator.rules import load_rules
+from services.consolidator.store import postgres_unit_of_work
+from services.consolidator.usecases import Consolidator
+from shared import db
+from shared.contracts import (
+    ConsolidationRunRequested,
+    InmateRecord,
+    Lateness,
+    ReceiptStatus,
+    SdpRecordsChecked,
+    SnapshotState,
+    SubmissionProcessed,
+)
+from shared.runtime import Database
+from shared.settings import PROJECT_ROOT
+from shared.units import load_units
+from tests.builders import inmate
+from tests.conftest import TEST_UNITS, Installation
+
+pytestmark = pytest.mark.integration
+A, B, C = "upt-3273-1", "upt-3273-2", "upt-1101-1"
+DAY = date(2026, 11, 2)
+CENTRE = "pusat"
+_ids = itertools.count(1)
+
+
+@dataclass
+class Centre:
+    consolidator: Consolidator
+    database: Database
+    now: list[datetime]
+
+    async def send(
+        self, upt: str, day: date, records: Sequence[dict[str, Any]], *, snapshot: int = 1
+    ) -> None:
+        """One complete single-part snapshot, as the registry answers it and dedup checks it."""
+        n = next(_ids)
+        parsed = [InmateRecord.model_validate(r) for r in records]
+        await self.consolidator.record_part_status(
+            SubmissionProcessed(
+                message_id=f"status-{n}", produced_at=self.now[0], submission_id=f"sub-{n}", upt_id=upt,
+                as_of=day, snapshot=snapshot, part=1, parts=1, status=ReceiptStatus.ACCEPTED,
+                received=len(records), accepted=len(records), rejected=0, warnings=0, lateness=Lateness.ON_TIME,
+                snapshot_state=SnapshotState(parts=1, parts_received=1, complete=True),
+            )
+        )  # fmt: skip
+        if parsed:
+            await self.consolidator.stage_checked_part(
+                SdpRecordsChecked(
+                    message_id=f"checked-{n}", produced_at=self.now[0], submission_id=f"sub-{n}", upt_id=upt,
+                    as_of=day, snapshot=snapshot, part=1, parts=1, records=parsed, flag_seq=n,
+                )
+            )  # fmt: skip
+
+    async def run(self, day: date, *, accept: Sequence[str] = (), n: int | None = None) -> str:
+        self.now[0] = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=9)
+        command = ConsolidationRunRequested(
+            message_id=f"run-{day}-{n if n is not None else next(_ids)}", produced_at=self.now[0], day=day,
+            requested_by="operator", reason="test", accept_shrunken=list(accept),
+        )  # fmt: skip
+        run_id = await self.consolidator.request_run(command, publisher=CENTRE, centre=CENTRE)
+        assert run_id is not None
+        assert await self.consolidator.execute(run_id)
+        return run_id
+
+    async def line(self, run_id: str, upt: str) -> dict[str, Any]:
+        row = await self.database.pool.fetchrow(
+            "SELECT * FROM run_upts WHERE run_id = $1 AND upt_id = $2", run_id, upt
+        )
+        assert row is not None
+        return dict(row)
+
+    async def items(self, run_id: str, kind: str) -> list[tuple[str, str]]:
+        rows = await self.database.pool.fetch(
+            "SELECT upt_id, inmate_id FROM run_items WHERE run_id = $1 AND kind = $2 ORDER BY 1, 2",
+            run_id,
+            kind,
+        )
+        return [(r["upt_id"], r["inmate_id"]) for r in rows]
+
+
+@pytest.fixture
+async def centre(installation: Installation) -> AsyncIterator[Centre]:
+    url = db.with_database(installation.database_url, f"simpul_scratch_{uuid.uuid4().hex[:8]}")
+    await db.ensure_database(url)
+    database = Database.of_service(url, "consolidator")
+    await database.open()
+    store = PostgresConsolidationStore(database)
+    units = load_units(PROJECT_ROOT / "deploy" / "units").subset(set(TEST_UNITS))
+    await store.load_reference(units, load_rules())
+    now = [datetime(2026, 11, 2, 2, 0, tzinfo=UTC)]
+    policy = RunPolicy(max_loss=0.2, transfer_window_days=7, keep_days=3650, schedule=None)
+    try:
+        yield Centre(
+            Consolidator(postgres_unit_of_work(database), store, policy, lambda: now[0]), database, now
+        )
+    finally:
+        await database.close()
+        await db.drop_database(url)
+
+
+def people(prefix: str, n: int, **overrides: Any) -> list[dict[str, Any]]:
+    return [inmate(inmate_id=f"{prefix}-{i}", **overrides) for i in range(n)]
+
+
+async def test_a_day_then_transfers_departures_releases_and_a_held_snapshot(centre: Centre) -> None:
+    at_a = people("A", 10)
+    at_a[0] |= {"nik": None}
+    # A detainee of the investigator whose 60 days (20 + 40 extension) ended yesterday.
+    at_a[1] |= {"register": "A I", "sentence_days": None, "detention_start": str(DAY - timedelta(days=60)),
+                "detention_expiry": str(DAY - timedelta(days=41)), "entry_date": str(DAY - timedelta(days=60)),
+                "extensions": [{"granted_by": "Kejari", "days": 40, "until": str(DAY - timedelta(days=1))}]}  # fmt: skip
+    at_b = people("B", 5)
+    await centre.send(A, DAY, at_a)
+    await centre.send(B, DAY, at_b)
+    first = await centre.run(DAY)
+    a, b, c = [await centre.line(first, u) for u in (A, B, C)]
+    assert (a["applied"], a["inmates"], a["admissions"], a["previous"]) == ("applied", 10, 10, 0)
+    assert (b["applied"], b["admissions"]) == ("applied", 5)
+    assert (c["applied"], c["sent"]) == ("not_sent", False)
+    assert await centre.items(first, "overstaying") == [(A, "A-1")]
+    assert await centre.database.pool.fetchval("SELECT count(*) FROM persons") == 15
+
+    # Next day: A-2 went to B (new id there, same NIK), A-3 left and appears nowhere.
+    day2 = DAY + timedelta(days=1)
+    moved = at_a[2] | {"inmate_id": "B-from-A"}
+    await centre.send(A, day2, [r for r in at_a if r["inmate_id"] not in ("A-2", "A-3")])
+    await centre.send(B, day2, [*at_b, moved])
+    second = await centre.run(day2)
+    a, b = await centre.line(second, A), await centre.line(second, B)
+    assert (a["transfers_out"], a["releases"], a["in_transit"], a["admissions"]) == (1, 0, 1, 0)
+    assert (b["transfers_in"], b["admissions"], b["inmates"]) == (1, 0, 6)
+    assert await centre.items(second, "transfer") == [(A, "A-2")]
+    assert await centre.database.pool.fetchval("SELECT count(*) FROM persons") == 15  # the same person moved
+
+    # Running the same day again changes nothing and reports the same, byte for byte.
+    again = await centre.run(day2)
+    report = centre.consolidator.runs
+    first_csv = csv_files(await report.load_report(second))  # type: ignore[arg-type]
+    again_csv = csv_files(await report.load_report(again))  # type: ignore[arg-type]
+    assert first_csv == again_csv
+
+    # Eight days later A-3 has appeared nowhere: released. B sends a snapshot that lost half its inmates: held.
+    day10 = DAY + timedelta(days=9)
+    await centre.send(A, day10, [r for r in at_a if r["inmate_id"] not in ("A-2", "A-3")])
+    await centre.send(B, day10, at_b[:3])
+    third = await centre.run(day10)
+    a, b = await centre.line(third, A), await centre.line(third, B)
+    assert (a["releases"], a["in_transit"]) == (1, 0)
+    assert (b["applied"], b["inmates"], b["previous"]) == ("held", 3, 6)
+    active_b = "SELECT count(*) FROM episodes WHERE upt_id = $1 AND state = 'active'"
+    assert await centre.database.pool.fetchval(active_b, B) == 6  # the previous state is kept
+
+    # The centre accepts it: applied, three departures in transit.
+    accepted = await centre.run(day10, accept=[B])
+    b = await centre.line(accepted, B)
+    assert (b["applied"], b["in_transit"]) == ("applied", 3)
+    assert await centre.database.pool.fetchval(active_b, B) == 3
+
+
+async def test_a_record_that_learns_its_nik_merges_into_the_person_holding_it(centre: Centre) -> None:
+    known = inmate(inmate_id="B-1")
+    await centre.send(B, DAY, [known])
+    nameless = inmate(inmate_id="A-9", nik=None, full_name=known["full_name"])
+    await centre.send(A, DAY, [nameless])
+    await centre.run(DAY)
+    assert await centre.database.pool.fetchval("SELECT count(*) FROM persons") == 2
+    day2 = DAY + timedelta(days=1)
+    await centre.send(A, day2, [nameless | {"nik": known["nik"]}])
+    await centre.send(B, day2, [known])
+    run = await centre.run(day2)
+    merged = await centre.database.pool.fetchrow("SELECT merged, into_id, reason FROM merges")
+    assert merged is not None
+    assert merged["reason"] == "nik_learned"
+    holder = await centre.database.pool.fetchval("SELECT person_id FROM persons WHERE nik = $1", known["nik"])
+    assert merged["into_id"] == holder
+    episodes = await centre.database.pool.fetch("SELECT upt_id, person_id FROM episodes ORDER BY upt_id")
+    assert {r["person_id"] for r in episodes} == {holder}
+    # One person in custody in two UPTs at once is flagged on both.
+    assert await centre.items(run, "dual_custody") == [(A, "A-9"), (B, "B-1")]
