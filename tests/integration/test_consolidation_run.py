@@ -123,9 +123,11 @@ async def test_a_day_then_transfers_departures_releases_and_a_held_snapshot(cent
     at_a = people("A", 10)
     at_a[0] |= {"nik": None}
     # A detainee of the investigator whose 60 days (20 + 40 extension) ended yesterday.
-    at_a[1] |= {"register": "A I", "sentence_days": None, "detention_start": str(DAY - timedelta(days=60)),
-                "detention_expiry": str(DAY - timedelta(days=41)), "entry_date": str(DAY - timedelta(days=60)),
-                "extensions": [{"granted_by": "Kejari", "days": 40, "until": str(DAY - timedelta(days=1))}]}  # fmt: skip
+    start = DAY - timedelta(days=60)
+    extension = {"granted_by": "Kejari", "days": 40, "until": str(DAY - timedelta(days=1))}
+    at_a[1] |= {"register": "A I", "sentence_days": None, "detention_start": str(start),
+                "detention_expiry": str(start + timedelta(days=19)), "entry_date": str(start),
+                "extensions": [extension]}  # fmt: skip
     at_b = people("B", 5)
     await centre.send(A, DAY, at_a)
     await centre.send(B, DAY, at_b)
