@@ -6,27 +6,33 @@ import argparse
 import importlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from faststream import FastStream
 
 from shared.settings import PROJECT_ROOT
 
 SERVICES = ("registry", "dedup", "consolidator", "monitor")
 
 
-def asyncapi(service: str) -> Any:
-    """Built from the app's subscribers and the pydantic contracts; nothing connects."""
-    build = importlib.import_module(f"services.{service}.app").build_app
-    if service == "dedup":  # the document needs no gallery: a throwaway key, never used
+def build(service: str) -> FastStream:
+    """A service's app as it would run, built without connecting to anything."""
+    build_app = importlib.import_module(f"services.{service}.app").build_app
+    if service == "dedup":  # needs no gallery: a throwaway key, never used
         from services.dedup.gallery import LAYOUT
         from services.dedup.vault import Vault
 
-        app = build(vault=Vault(os.urandom(32), LAYOUT))
-    else:
-        app = build()
-    return app.schema.to_specification()
+        return cast(FastStream, build_app(vault=Vault(os.urandom(32), LAYOUT)))
+    return cast(FastStream, build_app())
+
+
+def asyncapi(service: str) -> Any:
+    """Built from the app's subscribers and the pydantic contracts; nothing connects."""
+    return build(service).schema.to_specification()
 
 
 def error_catalogue() -> str:
+    from services.consolidator.domain import codes as consolidation_codes
     from services.dedup.domain.linkage import NIK_CODE_REASONS
     from services.dedup.domain.verdicts import FINDINGS
     from services.registry.domain import codes  # the registry is where senders meet these codes
@@ -65,6 +71,18 @@ def error_catalogue() -> str:
         *(f"| `{c}` | {r_id} | {r_en} |" for c, (r_id, r_en) in NIK_CODE_REASONS.items()),
         "| `NIK_CLAIMED_BY_ANOTHER_PERSON` | NIK yang sama dipakai orang lain (di UPT ini atau UPT lain). "
         "| The same NIK is claimed by another person (in this or another UPT). |",
+        "",
+        "## Consolidation",
+        "",
+        "A refused or failed consolidation run carries one of these in `code` of `consolidation.run.failed`;",
+        "the warnings mark held snapshots and e-KTP histories the centre received out of order.",
+        "",
+        "| code | kind | alasan (Bahasa Indonesia) | reason (English) |",
+        "| --- | --- | --- | --- |",
+        *(
+            f"| `{p.code}` | {'warning' if p.severity == 'warning' else 'error'} | {p.reason_id} | {p.reason_en} |"
+            for p in consolidation_codes.CODES
+        ),
     ]
     return "\n".join(lines) + "\n"
 

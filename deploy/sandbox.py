@@ -156,6 +156,11 @@ class Processes:
     def monitor_url(self) -> str:
         return f"http://127.0.0.1:{self.ports['monitor']}"
 
+    @property
+    def api_url(self) -> str:
+        """The consolidator's person lookup API."""
+        return f"http://127.0.0.1:{self.ports['consolidator-api']}"
+
     def ready_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.ports[service]}/health/ready"
 
@@ -165,6 +170,10 @@ class Processes:
         self.ports.setdefault(name, free_port())
         port = str(self.ports[name])
         extra = {"WEB_PORT": port, "HEALTH_PORT": "0"} if service == "monitor" else {"HEALTH_PORT": port}
+        if service == "consolidator":
+            # Runs only when a test or a benchmark commands one; the lookup API on a port of its own.
+            self.ports.setdefault(f"{name}-api", free_port())
+            extra |= {"API_PORT": str(self.ports[f"{name}-api"]), "CONSOLIDATION_SCHEDULE": ""}
         log = (self.logs / f"{name}.log").open("ab")
         self.running[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"],

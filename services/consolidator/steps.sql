@@ -134,6 +134,9 @@ SELECT r.*, s.person_id, r.as_of || '/' || r.snapshot AS snap,
        CASE r.custody_status WHEN 'released' THEN 'released' WHEN 'died' THEN 'died'
             WHEN 'escaped' THEN 'escaped' WHEN 'transferred_out' THEN 'departed' ELSE 'active' END AS new_state,
        e.upt_id IS NULL AS is_new, e.state AS old_state,
+       -- A UPT's first applied snapshot registers who is there; only later arrivals (or entries dated on
+       -- the day itself) are admissions.
+       (EXISTS (SELECT 1 FROM upt_applied a WHERE a.upt_id = r.upt_id) OR r.entry_date >= $2) AS admits,
        (e.upt_id IS NULL OR (e.person_id, e.register, e.register_number, e.entry_date, e.detention_start,
          e.detention_expiry, e.extension_days, e.extended_until, e.extensions, e.sentence_days,
          e.expected_release, e.custody_status, e.population)
@@ -168,7 +171,8 @@ UPDATE episodes e SET last_seen = $2, last_snapshot = i.snap
 FROM incoming i WHERE NOT i.differs AND i.new_state IS NOT DISTINCT FROM i.old_state
   AND e.upt_id = i.upt_id AND e.inmate_id = i.inmate_id AND e.last_seen < $2;
 INSERT INTO movements (day, kind, upt_id, inmate_id, person_id)
-SELECT $2, 'admission', upt_id, inmate_id, person_id FROM incoming WHERE is_new AND new_state = 'active'
+SELECT $2, 'admission', upt_id, inmate_id, person_id FROM incoming
+WHERE is_new AND admits AND new_state = 'active' AND custody_status <> 'transferred_in'
 UNION ALL
 SELECT $2, 'release', upt_id, inmate_id, person_id FROM incoming
 WHERE new_state = 'released' AND old_state IS DISTINCT FROM 'released'

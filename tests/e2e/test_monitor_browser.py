@@ -12,7 +12,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 from deploy import credentials as creds
 from sim.publisher import UnitClient
 from tests.builders import inmate, submission
-from tests.e2e.conftest import Suite
+from tests.e2e.conftest import Suite, consolidate, wait_staged
 from tests.e2e.test_sdp_day import LIVE_UPT, OPTIONS
 
 pytestmark = pytest.mark.e2e
@@ -85,6 +85,8 @@ async def test_a_kanwil_sees_its_own_upts_and_their_counts_change_live(
     await expect(row.locator("td.accepted")).to_have_text(str(7), timeout=20_000)
     await expect(row.locator("td.rejected")).to_have_text("1")
     await expect(row.locator("td.state")).to_have_text("Lengkap")
+    await wait_staged(suite, LIVE_UPT, snapshot=90)
+    await consolidate(suite, OPTIONS.as_of)  # the centre's run makes them central records
     await expect(row.locator("td.central")).to_have_text(str(7), timeout=20_000)
     assert before != 7
     assert await page.evaluate("window.__sameDocument") is True  # updated in place, never reloaded

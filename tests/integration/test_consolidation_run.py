@@ -129,12 +129,14 @@ async def test_a_day_then_transfers_departures_releases_and_a_held_snapshot(cent
                 "detention_expiry": str(start + timedelta(days=19)), "entry_date": str(start),
                 "extensions": [extension]}  # fmt: skip
     at_b = people("B", 5)
+    at_b[4] |= {"entry_date": str(DAY)}  # admitted on the day itself
     await centre.send(A, DAY, at_a)
     await centre.send(B, DAY, at_b)
     first = await centre.run(DAY)
     a, b, c = [await centre.line(first, u) for u in (A, B, C)]
-    assert (a["applied"], a["inmates"], a["admissions"], a["previous"]) == ("applied", 10, 10, 0)
-    assert (b["applied"], b["admissions"]) == ("applied", 5)
+    # A UPT's first snapshot registers who is there: only the inmate entered on the day is an admission.
+    assert (a["applied"], a["inmates"], a["admissions"], a["previous"]) == ("applied", 10, 0, 0)
+    assert (b["applied"], b["admissions"]) == ("applied", 1)
     assert (c["applied"], c["sent"]) == ("not_sent", False)
     assert await centre.items(first, "overstaying") == [(A, "A-1")]
     assert await centre.database.pool.fetchval("SELECT count(*) FROM persons") == 15

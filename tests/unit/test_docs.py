@@ -35,3 +35,24 @@ def test_every_dedup_finding_and_population_code_is_documented() -> None:
     assert set(NIK_CODES) == NIK_CODE_REASONS.keys()
     for name in [*FINDINGS, *NIK_CODES]:
         assert f"| `{name}` |" in catalogue
+
+
+def test_the_consolidator_asyncapi_document_shows_its_queues_and_the_run_command() -> None:
+    text = str(docs.asyncapi("consolidator").to_jsonable())
+    for queue in (
+        "consolidator.sdp",
+        "consolidator.ektp",
+        "consolidator.submissions",
+        "consolidator.commands",
+    ):
+        assert queue in text
+    assert "accept_shrunken" in text
+    assert "The person running it (name or id)." in text
+
+
+def test_every_consolidation_code_is_documented() -> None:
+    from services.consolidator.domain.codes import CODES
+
+    catalogue = docs.error_catalogue()
+    for problem in CODES:
+        assert f"| `{problem.code}` |" in catalogue
