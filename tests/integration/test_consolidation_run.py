@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,3 +200,25 @@ async def test_a_record_that_learns_its_nik_merges_into_the_person_holding_it(ce
     assert {r["person_id"] for r in episodes} == {holder}
     # One person in custody in two UPTs at once is flagged on both.
     assert await centre.items(run, "dual_custody") == [(A, "A-9"), (B, "B-1")]
+
+
+async def test_the_report_cli_writes_the_csv_files_and_the_printable_page(
+    centre: Centre, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from services.consolidator.report.__main__ import main
+
+    await centre.send(A, DAY, people("R", 3))
+    run_id = await centre.run(DAY)
+    url = centre.database.dsn
+    assert await asyncio.to_thread(main, ["--date", str(DAY), "--database-url", url]) == 0
+    printed = capsys.readouterr().out
+    assert printed.startswith(f"Laporan Konsolidasi Harian SDP: Senin, 2 November 2026, {run_id}")
+    assert (
+        await asyncio.to_thread(main, ["--date", str(DAY), "--database-url", url, "--out", str(tmp_path)])
+        == 0
+    )
+    page = (tmp_path / "laporan.html").read_text(encoding="utf-8")
+    assert run_id in page
+    assert 'lang="id"' in page
+    assert (tmp_path / "upt.csv").read_text(encoding="utf-8").count("\n") == len(TEST_UNITS) - 2 + 1
+    assert await asyncio.to_thread(main, ["--date", str(DAY - timedelta(days=1)), "--database-url", url]) == 1
