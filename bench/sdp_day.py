@@ -1,35 +1,53 @@
-"""A national SDP day through the registry, beside a plain COPY and upsert of the same rows.
+"""A national SDP day and the next through the suite and the centre's consolidation runs, against planted truth.
 
-python -m bench.sdp_day [--total 275600] [--upts 0] [--part-size 500] [--no-record]
+python -m bench.sdp_day [--total 275600] [--upts 0] [--day YYYY-MM-DD] [--workers 2] [--no-record]
 
-526 UPTs (as their own broker users, 16 at a time) publish their daily snapshots to a registry running alone
-on an isolated installation; every part's receipt is timed and checked against the simulation's truth. In
-the same run, the accepted rows are written once more into PostgreSQL with COPY and an upsert, the least any
-registry must do with them, for comparison.
+Registry, dedup and consolidator run on an isolated installation. Day D (default yesterday, WIB: the registry
+refuses snapshot dates after today, and D+1 must be sendable too): every UPT but one silent one publishes its
+snapshot with planted transfers, releases, admissions and overstayers (receipts checked against the truth);
+once every part is staged at the consolidator the centre commands the run of D, and its report is compared
+with the report the truth predicts (sim/centre.py). Day D+1 (about 1 % changed, one UPT's snapshot halved)
+follows the same way. Then the central feed is replayed from its first message, and 50 clients look persons
+up by NIK through the centre's API. A plain COPY and upsert of D's accepted rows is measured for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import random
 import time
-from datetime import date, datetime
+from collections.abc import Awaitable, Callable
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import httpx
 
 from bench import harness
+from deploy import credentials as creds
+from deploy.sandbox import Processes, Sandbox
+from services.consolidator.command import request_run
+from services.consolidator.consolidation import PostgresConsolidationStore
+from services.consolidator.domain.runs import STEPS
+from services.consolidator.feed import read_feed
 from shared.contracts import WIB, InmateRecord
+from shared.runtime import Database
 from shared.settings import PROJECT_ROOT
-from shared.units import load_units
-from sim import population
-from sim.day import run_day
+from shared.units import Units, load_units
+from sim import centre, population
+from sim.day import DayReport, run_day
 
 UPSERT = """
 INSERT INTO bench_records AS r (upt_id, as_of, inmate_id, snapshot, part, nik, record, submission_id)
 SELECT upt_id, as_of, inmate_id, snapshot, part, nik, record, submission_id FROM bench_load
 ON CONFLICT (upt_id, as_of, snapshot, inmate_id) DO UPDATE SET nik = EXCLUDED.nik, record = EXCLUDED.record
 """
+STAGED = (
+    "SELECT count(*) FROM consolidator.sdp_parts WHERE as_of = $1 AND (checked OR (stored AND accepted = 0))"
+)
+PENDING = "SELECT count(*) FROM consolidator.outbox WHERE published_at IS NULL"
 
 
 async def copy_and_upsert(dsn: str, rows: list[tuple[Any, ...]]) -> float:
@@ -45,20 +63,8 @@ async def copy_and_upsert(dsn: str, rows: list[tuple[Any, ...]]) -> float:
             await conn.execute(
                 "CREATE TEMP TABLE bench_load (LIKE registry.sdp_records INCLUDING DEFAULTS) ON COMMIT DROP"
             )
-            await conn.copy_records_to_table(
-                "bench_load",
-                records=rows,
-                columns=(
-                    "upt_id",
-                    "as_of",
-                    "inmate_id",
-                    "snapshot",
-                    "part",
-                    "nik",
-                    "record",
-                    "submission_id",
-                ),
-            )
+            columns = ("upt_id", "as_of", "inmate_id", "snapshot", "part", "nik", "record", "submission_id")
+            await conn.copy_records_to_table("bench_load", records=rows, columns=columns)
             await conn.execute(UPSERT)
         elapsed = time.perf_counter() - started
         await conn.execute("DROP TABLE bench_records")
@@ -83,6 +89,179 @@ def baseline_rows(
     return rows
 
 
+async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float) -> Any:
+    """Poll every half second until `check` gives something true; progress every 15 s."""
+    began = time.monotonic()
+    said = began
+    while True:
+        if result := await check():
+            return result
+        if time.monotonic() - began > timeout:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        if time.monotonic() - said > 15:
+            harness.say(f"  waiting for {what} ({time.monotonic() - began:.0f} s)")
+            said = time.monotonic()
+        await asyncio.sleep(0.5)
+
+
+class Bench:
+    def __init__(
+        self, sandbox: Sandbox, processes: Processes, units: Units, args: argparse.Namespace
+    ) -> None:
+        self.sandbox, self.processes, self.units, self.args = sandbox, processes, units, args
+        self.database = Database.of_service(sandbox.database_url, "consolidator")
+        self.reports = PostgresConsolidationStore(self.database)
+
+    async def scalar(self, sql: str, *params: Any) -> Any:
+        return await self.database.pool.fetchval(sql, *params)
+
+    async def day(
+        self, label: str, by_upt: centre.Records, day: date, truth: centre.DayTruth | centre.NextDayTruth
+    ) -> dict[str, Any]:
+        """Publish the day, wait until the consolidator staged every part, run it; figures and mismatches."""
+        records = sum(len(v) for v in by_upt.values())
+        harness.say(f"{label}: {day}, {records:,} records from {len(self.units.upts)} UPTs")
+        report: DayReport = await run_day(
+            units=self.units, by_upt=by_upt, credentials=self.sandbox.credentials,
+            amqp_url=self.sandbox.servers.amqp_url, vhost=self.sandbox.vhost, as_of=day,
+            part_size=self.args.part_size, receipt_timeout=1800, progress=False,
+        )  # fmt: skip
+        first_publish = time.time() - report.receipt_seconds
+        harness.say(
+            f"  receipts in {report.receipt_seconds:.1f} s ({len(report.mismatches)} against the truth)"
+        )
+
+        async def staged() -> bool:
+            return bool(await self.scalar(STAGED, day) >= report.parts)
+
+        await until(staged, f"{report.parts} parts staged at the consolidator", 3600)
+        harness.say(f"  staged {time.time() - first_publish:.1f} s after the first publish; running {day}")
+        pusat = creds.find(self.sandbox.credentials, "pusat", "pusat")
+        run_id = await request_run(
+            self.sandbox.url_for("pusat", "pusat"), pusat.username, day, requested_by="bench", reason="bench"
+        )
+
+        steps: dict[int, float] = {}
+
+        async def finished() -> asyncpg.Record | None:
+            row = await self.database.pool.fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id)
+            if row is not None and row["error"]:
+                raise RuntimeError(f"run {run_id} failed: {row['error']}")
+            if row is not None:
+                steps.setdefault(row["step"], time.monotonic())
+            return row if row is not None and row["state"] == "finished" else None
+
+        run = await until(finished, f"run {run_id}", 3600)
+        # When each step committed, as polled (half a second apart): where the run spends its time.
+        marks = sorted(steps.items())
+        harness.say("  steps: " + ", ".join(
+            f"{'+'.join(STEPS[a:b])} {t2 - t1:.1f} s" for (a, t1), (b, t2) in itertools.pairwise(marks)
+        ))  # fmt: skip
+        loaded = await self.reports.load_report(run_id)
+        assert loaded is not None
+        mismatches = centre.compare(loaded, truth)
+        seconds = run["finished_at"].timestamp() - first_publish
+        run_seconds = (run["finished_at"] - run["started_at"]).total_seconds()
+        harness.say(
+            f"  run {run_seconds:.1f} s; {seconds:.1f} s from the first publish; {len(mismatches)} mismatches"
+        )
+        for line in mismatches[:30]:
+            harness.say(f"    mismatch: {line}")
+        return {"records": report.records, "accepted": report.accepted, "parts": report.parts,
+                "receipt_mismatches": len(report.mismatches), "seconds": round(seconds, 2),
+                "run_seconds": round(run_seconds, 2), "mismatches": len(mismatches)}  # fmt: skip
+
+    async def drained(self) -> float:
+        began = time.monotonic()
+        await until(lambda: self._empty(), "the consolidator's outbox to empty", 3600)
+        return time.monotonic() - began
+
+    async def _empty(self) -> bool:
+        return bool(await self.scalar(PENDING) == 0)
+
+    async def replay(self) -> dict[str, Any]:
+        """The whole central feed from its first message, as the centre reads it."""
+        outbox = await self.scalar("SELECT count(*) FROM outbox WHERE routing_key = 'central.record.changed'")
+        harness.say(f"replaying the central feed ({outbox:,} central.record.changed messages sent)")
+        summary = await read_feed(
+            self.sandbox.url_for("pusat", "pusat"), start="first", follow=False, limit=None, idle=5.0,
+            on_message=lambda m: None, notice=harness.say,
+        )  # fmt: skip
+        return {"feed_messages": summary.messages, "feed_outbox_rows": outbox,
+                "replay_records_per_s": round(summary.rate)}  # fmt: skip
+
+    async def lookups(self, niks: list[str]) -> dict[str, Any]:
+        """Concurrent clients, each on its own keep-alive connection, looking random inmates up by NIK."""
+        login = creds.find(self.sandbox.credentials, "monitor", "pusat")
+        latencies: list[float] = []
+        errors = 0
+        deadline = time.monotonic() + self.args.lookup_seconds
+        rng = random.Random(self.args.seed)
+
+        async def client() -> None:
+            nonlocal errors
+            async with httpx.AsyncClient(
+                base_url=self.processes.api_url, auth=(login.username, login.password), timeout=30
+            ) as http:
+                while time.monotonic() < deadline:
+                    began = time.perf_counter()
+                    got = await http.get(
+                        f"/persons/by-nik/{rng.choice(niks)}", params={"purpose": "bench lookup"}
+                    )
+                    latencies.append(time.perf_counter() - began)
+                    errors += got.status_code != 200
+
+        harness.say(f"{self.args.clients} clients looking persons up by NIK for {self.args.lookup_seconds} s")
+        began = time.monotonic()
+        await asyncio.gather(*(client() for _ in range(self.args.clients)))
+        elapsed = time.monotonic() - began
+        ms = sorted(x * 1000 for x in latencies)
+        return {"lookups": len(ms), "lookup_errors": errors, "lookups_per_s": round(len(ms) / elapsed),
+                "lookup_p50_ms": round(ms[len(ms) // 2], 1),
+                "lookup_p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1)}  # fmt: skip
+
+
+async def measure(
+    sandbox: Sandbox, processes: Processes, units: Units, args: argparse.Namespace, by_upt: centre.Records,
+    options: centre.CentreOptions, truth: centre.DayTruth,
+) -> dict[str, Any]:  # fmt: skip
+    bench = Bench(sandbox, processes, units, args)
+    await bench.database.open()
+    try:
+        first = await bench.day("day D", by_upt, truth.day, truth)
+        drain = await bench.drained()
+        harness.say(f"the run's feed left the outbox in {drain:.1f} s; generating D+1")
+        following, next_truth = centre.next_day(by_upt, truth, options)
+        second = await bench.day("day D+1", following, next_truth.day, next_truth)
+        await bench.drained()
+        feed = await bench.replay()
+        held = [e.record["nik"] for e in next_truth.central.episodes.values() if e.state == "active"]
+        lookups = await bench.lookups([str(nik) for nik in held if nik])
+        harness.say("D's accepted rows once more with a plain COPY and upsert, for comparison")
+        baseline = await copy_and_upsert(
+            sandbox.database_url, baseline_rows(by_upt, truth.day, args.part_size)
+        )
+        version = await harness.database_version(sandbox.database_url)
+    finally:
+        await bench.database.close()
+    return {
+        "registry_processes": args.workers, "upts": len(options.units.upts), "upts_sent": len(units.upts),
+        "parts": first["parts"], "records": first["records"], "accepted": first["accepted"],
+        "receipt_mismatches": first["receipt_mismatches"] + second["receipt_mismatches"],
+        "planted_transfers": len(truth.transfers), "planted_releases": len(truth.releases),
+        "planted_admissions": len(truth.admissions), "planted_overstayers": len(truth.overstayers),
+        "seconds": first["seconds"], "run_seconds": first["run_seconds"],
+        "records_per_s": round(first["records"] / first["seconds"]),
+        "copy_upsert_seconds": round(baseline, 2), "ratio_to_copy_upsert": round(first["seconds"] / baseline, 1),
+        "outbox_drain_seconds": round(drain, 1),
+        "next_day_records": second["records"], "next_day_changed": next_truth.changed,
+        "next_day_seconds": second["seconds"], "next_day_run_seconds": second["run_seconds"],
+        "mismatches_day": first["mismatches"], "mismatches_next_day": second["mismatches"],
+        "mismatches": first["mismatches"] + second["mismatches"],
+        **feed, **lookups, "_postgresql": version,
+    }  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -91,65 +270,45 @@ def main() -> None:
     parser.add_argument("--upts", type=int, default=0, help="only the first N UPTs (0 = all 526)")
     parser.add_argument("--part-size", type=int, default=500)
     parser.add_argument("--seed", type=int, default=2025)
+    parser.add_argument(
+        "--day", type=date.fromisoformat, help="D (default: yesterday, WIB); D+1 at most today"
+    )
     parser.add_argument("--workers", type=int, default=2, help="registry processes consuming the same queue")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent lookup clients")
+    parser.add_argument("--lookup-seconds", type=float, default=10.0)
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
+    today = datetime.now(WIB).date()
+    day = args.day or today - timedelta(days=1)
+    if day + timedelta(days=1) > today:
+        parser.error(f"--day {day}: D+1 would be after today ({today}, WIB), which the registry refuses")
 
     units = load_units(PROJECT_ROOT / "deploy" / "units")
     chosen = units.upts[: args.upts] if args.upts else units.upts
     units = units.subset({u.upt_id for u in chosen})
-    as_of = datetime.now(WIB).date()
-    harness.say(f"generating {args.total:,} inmates for {len(units.upts)} UPTs")
+    harness.say(f"generating {args.total:,} inmates for {len(units.upts)} UPTs and planting day {day}")
     by_upt = population.generate(
-        units, population.Options(as_of=as_of, total=args.total, seed=args.seed, part_size=args.part_size)
+        units, population.Options(as_of=day, total=args.total, seed=args.seed, part_size=args.part_size)
     )
-    with harness.installation(units, ("registry",), instances=args.workers) as (sandbox, _):
-        report = asyncio.run(
-            run_day(
-                units=units,
-                by_upt=by_upt,
-                credentials=sandbox.credentials,
-                amqp_url=sandbox.servers.amqp_url,
-                vhost=sandbox.vhost,
-                as_of=as_of,
-                part_size=args.part_size,
-                receipt_timeout=900,
-            )
-        )
-        harness.say("the same rows with a plain COPY and upsert, for comparison")
-        rows = baseline_rows(by_upt, as_of, args.part_size)
-        baseline = asyncio.run(copy_and_upsert(sandbox.database_url, rows))
-        info = harness.machine(asyncio.run(harness.database_version(sandbox.database_url)))
-    s = report.summary()
-    seconds = s["receipt_seconds"]
-    figures = {
-        "registry_processes": args.workers,
-        "upts": s["upts"],
-        "parts": s["parts"],
-        "records": s["records"],
-        "accepted": s["accepted"],
-        "refused": s["rejected"],
-        "mismatches_against_truth": s["mismatches"],
-        "seconds_first_publish_to_last_receipt": seconds,
-        "records_per_s": round(s["records"] / seconds),
-        "publish_seconds": s["publish_seconds"],
-        "p50_publish_to_receipt_s": s["p50_receipt_s"],
-        "p99_publish_to_receipt_s": s["p99_receipt_s"],
-        "copy_upsert_seconds_same_rows": round(baseline, 2),
-        "registry_to_copy_upsert_ratio": round(seconds / baseline, 1),
-    }
+    options = centre.CentreOptions(units=units, day=day, seed=args.seed)
+    truth = centre.plant_day(by_upt, options)
+    sending = units.subset({u.upt_id for u in units.upts} - {truth.silent_upt})
+    with harness.installation(units, ("registry", "dedup", "consolidator")) as (sandbox, processes):
+        for instance in range(2, args.workers + 1):  # the harness starts one process per service
+            processes.start("registry", instance=instance, LOG_LEVEL="WARNING")
+        figures = asyncio.run(measure(sandbox, processes, sending, args, by_upt, options, truth))
+    info = harness.machine(figures.pop("_postgresql"))
     if not args.no_record:
-        harness.record(
-            "national SDP day through the registry",
-            figures,
-            [
-                f"The registry ran alone ({args.workers} processes on one queue) on an isolated vhost and database; "
-                "the UPTs published from "
-                "the same machine. `copy_upsert_seconds_same_rows` is one COPY of the accepted rows into a staging "
-                "table and one upsert into a table shaped like the registry's, in one transaction."
-            ],
-            info,
-        )
+        harness.record("national SDP day and the next through the consolidation run, against planted truth", figures, [
+            f"Registry ({args.workers} processes on one queue), dedup and consolidator (one process each) on an "
+            "isolated vhost and database; the UPTs publish from the same machine. The registry refuses snapshot "
+            f"dates after today, so D is {day} (yesterday, WIB, by default: its parts count as late) and D+1 "
+            f"{day + timedelta(days=1)}. `seconds`: D's first publish to the end of D's run (registry, dedup's "
+            "checks, staging, the run); `run_seconds`: the run alone. `mismatches`: differences between the "
+            "runs' reports and the reports sim/centre.py predicts from the planted data (UPT figures and listed "
+            "items). `copy_upsert_seconds`: one COPY of D's accepted rows into a staging table and one upsert, in "
+            "one transaction. The feed replay and the lookups run in the bench's own process (one asyncio loop).",
+        ], info)  # fmt: skip
     harness.finish(figures)
 
 

@@ -28,6 +28,16 @@ REGISTER_WEIGHTS = {
     "B III": 2,
 }
 DETENTION_DAYS = {"A I": 60, "A II": 50, "A III": 90, "A IV": 90, "A V": 110}
+# The first order's days; the rest of DETENTION_DAYS is the one ordinary extension (KUHAP Pasal 24-28).
+INITIAL_DAYS = {"A I": 20, "A II": 20, "A III": 30, "A IV": 30, "A V": 50}
+# Who extends each stage (ayat 2 of the same articles): the prosecutor, then the court presidents.
+EXTENDED_BY = {
+    "A I": "Kejaksaan Negeri",
+    "A II": "Ketua Pengadilan Negeri",
+    "A III": "Ketua Pengadilan Negeri",
+    "A IV": "Ketua Pengadilan Tinggi",
+    "A V": "Ketua Mahkamah Agung",
+}
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,7 @@ class _Generator:
             self.regencies_by_province.setdefault(u.province_code, []).append(u.kabkota_code)
         self.all_regencies = [u.kabkota_code for u in units.upts]
 
-    def person(self, upt: Upt, index: int) -> dict[str, Any]:
+    def person(self, upt: Upt, index: int, entry: date | None = None, prefix: str = "") -> dict[str, Any]:
         rng, as_of = self.rng, self.options.as_of
         female = rng.random() < 0.06
         given = rng.choice(names.FEMALE if female else names.MALE)
@@ -134,9 +144,9 @@ class _Generator:
         register = rng.choices(list(REGISTER_WEIGHTS), weights=list(REGISTER_WEIGHTS.values()))[0]
         # A tahanan entered within the period the current detention allows; a convict any time before.
         span = DETENTION_DAYS[register] - 1 if register in TAHANAN else 2_000
-        entry = as_of - timedelta(days=rng.randint(1, span))
+        entry = entry or as_of - timedelta(days=rng.randint(1, span))
         record: dict[str, Any] = {
-            "inmate_id": f"{upt.upt_id}-{index:06d}",
+            "inmate_id": f"{upt.upt_id}-{prefix}{index:06d}",
             "register": register,
             "register_number": f"{register.replace(' ', '')}.{rng.randint(1, 999)}/{entry.year}",
             "nik": make_nik(rng, regency, birth, female, self.used_niks),
@@ -160,11 +170,7 @@ class _Generator:
             ).isoformat(),
         }
         if register in TAHANAN:
-            start = entry
-            record |= {
-                "detention_start": start.isoformat(),
-                "detention_expiry": (start + timedelta(days=DETENTION_DAYS[register])).isoformat(),
-            }
+            record |= detention(register, entry, as_of, record["inmate_id"])
         else:
             days = {
                 "B I": rng.randint(366, 5_000),
@@ -233,6 +239,29 @@ class _Generator:
             n_pairs -= 1
 
 
+def extension_letter(register: str, start: date, inmate_id: str) -> dict[str, Any]:
+    """The register's ordinary extension, granted by the right authority, up to the last day it allows."""
+    extra = DETENTION_DAYS[register] - INITIAL_DAYS[register]
+    until = start + timedelta(days=DETENTION_DAYS[register] - 1)
+    return {
+        "granted_by": EXTENDED_BY[register],
+        "days": extra,
+        "until": until.isoformat(),
+        "letter_number": f"PRP/{inmate_id}/{start.year}",
+    }
+
+
+def detention(register: str, start: date, as_of: date, inmate_id: str) -> dict[str, Any]:
+    """A tahanan's period on `as_of` (the start day counts as day 1): the first order, extended by letter once
+    it has run out, so that nobody the generator makes is held beyond what was authorised."""
+    first_end = start + timedelta(days=INITIAL_DAYS[register] - 1)
+    fields: dict[str, Any] = {"detention_start": start.isoformat(), "detention_expiry": first_end.isoformat()}
+    if as_of > first_end:
+        letter = extension_letter(register, start, inmate_id)
+        fields |= {"detention_expiry": letter["until"], "extensions": [letter]}
+    return fields
+
+
 def _upt_of(p: PlannedRecord) -> str:
     return p.inmate_id.rsplit("-", 1)[0]
 
@@ -246,6 +275,19 @@ def generate(units: Units, options: Options) -> dict[str, list[PlannedRecord]]:
     }
     gen.plant(by_upt)
     return by_upt
+
+
+def newcomers(
+    units: Units, counts: dict[str, int], *, as_of: date, seed: int, taken: set[str]
+) -> dict[str, list[PlannedRecord]]:
+    """Inmates entering on `as_of` (ids `<upt>-N<n>`) with NIKs none of `taken`; deterministic per seed."""
+    gen = _Generator(units, Options(as_of=as_of, seed=seed))
+    gen.used_niks |= taken
+    upts = {u.upt_id: u for u in units.upts}
+    return {
+        upt_id: [PlannedRecord(gen.person(upts[upt_id], n, as_of, "N")) for n in range(1, count + 1)]
+        for upt_id, count in counts.items()
+    }
 
 
 def parts(records: list[PlannedRecord], part_size: int) -> list[list[PlannedRecord]]:

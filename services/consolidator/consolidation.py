@@ -73,6 +73,7 @@ class ConsolidationStore(Protocol):
     async def ran(self, day: date, trigger: str) -> bool: ...
     async def execute_step(self, run: RunRow, index: int, policy: RunPolicy, announce: Announce) -> None: ...
     async def fail(self, run_id: str, error: str, outgoing: Sequence[db.Outgoing]) -> None: ...
+    async def feed_pending(self, batch: int = 5_000) -> int: ...
     async def load_report(self, run_id: str) -> RunReport | None: ...
     async def central_totals(self, run_id: str) -> list[tuple[str, int, int]]: ...
     def exclusive(self, run_id: str) -> Any: ...
@@ -176,8 +177,6 @@ class PostgresConsolidationStore:
             for statement in STEP_SQL.get(name, []):
                 sql, args = _bind(statement, params)
                 await conn.execute(sql, *args)
-            if name == "feed":
-                await conn.execute(FEED_ROWS.format(where="p.cause = $1"), run.run_id)
             state = "finished" if index == len(STEPS) - 1 else "running"
             await conn.execute(
                 "UPDATE runs SET step = $2, state = $3, finished_at = CASE WHEN $3 = 'finished' THEN now() END "
@@ -188,6 +187,26 @@ class PostgresConsolidationStore:
             )
             await db.enqueue(conn, self.database.schema, announce(run, name, index + 1))
             await conn.execute("SELECT pg_notify($1, '')", f"{self.database.schema}_outbox")
+
+    async def feed_pending(self, batch: int = 5_000) -> int:
+        """Write the next persons whose latest version is not on the central feed yet; how many."""
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            ids = [
+                r["person_id"]
+                for r in await conn.fetch(
+                    "SELECT person_id FROM persons WHERE version > fed_version ORDER BY person_id "
+                    "LIMIT $1 FOR UPDATE SKIP LOCKED",
+                    batch,
+                )
+            ]
+            if not ids:
+                return 0
+            await conn.execute(FEED_ROWS.format(where="p.person_id = ANY($1::bigint[])"), ids)
+            await conn.execute(
+                "UPDATE persons SET fed_version = version WHERE person_id = ANY($1::bigint[])", ids
+            )
+            await conn.execute("SELECT pg_notify($1, '')", f"{self.database.schema}_outbox")
+            return len(ids)
 
     async def fail(self, run_id: str, error: str, outgoing: Sequence[db.Outgoing]) -> None:
         async with self.database.pool.acquire() as conn, conn.transaction():

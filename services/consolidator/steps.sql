@@ -66,21 +66,27 @@ ON CONFLICT DO NOTHING;
 -- Which central person each applied record belongs to (domain.runs.decide_identity, set-based).
 CREATE TEMP TABLE work ON COMMIT DROP AS
 SELECT r.upt_id, r.inmate_id, r.nik, r.upt_id || '/' || r.inmate_id AS source_id, s.person_id AS linked,
-       NULL::bigint AS pid
+       NULL::bigint AS pid, r.full_name, r.sex, r.birth_date, r.birth_place, r.mother_name,
+       jsonb_build_object('source', 'sdp', 'record', r.upt_id || '/' || r.inmate_id, 'message_id', r.message_id,
+                          'as_of', r.as_of, 'snapshot', r.snapshot) AS provenance
 FROM sdp_rows r
 JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r.upt_id
                 AND ru.snapshot = r.snapshot AND r.as_of = $2
 LEFT JOIN person_sources s ON s.source = 'sdp' AND s.source_id = r.upt_id || '/' || r.inmate_id;
+ANALYZE work;
 -- set_nik: a person known without a NIK learns one nobody holds.
 UPDATE persons p SET nik = w.nik
 FROM (SELECT DISTINCT ON (w.nik) w.linked, w.nik FROM work w JOIN persons l ON l.person_id = w.linked
       WHERE w.nik IS NOT NULL AND l.nik IS NULL AND NOT EXISTS (SELECT 1 FROM persons h WHERE h.nik = w.nik)
       ORDER BY w.nik, w.linked) w
 WHERE p.person_id = w.linked;
--- new: a NIK nobody holds (a first record, or a record now claiming another NIK).
-INSERT INTO persons (nik, version, changed, cause)
-SELECT DISTINCT w.nik, 1, '{identity}'::text[], $1 FROM work w
+-- new: a NIK nobody holds (a first record, or a record now claiming another NIK), with its identity.
+INSERT INTO persons (nik, full_name, sex, birth_date, birth_place, mother_name, provenance, version, changed, cause)
+SELECT DISTINCT ON (w.nik) w.nik, w.full_name, w.sex, w.birth_date, w.birth_place, w.mother_name, w.provenance,
+       1, '{identity}'::text[], $1
+FROM work w
 WHERE w.nik IS NOT NULL AND NOT EXISTS (SELECT 1 FROM persons h WHERE h.nik = w.nik)
+ORDER BY w.nik, w.upt_id, w.inmate_id
 ON CONFLICT (nik) DO NOTHING;
 -- merge: the person known by this record without a NIK is the person holding the record's NIK.
 INSERT INTO merges (merged, into_id, reason, cause)
@@ -96,35 +102,29 @@ UPDATE episodes e SET person_id = m.into_id FROM merges m WHERE m.merged = e.per
 UPDATE captures c SET person_id = m.into_id FROM merges m WHERE m.merged = c.person_id AND m.cause = $1;
 -- new without a NIK: keyed by the central id alone.
 UPDATE work SET pid = nextval('person_seq') WHERE linked IS NULL AND nik IS NULL;
-INSERT INTO persons (person_id, version, changed, cause)
-SELECT pid, 1, '{identity}'::text[], $1 FROM work WHERE pid IS NOT NULL;
-UPDATE work w SET pid = COALESCE(h.person_id, m.into_id, w.linked, w.pid)
-FROM work x
-LEFT JOIN persons h ON h.nik = x.nik
-LEFT JOIN merges m ON m.merged = x.linked
-WHERE x.upt_id = w.upt_id AND x.inmate_id = w.inmate_id;
+INSERT INTO persons (person_id, full_name, sex, birth_date, birth_place, mother_name, provenance, version,
+                     changed, cause)
+SELECT pid, full_name, sex, birth_date, birth_place, mother_name, provenance, 1, '{identity}'::text[], $1
+FROM work WHERE pid IS NOT NULL;
+UPDATE work w SET pid = COALESCE((SELECT h.person_id FROM persons h WHERE h.nik = w.nik),
+                                  (SELECT m.into_id FROM merges m WHERE m.merged = w.linked), w.linked, w.pid);
 INSERT INTO person_sources (source, source_id, person_id)
 SELECT 'sdp', source_id, pid FROM work
 ON CONFLICT (source, source_id) DO UPDATE SET person_id = EXCLUDED.person_id
 WHERE person_sources.person_id IS DISTINCT FROM EXCLUDED.person_id;
--- Identity from the newest record of each person, each field with where it came from.
+-- Identity from the record of each person (the first by UPT and inmate id when several), each change with
+-- where it came from; unchanged persons are not rewritten.
 UPDATE persons p SET
-    full_name = r.full_name, sex = r.sex, birth_date = r.birth_date, birth_place = r.birth_place,
-    mother_name = r.mother_name,
-    provenance = jsonb_build_object('source', 'sdp', 'record', r.upt_id || '/' || r.inmate_id,
-                                    'message_id', r.message_id, 'as_of', r.as_of, 'snapshot', r.snapshot),
+    full_name = w.full_name, sex = w.sex, birth_date = w.birth_date, birth_place = w.birth_place,
+    mother_name = w.mother_name, provenance = w.provenance,
     version = CASE WHEN p.cause IS DISTINCT FROM $1 THEN p.version + 1 ELSE p.version END,
     changed = CASE WHEN p.cause IS DISTINCT FROM $1 THEN '{identity}'::text[]
                    ELSE ARRAY(SELECT DISTINCT x FROM unnest(p.changed || '{identity}'::text[]) x ORDER BY 1) END,
     cause = $1, updated_at = now()
-FROM (SELECT DISTINCT ON (w.pid) w.pid, r.* FROM work w
-      JOIN sdp_rows r ON r.upt_id = w.upt_id AND r.inmate_id = w.inmate_id AND r.as_of = $2
-      JOIN run_upts ru ON ru.run_id = $1 AND ru.upt_id = r.upt_id AND ru.snapshot = r.snapshot
-      ORDER BY w.pid, r.as_of DESC, r.upt_id, r.inmate_id) r
-WHERE p.person_id = r.pid
-  AND ((p.full_name, p.sex, p.birth_date, p.birth_place, p.mother_name)
-       IS DISTINCT FROM (r.full_name, r.sex, r.birth_date, r.birth_place, r.mother_name)
-       OR p.provenance = '{}'::jsonb);
+FROM (SELECT DISTINCT ON (pid) * FROM work ORDER BY pid, upt_id, inmate_id) w
+WHERE p.person_id = w.pid
+  AND (p.full_name, p.sex, p.birth_date, p.birth_place, p.mother_name)
+      IS DISTINCT FROM (w.full_name, w.sex, w.birth_date, w.birth_place, w.mother_name);
 
 -- name: episodes
 -- Each applied record becomes or updates its episode (only what differs is written); inmates a complete
@@ -148,6 +148,7 @@ JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r
                 AND ru.snapshot = r.snapshot AND r.as_of = $2
 JOIN person_sources s ON s.source = 'sdp' AND s.source_id = r.upt_id || '/' || r.inmate_id
 LEFT JOIN episodes e ON e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id;
+ANALYZE incoming;
 INSERT INTO episodes AS e (upt_id, inmate_id, person_id, register, register_number, entry_date,
     detention_start, detention_expiry, extension_days, extended_until, extensions, sentence_days,
     expected_release, custody_status, population, first_seen, last_seen, first_snapshot, last_snapshot,
@@ -166,10 +167,6 @@ ON CONFLICT (upt_id, inmate_id) DO UPDATE SET
     last_seen = EXCLUDED.last_seen, last_snapshot = EXCLUDED.last_snapshot, state = EXCLUDED.state,
     ended_on = CASE WHEN EXCLUDED.state = 'active' THEN NULL ELSE COALESCE(e.ended_on, EXCLUDED.ended_on) END,
     moved_to = CASE WHEN EXCLUDED.state = 'active' THEN NULL ELSE e.moved_to END;
--- Seen again unchanged: only the last sighting moves (one narrow update, no feed message).
-UPDATE episodes e SET last_seen = $2, last_snapshot = i.snap
-FROM incoming i WHERE NOT i.differs AND i.new_state IS NOT DISTINCT FROM i.old_state
-  AND e.upt_id = i.upt_id AND e.inmate_id = i.inmate_id AND e.last_seen < $2;
 INSERT INTO movements (day, kind, upt_id, inmate_id, person_id)
 SELECT $2, 'admission', upt_id, inmate_id, person_id FROM incoming
 WHERE is_new AND admits AND new_state = 'active' AND custody_status <> 'transferred_in'
@@ -177,13 +174,19 @@ UNION ALL
 SELECT $2, 'release', upt_id, inmate_id, person_id FROM incoming
 WHERE new_state = 'released' AND old_state IS DISTINCT FROM 'released'
 ON CONFLICT DO NOTHING;
+-- Gone: held before, not in the applied snapshot (a set difference: no plan depends on fresh statistics).
 CREATE TEMP TABLE gone ON COMMIT DROP AS
 SELECT e.upt_id, e.inmate_id, e.person_id FROM episodes e
-JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = e.upt_id
-WHERE e.state = 'active'
-  AND NOT EXISTS (SELECT 1 FROM incoming i WHERE i.upt_id = e.upt_id AND i.inmate_id = e.inmate_id);
-UPDATE episodes e SET state = 'departed', ended_on = $2
-FROM gone g WHERE e.upt_id = g.upt_id AND e.inmate_id = g.inmate_id;
+JOIN (SELECT upt_id, inmate_id FROM episodes
+      WHERE state = 'active' AND upt_id IN (SELECT upt_id FROM run_upts WHERE run_id = $1 AND applied = 'to_apply')
+      EXCEPT SELECT upt_id, inmate_id FROM incoming) g USING (upt_id, inmate_id);
+ANALYZE gone;
+-- Last seen in the snapshot applied before this one (an unchanged episode is not rewritten every day: while
+-- active, its last sighting is its UPT's applied snapshot).
+UPDATE episodes e SET state = 'departed', ended_on = $2, last_seen = a.as_of,
+                      last_snapshot = a.as_of || '/' || a.snapshot
+FROM gone g JOIN upt_applied a ON a.upt_id = g.upt_id
+WHERE e.upt_id = g.upt_id AND e.inmate_id = g.inmate_id;
 UPDATE persons p SET
     version = CASE WHEN p.cause IS DISTINCT FROM $1 THEN p.version + 1 ELSE p.version END,
     changed = CASE WHEN p.cause IS DISTINCT FROM $1 THEN '{episodes}'::text[]
@@ -211,6 +214,7 @@ FROM episodes d
 JOIN episodes a ON a.person_id = d.person_id AND a.upt_id <> d.upt_id AND a.state = 'active'
 WHERE d.state = 'departed' AND abs(a.first_seen - d.ended_on) <= $4
 ORDER BY d.upt_id, d.inmate_id, a.first_seen, a.upt_id;
+ANALYZE moved;
 UPDATE episodes e SET state = 'transferred', moved_to = m.to_upt
 FROM moved m WHERE e.upt_id = m.upt_id AND e.inmate_id = m.inmate_id;
 INSERT INTO movements (day, kind, upt_id, inmate_id, person_id, other_upt)
@@ -222,6 +226,7 @@ DELETE FROM movements v USING moved m
 WHERE v.day = $2 AND v.kind = 'admission' AND v.upt_id = m.to_upt AND v.inmate_id = m.to_inmate;
 CREATE TEMP TABLE expired ON COMMIT DROP AS
 SELECT upt_id, inmate_id, person_id FROM episodes WHERE state = 'departed' AND $2::date - ended_on > $4;
+ANALYZE expired;
 UPDATE episodes e SET state = 'released' FROM expired x WHERE e.upt_id = x.upt_id AND e.inmate_id = x.inmate_id;
 INSERT INTO movements (day, kind, upt_id, inmate_id, person_id)
 SELECT $2, 'release', upt_id, inmate_id, person_id FROM expired ON CONFLICT DO NOTHING;

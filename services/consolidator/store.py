@@ -12,17 +12,41 @@ from shared.runtime import Database
 from .domain.ektp import CaptureDecision, CaptureState
 from .domain.sdp import ROW_COLUMNS, PartStatus, StagedPart
 
-# The feed message of a person's current state, built where the state lives (see person_json in 0004).
+# The feed message of each changed person's current state, many at once: each part aggregated per person in
+# one pass, assembled by the same SQL functions as person_json (migration 0004), so feed and lookup agree.
 FEED_ROWS = """
+WITH changed AS (SELECT p FROM persons p WHERE {where}),
+ids AS (SELECT (c.p).person_id AS person_id FROM changed c),
+sources AS (SELECT s.person_id, jsonb_agg(source_json(s) ORDER BY s.source, s.source_id) AS j
+            FROM person_sources s JOIN ids USING (person_id) GROUP BY s.person_id),
+merged AS (SELECT m.into_id AS person_id, jsonb_agg(merge_json(m) ORDER BY m.merged) AS j
+           FROM merges m JOIN ids ON ids.person_id = m.into_id GROUP BY m.into_id),
+episodes AS (SELECT e.person_id,
+                    jsonb_agg(episode_json(e, a, f.flags) ORDER BY e.first_seen, e.upt_id, e.inmate_id) AS j
+             FROM episodes e JOIN ids USING (person_id)
+             LEFT JOIN upt_applied a ON a.upt_id = e.upt_id
+             LEFT JOIN inmate_flags f ON f.upt_id = e.upt_id AND f.inmate_id = e.inmate_id
+             GROUP BY e.person_id),
+histories AS (SELECT m.kabkota, m.packet_id, jsonb_agg(move_json(m) ORDER BY m.at, m.message_id, m.seq) AS j
+              FROM capture_moves m JOIN captures c USING (kabkota, packet_id) JOIN ids USING (person_id)
+              GROUP BY m.kabkota, m.packet_id),
+ektp AS (SELECT c.person_id, jsonb_agg(capture_json(c, h.j) ORDER BY c.status_at, c.kabkota, c.packet_id) AS j
+         FROM captures c JOIN ids USING (person_id)
+         LEFT JOIN histories h USING (kabkota, packet_id) GROUP BY c.person_id)
 INSERT INTO outbox (message_id, exchange, routing_key, body, headers)
-SELECT 'central-C' || p.person_id || '-v' || p.version, 'events', 'central.record.changed',
+SELECT 'central-C' || (c.p).person_id || '-v' || (c.p).version, 'events', 'central.record.changed',
        convert_to(jsonb_build_object(
-           'message_id', 'central-C' || p.person_id || '-v' || p.version, 'schema_version', 1,
+           'message_id', 'central-C' || (c.p).person_id || '-v' || (c.p).version, 'schema_version', 1,
            'produced_at', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
-           'central_id', 'C' || p.person_id, 'version', p.version, 'changed', to_jsonb(p.changed),
-           'cause', p.cause, 'person', person_json(p.person_id))::text, 'UTF8'),
+           'central_id', 'C' || (c.p).person_id, 'version', (c.p).version, 'changed', to_jsonb((c.p).changed),
+           'cause', (c.p).cause,
+           'person', person_document(c.p, s.j, m.j, e.j, k.j))::text, 'UTF8'),
        '{{"schema_version": 1}}'::jsonb
-FROM persons p WHERE {where}
+FROM changed c
+LEFT JOIN sources s ON s.person_id = (c.p).person_id
+LEFT JOIN merged m ON m.person_id = (c.p).person_id
+LEFT JOIN episodes e ON e.person_id = (c.p).person_id
+LEFT JOIN ektp k ON k.person_id = (c.p).person_id
 ON CONFLICT (message_id) DO NOTHING
 """
 
@@ -153,9 +177,10 @@ class PostgresStores:
         return None if found is None else int(found)
 
     async def person_changed(self, person_id: int, changed: Sequence[str], cause: str) -> None:
+        # A single person's change goes on the feed in its own transaction, every version of it.
         await self.conn.execute(
-            "UPDATE persons SET version = version + 1, changed = $2, cause = $3, updated_at = now() "
-            "WHERE person_id = $1",
+            "UPDATE persons SET version = version + 1, fed_version = version + 1, changed = $2, cause = $3, "
+            "updated_at = now() WHERE person_id = $1",
             person_id,
             list(changed),
             cause,

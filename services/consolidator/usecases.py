@@ -178,21 +178,19 @@ class Consolidator:
     async def _after_report(
         self, run: RunRow, step: str
     ) -> tuple[dict[str, object] | None, list[db.Outgoing]]:
-        """The national summary (for `finished`) and the monitor's per-UPT totals (sent with the feed), read
+        """For the last step: the national summary (for `finished`) and the monitor's per-UPT totals, read
         once the report step has committed."""
-        if step not in ("feed", "finish"):
+        if step != "finish":
             return None, []
         loaded = await self.runs.load_report(run.run_id)
         summary: dict[str, object] = report.totals(loaded.lines).as_dict() if loaded else {}
-        if step == "finish":
-            return summary, []
         now = self.clock()
         upserted = {line.upt_id: line.inmates for line in loaded.lines} if loaded else {}
         totals = messages.central_totals(
             run.run_id, run.day, await self.runs.central_totals(run.run_id), upserted,
             version=int(now.timestamp() * 1000), now=now,
         )  # fmt: skip
-        return None, totals
+        return summary, totals
 
     def _announcer(self, summary: dict[str, object] | None, extra: list[db.Outgoing]) -> Announce:
         """What a step sends as it commits: its progress (or `finished`, with the summary), and `extra`."""

@@ -31,6 +31,8 @@ class RunWorker:
         for run_id in await self.consolidator.runs.unfinished():
             if await self.consolidator.execute(run_id):
                 finished += 1
+        while await self.consolidator.runs.feed_pending():
+            pass  # the central feed of what the runs changed, in batches (each its own transaction)
         return finished
 
     async def _loop(self) -> None:

@@ -61,15 +61,16 @@ def day(suite: Suite) -> tuple[dict[str, list[population.PlannedRecord]], DayRep
 @pytest.fixture(scope="module")
 def consolidated(suite: Suite, day: tuple[dict[str, list[population.PlannedRecord]], DayReport]) -> str:
     """The centre's run of the day, once every part has reached the consolidator; the run id."""
-    _, report = day
+    by_upt, report = day
 
     async def staged() -> bool:
         conn = await asyncpg.connect(suite.installation.database_url)
         try:
             known = await conn.fetchval(
-                "SELECT count(*) FROM consolidator.sdp_parts WHERE as_of = $1 "
+                "SELECT count(*) FROM consolidator.sdp_parts WHERE as_of = $1 AND upt_id = ANY($2) "
                 "AND (checked OR (stored AND accepted = 0))",
                 OPTIONS.as_of,
+                list(by_upt),
             )
         finally:
             await conn.close()

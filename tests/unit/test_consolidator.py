@@ -86,6 +86,9 @@ class FakeRuns:
     async def load_report(self, run_id: str) -> RunReport | None:
         return None
 
+    async def feed_pending(self, batch: int = 5_000) -> int:
+        return 0
+
     async def central_totals(self, run_id: str) -> list[tuple[str, int, int]]:
         return []
 

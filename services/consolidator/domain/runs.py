@@ -12,7 +12,8 @@ from shared.problems import Problem
 from . import codes
 
 # The run's steps, each committed with the step number, so a run killed between them resumes at the next.
-STEPS = ("lines", "identities", "episodes", "movements", "report", "feed", "finish")
+# The central feed of the persons a run changed is written after it, in batches (store.feed_pending).
+STEPS = ("lines", "identities", "episodes", "movements", "report", "finish")
 
 
 @dataclass(frozen=True)

@@ -65,6 +65,7 @@ CREATE TABLE persons (
     provenance   jsonb       NOT NULL DEFAULT '{}',  -- field -> {source, message_id, as_of}
     merged_into  bigint      REFERENCES persons (person_id),
     version      integer     NOT NULL DEFAULT 1,
+    fed_version  integer     NOT NULL DEFAULT 0,     -- the last version written to the central feed
     changed      text[]      NOT NULL DEFAULT '{}',  -- what the last change touched (for the feed)
     cause        text,
     created_at   timestamptz NOT NULL DEFAULT now(),
@@ -117,6 +118,7 @@ CREATE TABLE episodes (
     PRIMARY KEY (upt_id, inmate_id)
 );
 CREATE INDEX episodes_person ON episodes (person_id);
+CREATE INDEX persons_unfed ON persons (person_id) WHERE version > fed_version;
 CREATE INDEX episodes_departed ON episodes (ended_on) WHERE state = 'departed';
 
 -- What each run found happening on its day, one row per inmate and kind (admission, release, transfer_out,
