@@ -24,11 +24,15 @@ import sys
 import time
 import urllib.request
 from dataclasses import dataclass, replace
+from datetime import date, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import asyncpg
+
 from deploy import credentials as creds
 from deploy import provision
+from shared.contracts import WIB
 from shared.settings import PROJECT_ROOT
 
 SERVICES = ("registry", "dedup", "consolidator", "monitor")
@@ -58,6 +62,7 @@ class Installation:
     run_dir: Path = RUN_DIR
     api_url: str | None = os.environ.get("RABBITMQ_API_URL")
     monitor_port: int = int(os.environ.get("MONITOR_PORT", "8080"))
+    api_port: int = int(os.environ.get("CONSOLIDATOR_API_PORT", "8093"))
     health_base_port: int = int(os.environ.get("HEALTH_BASE_PORT", "8081"))
     registry_workers: int = max(1, int(os.environ.get("REGISTRY_WORKERS", "2")))
 
@@ -93,6 +98,8 @@ class Installation:
         }
         if service == "dedup":
             env["DEDUP_GALLERY_KEY"] = creds.gallery_key(self.run_dir)
+        if service == "consolidator":
+            env["API_PORT"] = str(self.api_port)
         if service == "monitor":
             env |= {"WEB_PORT": str(self.monitor_port), "HEALTH_PORT": "0"}
         else:
@@ -329,6 +336,7 @@ def run(inst: Installation, sim_args: list[str]) -> None:
                 cwd=PROJECT_ROOT,
                 check=False,
             )
+        consolidate_today(inst)
         print(banner + "   the suite keeps running; press Ctrl-C to stop everything.", flush=True)
         while True:
             time.sleep(3600)
@@ -338,6 +346,49 @@ def run(inst: Installation, sim_args: list[str]) -> None:
         print("\n== stopping the services", flush=True)
         stop(inst)
         print("stopped.")
+
+
+async def _parts_staged(dsn: str, day: date) -> tuple[int, int]:
+    """(parts the consolidator knows completely, parts it has heard of) for the day."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        row = await conn.fetchrow(
+            "SELECT count(*) FILTER (WHERE checked OR (stored AND accepted = 0)) AS known, count(*) AS heard "
+            "FROM consolidator.sdp_parts WHERE as_of = $1",
+            day,
+        )
+    finally:
+        await conn.close()
+    return (int(row["known"]), int(row["heard"])) if row else (0, 0)
+
+
+def consolidate_today(inst: Installation, timeout: float = 300) -> None:
+    """The centre's run of the simulated day, once dedup has passed every part on; then its report."""
+    day = datetime.now(WIB).date()
+    print("== the centre's consolidation of the day (waiting for dedup to pass every part on)", flush=True)
+    deadline, last = time.monotonic() + timeout, (-1, -1)
+    while time.monotonic() < deadline:
+        known, heard = asyncio.run(_parts_staged(inst.database_url, day))
+        if known == heard and (known, heard) == last:
+            break
+        last = (known, heard)
+        time.sleep(2)
+    python = [sys.executable, "-m"]
+    common = ["--amqp-url", inst.amqp_url, "--vhost", inst.vhost, "--credentials", str(inst.credentials_path)]
+    subprocess.run(
+        [*python, "services.consolidator.command", "--date", day.isoformat(), "--by", "make run",
+         "--reason", "simulated day", "--wait", "--api-url", f"http://127.0.0.1:{inst.api_port}", *common],
+        cwd=PROJECT_ROOT, check=False,
+    )  # fmt: skip
+    subprocess.run(
+        [*python, "services.consolidator.report", "--date", day.isoformat(), "--database-url", inst.database_url],
+        cwd=PROJECT_ROOT, check=False,
+    )  # fmt: skip
+    print(
+        f"   person lookup API (centre logins): http://127.0.0.1:{inst.api_port}/openapi.json; central feed: "
+        f"python -m services.consolidator.feed --from first --vhost {inst.vhost}",
+        flush=True,
+    )
 
 
 def status(inst: Installation) -> None:
