@@ -110,6 +110,26 @@ async def test_only_the_centre_may_command_a_run_at_the_broker(installation: Ins
     assert await queue_depth(installation.admin_url, "consolidator.commands") == 0
 
 
+async def test_a_run_command_from_a_user_the_broker_lets_through_is_refused_by_the_service(
+    installation: Installation, processes: Processes, admin: asyncpg.Connection
+) -> None:
+    """The vhost's administrator may write to `commands`; the consolidator still runs only for the centre."""
+    processes.start("consolidator")
+    administrator = installation.admin_url.split("//", 1)[1].split(":", 1)[0]
+    run_id = await request_run(
+        installation.admin_url, administrator, DAY, requested_by="x", reason="y", message_id="adm-1"
+    )
+
+    async def answered() -> str | None:
+        refused = await admin.fetchval(
+            "SELECT refused FROM consolidator.run_requests WHERE message_id = 'adm-1'"
+        )
+        return str(refused) if refused else None
+
+    assert await eventually(answered, timeout=30, what="the refusal recorded") == "RUN_NOT_CENTRE"
+    assert await admin.fetchval("SELECT count(*) FROM consolidator.runs WHERE run_id = $1", run_id) == 0
+
+
 async def test_a_run_killed_mid_way_finishes_after_a_restart_and_reports_what_a_clean_run_reports(
     installation: Installation, processes: Processes, admin: asyncpg.Connection
 ) -> None:
