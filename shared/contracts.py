@@ -573,6 +573,23 @@ class ConsolidationRunRequested(Message):
     )
 
 
+class PersonLinkRequested(Message):
+    """Published by a centre user on `command.person.link`: the centre confirms that a person known without a
+    NIK (an inmate, by central id) is the holder of this NIK, e.g. dedup's `probable_nik`. The two central
+    records become one, the merge recorded with who confirmed it and why."""
+
+    ROUTING_KEY: ClassVar[str] = "command.person.link"
+
+    central_id: str = Field(
+        pattern=r"^C[0-9]{1,18}$", description="The person known without a NIK (C + digits)."
+    )
+    nik: str = Field(pattern=r"^[0-9]{16}$", description="The NIK the centre confirms for that person.")
+    operator: str = Field(
+        min_length=1, max_length=100, description="The person confirming (name or staff id)."
+    )
+    reason: str = Field(min_length=1, max_length=500, description="Why, for the audit trail.")
+
+
 class RunState(enum.StrEnum):
     STARTED = "started"
     PROGRESS = "progress"

@@ -100,6 +100,7 @@ CONSOLIDATOR_EKTP = QueueSpec("consolidator.ektp", (("events", "dedup.verdict.ek
 CONSOLIDATOR_SUBMISSIONS = QueueSpec("consolidator.submissions", (("events", "status.registry.submission"),))
 CONSOLIDATOR_EKTP_STATUS = QueueSpec("consolidator.ektp-status", (("events", "status.registry.ektp"),))
 CONSOLIDATOR_COMMANDS = QueueSpec("consolidator.commands", (("commands", "command.consolidation.run"),))
+CONSOLIDATOR_LINKS = QueueSpec("consolidator.links", (("commands", "command.person.link"),))
 MONITOR_STATUS = QueueSpec("monitor.status", (("events", "status.#"), ("events", "consolidation.run.*")))
 MONITOR_DEAD = QueueSpec("monitor.dead", (("dead", "#"),), dead_letters=False)
 # Kept for the operator's replay tool; nobody consumes it automatically.
@@ -120,6 +121,7 @@ QUEUES: tuple[QueueSpec, ...] = (
     CONSOLIDATOR_SUBMISSIONS,
     CONSOLIDATOR_EKTP_STATUS,
     CONSOLIDATOR_COMMANDS,
+    CONSOLIDATOR_LINKS,
     MONITOR_STATUS,
     MONITOR_DEAD,
     DEAD_LETTERS,

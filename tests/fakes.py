@@ -11,8 +11,9 @@ from datetime import date, datetime
 from typing import Any
 
 from services.consolidator.domain.ektp import CaptureDecision, CaptureState
+from services.consolidator.domain.links import LinkTarget
 from services.consolidator.domain.sdp import PartStatus, StagedPart
-from services.consolidator.store import Stores, UnitOfWork
+from services.consolidator.store import LinkFields, Stores, UnitOfWork
 from services.dedup.domain import Claim
 from services.dedup.store import Decide
 from services.monitor.domain import Scope
@@ -153,6 +154,8 @@ class FakeCentre:
     moves: dict[tuple[str, str, str, int], str] = field(default_factory=dict)
     persons: dict[int, dict[str, Any]] = field(default_factory=dict)
     feed: list[tuple[int, int, list[str], str]] = field(default_factory=list)
+    merges: dict[int, tuple[int, str, str]] = field(default_factory=dict)
+    links: dict[str, tuple[str, int | None, LinkFields]] = field(default_factory=dict)
     outbox: list[db.Outgoing] = field(default_factory=list)
 
     def unit_of_work(self) -> UnitOfWork:
@@ -234,6 +237,24 @@ class FakeStores:
         person = self.centre.persons[person_id]
         person["version"] += 1
         self.centre.feed.append((person_id, person["version"], list(changed), cause))
+
+    async def load_link_target(self, person_id: int) -> LinkTarget | None:
+        person = self.centre.persons.get(person_id)
+        return None if person is None else LinkTarget(person_id, person["nik"], person.get("merged_into"))
+
+    async def set_nik(self, person_id: int, nik: str) -> None:
+        self.centre.persons[person_id]["nik"] = nik
+
+    async def merge_persons(
+        self, merged: int, into: int, *, reason: str, cause: str, confirmed_by: str
+    ) -> None:
+        self.centre.persons[merged]["merged_into"] = into
+        self.centre.merges[merged] = (into, reason, confirmed_by)
+
+    async def record_link(
+        self, message_id: str, publisher: str, person_id: int | None, fields: LinkFields
+    ) -> None:
+        self.centre.links.setdefault(message_id, (publisher, person_id, fields))
 
 
 @dataclass

@@ -1,6 +1,7 @@
-"""The centre's tool to run a day's consolidation: publishes the command as the centre and follows the run.
+"""The centre's tool: run a day's consolidation (and follow it), or confirm a person's NIK.
 
 python -m services.consolidator.command --date 2026-12-02 --by "Siti (Ditjenpas)" --reason "harian" [--wait]
+python -m services.consolidator.command --link C123 --nik 3273011503850001 --by "Siti" --reason "..."
 """
 
 from __future__ import annotations
@@ -22,9 +23,31 @@ from typing import Any
 import aio_pika
 
 from deploy import credentials as creds
-from shared.contracts import ConsolidationRunRequested
+from shared.contracts import ConsolidationRunRequested, Message, PersonLinkRequested
 
 from .domain.runs import run_id_for
+
+
+async def publish_command(amqp_url: str, user: str, command: Message) -> None:
+    """Persistent, confirmed, unroutable raises, as the centre's broker user."""
+    connection = await aio_pika.connect(amqp_url, timeout=10)
+    try:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        exchange = await channel.get_exchange("commands", ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                command.model_dump_json().encode(),
+                message_id=command.message_id,
+                user_id=user,
+                content_type="application/json",
+                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                timestamp=command.produced_at,
+            ),
+            routing_key=command.ROUTING_KEY,
+            mandatory=True,
+        )
+    finally:
+        await connection.close()
 
 
 async def request_run(
@@ -46,24 +69,7 @@ async def request_run(
         reason=reason,
         accept_shrunken=list(accept),
     )
-    connection = await aio_pika.connect(amqp_url, timeout=10)
-    try:
-        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        exchange = await channel.get_exchange("commands", ensure=False)
-        await exchange.publish(
-            aio_pika.Message(
-                command.model_dump_json().encode(),
-                message_id=command.message_id,
-                user_id=user,
-                content_type="application/json",
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                timestamp=command.produced_at,
-            ),
-            routing_key=command.ROUTING_KEY,
-            mandatory=True,
-        )
-    finally:
-        await connection.close()
+    await publish_command(amqp_url, user, command)
     return run_id_for(day, "command", command.message_id)
 
 
@@ -101,7 +107,9 @@ def wait_for(
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m services.consolidator.command", description=__doc__)
-    p.add_argument("--date", type=date.fromisoformat, required=True, help="the day to consolidate")
+    p.add_argument("--date", type=date.fromisoformat, help="the day to consolidate")
+    p.add_argument("--link", metavar="CENTRAL_ID", help="instead: confirm that this person holds --nik")
+    p.add_argument("--nik", help="with --link: the NIK the centre confirms")
     p.add_argument("--by", required=True, help="who runs it (name or staff id), for the audit trail")
     p.add_argument("--reason", required=True, help="why, for the audit trail")
     p.add_argument("--accept", nargs="*", default=[], metavar="UPT", help="accept these UPTs' held snapshots")
@@ -112,11 +120,25 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wait", action="store_true", help="follow the run until it finished")
     p.add_argument("--timeout", type=float, default=600)
     args = p.parse_args(argv)
+    if (args.date is None) == (args.link is None) or (args.link is not None and args.nik is None):
+        p.error("give either --date, or --link with --nik")
     credentials = creds.read(args.credentials)
     broker = creds.find(credentials, "pusat", "pusat")
+    url = creds.amqp_url(args.amqp_url, broker, args.vhost)
+    if args.link is not None:
+        link = PersonLinkRequested(
+            message_id=str(uuid.uuid4()), produced_at=datetime.now(UTC), central_id=args.link, nik=args.nik,
+            operator=args.by, reason=args.reason,
+        )  # fmt: skip
+        asyncio.run(publish_command(url, broker.username, link))
+        print(
+            f"link of {args.link} to the NIK requested (the change appears on the central feed)",
+            file=sys.stderr,
+        )
+        return 0
     run_id = asyncio.run(
         request_run(
-            creds.amqp_url(args.amqp_url, broker, args.vhost), broker.username, args.date,
+            url, broker.username, args.date,
             requested_by=args.by, reason=args.reason, accept=args.accept,
         )
     )  # fmt: skip

@@ -13,6 +13,7 @@ from shared.contracts import (
     ConsolidationRunRequested,
     EnrolmentVerdict,
     PacketStatusChanged,
+    PersonLinkRequested,
     SdpRecordsChecked,
     SubmissionProcessed,
 )
@@ -80,5 +81,20 @@ def build_router(
         )
         if run_id is not None:
             run_requested()
+
+    @subscriber(
+        messaging.CONSOLIDATOR_LINKS,
+        messaging.COMMANDS,
+        "The centre confirms a person's NIK (refused, and recorded, for anyone else).",
+    )
+    async def on_person_link_requested(command: PersonLinkRequested, msg: RabbitMessage) -> None:
+        raw = msg.raw_message
+        messaging.check_envelope(raw, command)
+        await db.retrying(
+            lambda: consolidator.link_person(
+                command, publisher=raw.user_id or "", centre=settings.unit_user("pusat")
+            ),
+            what="person link",
+        )
 
     return router

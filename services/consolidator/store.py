@@ -4,12 +4,14 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from typing import Protocol
 
 from shared import db
 from shared.runtime import Database
 
 from .domain.ektp import CaptureDecision, CaptureState
+from .domain.links import LinkTarget
 from .domain.sdp import ROW_COLUMNS, PartStatus, StagedPart
 
 # The feed message of each changed person's current state, many at once: each part aggregated per person in
@@ -74,6 +76,28 @@ class Stores(Protocol):
 
     async def person_changed(self, person_id: int, changed: Sequence[str], cause: str) -> None:
         """A new version of the person, published once on the central feed."""
+
+    async def load_link_target(self, person_id: int) -> LinkTarget | None: ...
+
+    async def set_nik(self, person_id: int, nik: str) -> None: ...
+
+    async def merge_persons(
+        self, merged: int, into: int, *, reason: str, cause: str, confirmed_by: str
+    ) -> None:
+        """Record the merge and move the merged person's sources, episodes and captures to `into`."""
+
+    async def record_link(
+        self, message_id: str, publisher: str, person_id: int | None, fields: LinkFields
+    ) -> None:
+        """Keep a link command and its outcome (applied or the refusal's code)."""
+
+
+@dataclass(frozen=True)
+class LinkFields:
+    nik: str
+    operator: str
+    reason: str
+    outcome: str
 
 
 UnitOfWork = Callable[[], AbstractAsyncContextManager[Stores]]
@@ -186,6 +210,35 @@ class PostgresStores:
             cause,
         )
         await self.conn.execute(FEED_ROWS.format(where="p.person_id = $1"), person_id)
+
+    async def load_link_target(self, person_id: int) -> LinkTarget | None:
+        row = await self.conn.fetchrow(
+            "SELECT person_id, nik, merged_into FROM persons WHERE person_id = $1 FOR UPDATE", person_id
+        )
+        return None if row is None else LinkTarget(row["person_id"], row["nik"], row["merged_into"])
+
+    async def set_nik(self, person_id: int, nik: str) -> None:
+        await self.conn.execute("UPDATE persons SET nik = $2 WHERE person_id = $1", person_id, nik)
+
+    async def merge_persons(
+        self, merged: int, into: int, *, reason: str, cause: str, confirmed_by: str
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO merges (merged, into_id, reason, cause, confirmed_by) VALUES ($1, $2, $3, $4, $5)",
+            merged, into, reason, cause, confirmed_by,
+        )  # fmt: skip
+        await self.conn.execute("UPDATE persons SET merged_into = $2 WHERE person_id = $1", merged, into)
+        for table in ("person_sources", "episodes", "captures"):
+            await self.conn.execute(f"UPDATE {table} SET person_id = $2 WHERE person_id = $1", merged, into)
+
+    async def record_link(
+        self, message_id: str, publisher: str, person_id: int | None, fields: LinkFields
+    ) -> None:
+        await self.conn.execute(
+            "INSERT INTO link_requests (message_id, publisher, person_id, nik, operator, reason, outcome) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            message_id, publisher, person_id, fields.nik, fields.operator, fields.reason, fields.outcome,
+        )  # fmt: skip
 
 
 def postgres_unit_of_work(database: Database) -> UnitOfWork:

@@ -13,6 +13,7 @@ from shared.contracts import (
     ConsolidationRunRequested,
     EnrolmentVerdict,
     PacketStatusChanged,
+    PersonLinkRequested,
     RunState,
     SdpRecordsChecked,
     SubmissionProcessed,
@@ -21,17 +22,18 @@ from shared.runtime import Clock
 
 from . import messages
 from .consolidation import Announce, ConsolidationStore, RunRow
-from .domain import ektp, report, runs, sdp
+from .domain import ektp, links, report, runs, sdp
 from .domain.codes import RUN_FAILED
-from .store import Stores, UnitOfWork
+from .store import LinkFields, Stores, UnitOfWork
 
 log = logging.getLogger("simpul.consolidator")
 
-PARTS, CHECKED, CAPTURES, VERDICTS = (
+PARTS, CHECKED, CAPTURES, VERDICTS, LINKS = (
     "consolidator.submissions",
     "consolidator.sdp",
     "consolidator.ektp-status",
     "consolidator.ektp",
+    "consolidator.links",
 )
 
 
@@ -102,6 +104,33 @@ class Consolidator:
         if state.person_id is not None or state.nik is None:
             return state.person_id
         return await tx.person_with_nik(state.nik, create=decision.needs_person)
+
+    # --- the centre's confirmation of a person's NIK -------------------------------------------------------------
+
+    async def link_person(self, command: PersonLinkRequested, *, publisher: str, centre: str) -> None:
+        person_id = int(command.central_id[1:])
+        async with self.unit_of_work() as tx:
+            if not await tx.claim(LINKS, command.message_id):
+                return
+            target = await tx.load_link_target(person_id)
+            holder = await tx.person_with_nik(command.nik, create=False)
+            decision = links.decide_link(target, holder, command.nik, from_centre=publisher == centre)
+            outcome = decision.problem.code if isinstance(decision, runs.Refusal) else decision.kind
+            fields = LinkFields(command.nik, command.operator, command.reason, outcome)
+            await tx.record_link(command.message_id, publisher, target.person_id if target else None, fields)
+            if isinstance(decision, runs.Refusal):
+                log.warning("person link refused", extra={"code": outcome, "user": publisher})
+                return
+            if decision.kind == "set_nik":
+                await tx.set_nik(decision.person, command.nik)
+                await tx.person_changed(decision.person, ["identity"], command.message_id)
+            elif decision.kind == "merge" and decision.into is not None:
+                await tx.merge_persons(
+                    decision.person, decision.into, reason="probable_nik_confirmed", cause=command.message_id,
+                    confirmed_by=command.operator,
+                )  # fmt: skip
+                await tx.person_changed(decision.person, ["merged"], command.message_id)
+                await tx.person_changed(decision.into, ["episodes", "merged"], command.message_id)
 
     # --- consolidation runs ------------------------------------------------------------------------------------
 

@@ -242,3 +242,42 @@ async def test_a_run_command_from_anyone_but_the_centre_is_refused_recorded_and_
     ]
     assert list(runs.runs) == [runs.requests["cmd-4"]["run_id"]]
     assert runs.runs[runs.requests["cmd-4"]["run_id"]].requested_by == "Siti"
+
+
+def link(n: int, central_id: str, nik: str) -> dict[str, Any]:
+    return {"message_id": f"link-{n}", "produced_at": NOW.isoformat(), "central_id": central_id, "nik": nik,
+            "operator": "Siti", "reason": "probable_nik confirmed by phone with Dukcapil"}  # fmt: skip
+
+
+async def send_link(broker: RabbitBroker, body: dict[str, Any], user: str) -> None:
+    import json
+
+    await broker.publish(
+        json.dumps(body).encode(), exchange=messaging.COMMANDS, routing_key="command.person.link",
+        message_id=body["message_id"], user_id=user, content_type="application/json",
+    )  # fmt: skip
+
+
+async def test_the_centre_confirms_a_probable_nik_and_the_two_records_become_one() -> None:
+    nik = "3273011503850001"
+    async with consolidator() as (broker, spies, centre, _runs):
+        centre.persons |= {1: {"nik": None, "version": 1}, 2: {"nik": nik, "version": 1},
+                           3: {"nik": None, "version": 1}}  # fmt: skip
+        await send_link(broker, link(1, "C1", nik), user="upt-3273-1")  # not the centre
+        assert centre.merges == {}
+        await send_link(broker, link(2, "C1", nik), user="pusat")
+        await send_link(broker, link(2, "C1", nik), user="pusat")  # redelivered
+        await send_link(broker, link(3, "C3", "3273011503850002"), user="pusat")  # nobody holds it yet
+        await send_link(broker, link(4, "C9", nik), user="pusat")
+        await send_link(broker, link(5, "C1", nik), user="pusat")  # merged away already
+    assert centre.merges == {1: (2, "probable_nik_confirmed", "Siti")}
+    assert centre.persons[3]["nik"] == "3273011503850002"
+    outcomes = {m: f.outcome for m, (_, _, f) in centre.links.items()}
+    assert outcomes == {"link-1": "LINK_NOT_CENTRE", "link-2": "merge", "link-3": "set_nik",
+                        "link-4": "PERSON_UNKNOWN", "link-5": "PERSON_MERGED"}  # fmt: skip
+    assert [(pid, changed) for pid, _, changed, _ in centre.feed] == [
+        (1, ["merged"]),
+        (2, ["episodes", "merged"]),
+        (3, ["identity"]),
+    ]
+    assert spies.dead == []

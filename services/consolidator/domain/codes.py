@@ -51,7 +51,7 @@ STATUS_GAP = Problem(
     W,
 )
 
-CODES = (
+CODES: tuple[Problem, ...] = (
     RUN_DAY_IN_FUTURE,
     RUN_DAY_TOO_OLD,
     RUN_NOT_CENTRE,
@@ -61,3 +61,22 @@ CODES = (
     STATUS_OUT_OF_ORDER,
     STATUS_GAP,
 )
+
+LINK_NOT_CENTRE = Problem(
+    "LINK_NOT_CENTRE",
+    "Hanya pusat yang boleh menautkan orang dengan NIK.",
+    "Only the centre may link a person to a NIK.",
+)
+PERSON_UNKNOWN = Problem("PERSON_UNKNOWN", "ID pusat tidak dikenal.", "The central id is not known.")
+PERSON_MERGED = Problem(
+    "PERSON_MERGED",
+    "Orang ini sudah digabung ke rekaman lain; tautkan rekaman tujuan.",
+    "This person was merged into another record; link that record instead.",
+)
+PERSON_HAS_NIK = Problem(
+    "PERSON_HAS_NIK",
+    "Orang ini sudah memiliki NIK lain; tautan tidak diterapkan.",
+    "This person already holds another NIK; the link was not applied.",
+)
+
+CODES += (LINK_NOT_CENTRE, PERSON_UNKNOWN, PERSON_MERGED, PERSON_HAS_NIK)
