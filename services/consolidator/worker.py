@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from .usecases import Consolidator
 
@@ -20,6 +21,7 @@ class RunWorker:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self.failures = 0
+        self._pruned = -3600.0
 
     def wake(self) -> None:
         self._wake.set()
@@ -33,6 +35,10 @@ class RunWorker:
                 finished += 1
         while await self.consolidator.runs.feed_pending():
             pass  # the central feed of what the runs changed, in batches (each its own transaction)
+        now = time.monotonic()
+        if now - self._pruned > 3600:
+            await self.consolidator.runs.prune(self.consolidator.policy.keep_days)
+            self._pruned = now
         return finished
 
     async def _loop(self) -> None:

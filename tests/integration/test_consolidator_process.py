@@ -9,7 +9,7 @@ import json
 import signal
 import time
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aio_pika
@@ -23,6 +23,7 @@ from services.consolidator.command import request_run
 from services.consolidator.consolidation import PostgresConsolidationStore
 from services.consolidator.report.render import csv_files
 from shared.contracts import (
+    WIB,
     InmateRecord,
     Lateness,
     Message,
@@ -37,8 +38,9 @@ from tests.conftest import Installation, Servers, make_installation, remove_sand
 from tests.integration.helpers import eventually, queue_depth
 
 pytestmark = pytest.mark.integration
-DAY = date(2026, 11, 3)
-NOW = datetime(2026, 11, 3, 2, 0, tzinfo=UTC)
+# Yesterday (WIB): the service refuses days in the future and older than it keeps staged snapshots.
+DAY = datetime.now(WIB).date() - timedelta(days=1)
+NOW = datetime.combine(DAY, datetime.min.time(), tzinfo=UTC) + timedelta(hours=2)
 _n = itertools.count(1)
 
 
@@ -188,12 +190,14 @@ async def test_a_run_killed_mid_way_finishes_after_a_restart_and_reports_what_a_
     # only what this day made is counted.)
     records = [r for rs in staged.values() for r in rs]
     people = len({r.nik for r in records if r.nik}) + sum(1 for r in records if not r.nik)
-    mine = "SELECT DISTINCT person_id FROM consolidator.episodes WHERE first_snapshot = '2026-11-03/1'"
+    mine = f"SELECT DISTINCT person_id FROM consolidator.episodes WHERE first_snapshot = '{DAY}/1'"
     persons = await admin.fetch(
         f"SELECT person_id, version FROM consolidator.persons WHERE person_id IN ({mine})"
     )
     assert len(persons) == people
-    active = "SELECT count(*) FROM consolidator.episodes WHERE state = 'active' AND first_snapshot = '2026-11-03/1'"
+    active = (
+        f"SELECT count(*) FROM consolidator.episodes WHERE state = 'active' AND first_snapshot = '{DAY}/1'"
+    )
     assert await admin.fetchval(active) == len(records)
 
     async def fed() -> bool:

@@ -89,6 +89,9 @@ class FakeRuns:
     async def feed_pending(self, batch: int = 5_000) -> int:
         return 0
 
+    async def prune(self, keep_days: int) -> int:
+        return 0
+
     async def central_totals(self, run_id: str) -> list[tuple[str, int, int]]:
         return []
 
