@@ -32,6 +32,7 @@ def _statements(sql: str) -> dict[str, list[str]]:
         if not name:
             name = block
             continue
+        # Whole-line comments go; a statement ends with `;` at the end of a line (no comment after it).
         body = "\n".join(line for line in block.splitlines() if not line.lstrip().startswith("--"))
         sections[name] = [s.strip() for s in body.split(";\n") if s.strip().rstrip(";")]
         name = ""

@@ -7,20 +7,23 @@ import asyncio
 import base64
 import os
 import signal
+import struct
 import sys
 import tempfile
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import unquote, urlsplit
 
-import aio_pika
 import aiormq
 import orjson
-from aio_pika.abc import AbstractConnection, AbstractIncomingMessage
+import pamqp.frame
+from aiormq import spec
 
 from deploy import credentials as creds
 from shared.logging import mask_niks
@@ -28,6 +31,7 @@ from shared.messaging import CENTRAL_RECORDS
 
 Start = str | int | datetime  # "first" | "last" | "next", an offset, or a point in time
 QUIET_FLUSH = 0.2  # seconds without a delivery after which the batch so far is acknowledged and saved
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -128,32 +132,265 @@ def summary_line(s: FeedSummary) -> str:
     return f"feed: {s.messages} messages, {offsets}, {s.seconds:.1f} s, {s.rate:.0f} records/s"
 
 
-def _feed_message(m: AbstractIncomingMessage) -> FeedMessage:
-    offset = (m.headers or {}).get("x-stream-offset")
-    if not isinstance(offset, int):
-        raise RuntimeError(f"a delivery of {CENTRAL_RECORDS.name} without x-stream-offset: is it a stream?")
-    return FeedMessage(offset, m.timestamp, m.message_id, m.body)
+# --- the wire ---------------------------------------------------------------------------------------------
+# A replay is millions of small deliveries. aiormq (and aio-pika on it) builds objects for every frame and a
+# task for every delivery, which capped a replay at a few thousand messages a second. This reader speaks the
+# few AMQP 0-9-1 methods it needs itself: deliveries are parsed in place as the bytes arrive; every other
+# frame (the handshake, closes) goes through pamqp, and the broker's refusals raise aiormq's exceptions.
+
+_FRAME = struct.Struct(">BHI")  # type, channel, payload size; the payload is followed by FRAME_END
+_SIZE_FLAGS = struct.Struct(">QH")  # a content header's body size and property flags
+_U32, _U64, _I64 = struct.Struct(">I"), struct.Struct(">Q"), struct.Struct(">q")
+_FRAME_END, _DELIVER = 0xCE, b"\x00\x3c\x00\x3c"  # Basic.Deliver: class 60, method 60
+_HEARTBEAT = b"\x08\x00\x00\x00\x00\x00\x00\xce"
+_TABLE_FIXED = {
+    b: n
+    for n, kinds in ((0, b"V"), (1, b"tbB"), (2, b"su"), (4, b"Iif"), (5, b"D"), (8, b"lLdT"))
+    for b in kinds
+}  # field-table value sizes; the others (S, A, F, x) begin with their length
+_OFFSET_KEY = b"x-stream-offset"
 
 
-async def _peek_first(connection: AbstractConnection, wait: float) -> FeedMessage | None:
-    """The stream's first message, to tell a replay that starts before the stream began."""
-    channel = await connection.channel()
-    try:
-        await channel.set_qos(prefetch_count=1)
-        got: asyncio.Future[FeedMessage] = asyncio.get_running_loop().create_future()
+def _stream_offset(buf: bytearray, pos: int, end: int) -> int | None:
+    """`x-stream-offset` from the field table in buf[pos:end], without decoding the other values."""
+    while pos < end:
+        n = buf[pos]
+        key, kind = buf[pos + 1 : pos + 1 + n], buf[pos + 1 + n]
+        pos += 2 + n
+        if kind in (0x6C, 0x4C) and key == _OFFSET_KEY:  # l, L
+            return int(_I64.unpack_from(buf, pos)[0])
+        size = _TABLE_FIXED.get(kind)
+        pos += 4 + _U32.unpack_from(buf, pos)[0] if size is None else size
+    return None
 
-        async def take(m: AbstractIncomingMessage) -> None:
-            if not got.done():
-                got.set_result(_feed_message(m))
 
-        queue = await channel.get_queue(CENTRAL_RECORDS.name, ensure=False)
-        await queue.consume(take, arguments={"x-stream-offset": "first"})
+class _Wire(asyncio.Protocol):
+    """One connection, one channel, one stream consumer. Deliveries queue up in `items` as (delivery tag,
+    message), in order; the reader takes what has arrived in one go, without an await per message."""
+
+    def __init__(self) -> None:
+        self.items: deque[tuple[int, FeedMessage]] = deque()
+        self.error: BaseException | None = None
+        self.replies: asyncio.Queue[Any] = asyncio.Queue()  # control frames, and the error that ends it
+        self.transport: asyncio.Transport | None = None
+        self.closed = asyncio.get_running_loop().create_future()
+        self.buffer = bytearray()
+        self.received = time.monotonic()
+        self._waiter: asyncio.Future[None] | None = None
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._tag, self._size = 0, 0  # of the delivery being read
+        self._pending: tuple[int, datetime | None, str | None] | None = None
+        self._parts: list[bytes] = []
+        self._second, self._time = -1, datetime.fromtimestamp(0, UTC)
+
+    @classmethod
+    async def open(cls, url: str, start: str | int | datetime, prefetch: int) -> _Wire:
+        u = urlsplit(url)
+        loop = asyncio.get_running_loop()
+        tls = u.scheme == "amqps"
+        port = u.port or (5671 if tls else 5672)
+        _, wire = await loop.create_connection(cls, u.hostname or "localhost", port, ssl=tls or None)
         try:
-            return await asyncio.wait_for(got, wait)
-        except TimeoutError:
-            return None  # an empty stream
+            async with asyncio.timeout(30):
+                await wire._handshake(unquote(u.username or "guest"), unquote(u.password or "guest"),
+                                      unquote(u.path[1:]) or "/")  # fmt: skip
+                await wire.call(spec.Channel.Open(), spec.Channel.OpenOk, 1)
+                await wire.call(spec.Basic.Qos(prefetch_count=prefetch), spec.Basic.QosOk, 1)
+                consume = spec.Basic.Consume(queue=CENTRAL_RECORDS.name, arguments={"x-stream-offset": start})
+                await wire.call(consume, spec.Basic.ConsumeOk, 1)
+        except BaseException:
+            wire.abort()
+            raise
+        return wire
+
+    async def _handshake(self, user: str, password: str, vhost: str) -> None:
+        assert self.transport is not None
+        self.transport.write(b"AMQP\x00\x00\x09\x01")
+        await self.reply(spec.Connection.Start)
+        properties: dict[str, Any] = {
+            "product": "simpul central feed",
+            "connection_name": "central feed reader",
+            "capabilities": {"authentication_failure_close": True, "consumer_cancel_notify": True},
+        }
+        ok = spec.Connection.StartOk(properties, "PLAIN", f"\0{user}\0{password}")  # fmt: skip
+        tune = await self.call(ok, spec.Connection.Tune, 0)
+        heartbeat = min(tune.heartbeat or 60, 60)
+        self.send(spec.Connection.TuneOk(tune.channel_max, tune.frame_max, heartbeat), 0)
+        await self.call(spec.Connection.Open(vhost), spec.Connection.OpenOk, 0)
+        self._beat(heartbeat)
+
+    def send(self, frame: Any, channel: int) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(pamqp.frame.marshal(frame, channel))
+
+    async def reply(self, kind: type[T]) -> T:
+        got = await self.replies.get()
+        if isinstance(got, BaseException):
+            raise got
+        if not isinstance(got, kind):
+            raise aiormq.exceptions.InvalidFrameError(f"expected {kind.__name__}, got {got!r}")
+        return got
+
+    async def call(self, frame: Any, kind: type[T], channel: int) -> T:
+        self.send(frame, channel)
+        return await self.reply(kind)
+
+    def ack(self, tag: int) -> None:
+        """Acknowledges the delivery `tag` and every one before it: the stream's credit comes back."""
+        self.send(spec.Basic.Ack(tag, multiple=True), 1)
+
+    async def wait(self, timeout: float | None) -> bool:
+        """False when nothing arrived within `timeout` seconds; raises once the connection failed."""
+        if not self.items and self.error is None:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            except TimeoutError:
+                return False
+            finally:
+                self._waiter = None
+        if self.error is not None and not self.items:
+            raise self.error
+        return True
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def _fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+            self.replies.put_nowait(error)
+            self._wake()
+
+    def _beat(self, interval: int) -> None:
+        """A heartbeat every half interval; a broker silent for two intervals is gone."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if time.monotonic() - self.received > 2 * interval:
+            self._fail(aiormq.exceptions.AMQPConnectionError("the broker missed its heartbeats"))
+            self.abort()
+            return
+        self.transport.write(_HEARTBEAT)
+        self._heartbeat = asyncio.get_running_loop().call_later(interval / 2, self._beat, interval)
+
+    async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if self.transport is not None and not self.transport.is_closing() and self.error is None:
+            self.send(spec.Connection.Close(200, "done", 0, 0), 0)
+            with suppress(TimeoutError, aiormq.exceptions.AMQPError, ConnectionError):
+                async with asyncio.timeout(5):
+                    await self.reply(spec.Connection.CloseOk)
+        self.abort()
+        await self.closed
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        self._fail(exc or aiormq.exceptions.AMQPConnectionError("the broker closed the connection"))
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        self.received = time.monotonic()
+        buf = self.buffer
+        buf += data
+        pos, end = 0, len(buf)
+        try:
+            while end - pos > 7:
+                kind, _, size = _FRAME.unpack_from(buf, pos)
+                stop = pos + 7 + size
+                if stop >= end:
+                    break
+                if buf[stop] != _FRAME_END:
+                    raise aiormq.exceptions.InvalidFrameError("a frame without its end marker")
+                if kind == 3:  # a body frame
+                    self._parts.append(bytes(buf[pos + 7 : stop]))
+                    self._size -= size
+                    if self._size <= 0:
+                        self._deliver()
+                elif kind == 2:  # a content header
+                    self._header(buf, pos + 7)
+                elif kind == 1:
+                    if buf[pos + 7 : pos + 11] == _DELIVER:  # only the delivery tag is needed
+                        self._tag = _U64.unpack_from(buf, pos + 12 + buf[pos + 11])[0]
+                    else:
+                        self._control(pamqp.frame.unmarshal(bytes(buf[pos : stop + 1]))[2])
+                pos = stop + 1  # kind 8, a heartbeat: nothing to do but having received it
+        except Exception as e:  # the connection cannot be read on from here
+            self._fail(e)
+            self.abort()
+        del buf[:pos]
+
+    def _header(self, buf: bytearray, pos: int) -> None:
+        """The properties the feed gives: the offset from the headers, the message id and the timestamp."""
+        self._size, flags = _SIZE_FLAGS.unpack_from(buf, pos + 4)
+        pos += 14
+        offset = message_id = timestamp = None
+        if flags & 0x8000:  # content type
+            pos += 1 + buf[pos]
+        if flags & 0x4000:  # content encoding
+            pos += 1 + buf[pos]
+        if flags & 0x2000:  # headers
+            end = pos + 4 + _U32.unpack_from(buf, pos)[0]
+            offset = _stream_offset(buf, pos + 4, end)
+            pos = end
+        pos += (flags & 0x1000 > 0) + (flags & 0x0800 > 0)  # delivery mode, priority
+        for bit in (0x0400, 0x0200, 0x0100):  # correlation id, reply to, expiration
+            if flags & bit:
+                pos += 1 + buf[pos]
+        if flags & 0x0080:
+            message_id = buf[pos + 1 : pos + 1 + buf[pos]].decode()
+            pos += 1 + buf[pos]
+        if flags & 0x0040:
+            second = _U64.unpack_from(buf, pos)[0]
+            if second != self._second:  # consecutive messages mostly share their second
+                self._second, self._time = second, datetime.fromtimestamp(second, UTC)
+            timestamp = self._time
+        if offset is None:
+            raise RuntimeError(
+                f"a delivery of {CENTRAL_RECORDS.name} without x-stream-offset: is it a stream?"
+            )
+        self._pending, self._parts = (offset, timestamp, message_id), []
+        if self._size == 0:
+            self._deliver()
+
+    def _deliver(self) -> None:
+        assert self._pending is not None
+        body = self._parts[0] if len(self._parts) == 1 else b"".join(self._parts)
+        self.items.append((self._tag, FeedMessage(*self._pending, body)))
+        self._wake()
+
+    def _control(self, frame: Any) -> None:
+        if isinstance(frame, spec.Connection.Close):
+            self.send(spec.Connection.CloseOk(), 0)
+            self._fail(aiormq.connection.exception_by_code(frame))
+        elif isinstance(frame, spec.Channel.Close):
+            self.send(spec.Channel.CloseOk(), 1)
+            self._fail(aiormq.channel.exception_by_code(frame))
+        elif isinstance(frame, spec.Basic.Cancel):
+            self._fail(aiormq.exceptions.ChannelClosed(None, f"{CENTRAL_RECORDS.name}: consumer cancelled"))
+        elif not isinstance(frame, (spec.Connection.Blocked, spec.Connection.Unblocked)):
+            self.replies.put_nowait(frame)
+
+
+async def _peek_first(url: str, wait: float) -> FeedMessage | None:
+    """The stream's first message, to tell a replay that starts before the stream began."""
+    wire = await _Wire.open(url, "first", 1)
+    try:
+        return wire.items[0][1] if await wire.wait(wait) else None  # None: an empty stream
     finally:
-        await channel.close()
+        await wire.close()
 
 
 def _first_notice(start: Start, offset: int, first: FeedMessage | None) -> str | None:
@@ -177,76 +414,65 @@ async def read_feed(
     idle: float,
     on_message: Callable[[FeedMessage], Awaitable[None] | None],
     on_batch: Callable[[int], Awaitable[None] | None] | None = None,
-    batch_size: int = 1_000,
-    prefetch: int = 1_000,
+    batch_size: int = 5_000,
+    prefetch: int = 5_000,
     notice: Callable[[str], None] = say,
 ) -> FeedSummary:
     """Read `central.records` from `start`, in offset order, until the end (`idle` seconds without a delivery),
     `limit` messages, or for ever with `follow`. `on_batch(last offset)` follows each batch handled and
     acknowledged: every `batch_size` messages and whenever the stream goes quiet."""
     notices: list[str] = []
-    connection = await aio_pika.connect(url)
+    first = await _peek_first(url, idle) if isinstance(start, datetime) else None
+    began = last_at = time.monotonic()
+    wire = await _Wire.open(url, offset_argument(start), prefetch)
     try:
-        first = await _peek_first(connection, idle) if isinstance(start, datetime) else None
-        channel = await connection.channel()
-        await channel.set_qos(prefetch_count=prefetch)  # a stream consumer must have a prefetch
-        inbox: asyncio.Queue[AbstractIncomingMessage | BaseException] = asyncio.Queue()
-        channel.close_callbacks.add(lambda _, exc: inbox.put_nowait(exc or ConnectionError("channel closed")))
-
-        async def deliver(m: AbstractIncomingMessage) -> None:
-            inbox.put_nowait(m)
-
-        queue = await channel.get_queue(CENTRAL_RECORDS.name, ensure=False)
-        began = last_at = time.monotonic()
-        await queue.consume(deliver, arguments={"x-stream-offset": offset_argument(start)})
-        count, first_offset, last = 0, None, None
-        unacked = unsaved = 0
+        count, first_offset, last_offset = 0, None, None
+        tag = unacked = unsaved = 0  # the last delivery taken: acknowledging it acknowledges all before
+        ack_every = max(1, prefetch // 4)  # credit goes back well before the broker runs out of it
 
         async def flush() -> None:
             nonlocal unacked, unsaved
-            if last is not None and unacked:
-                await last[0].ack(multiple=True)  # acknowledging returns the stream's credit
-            if on_batch is not None and last is not None and unsaved:
-                result = on_batch(last[1].offset)
+            if unacked:
+                wire.ack(tag)
+            if on_batch is not None and last_offset is not None and unsaved:
+                result = on_batch(last_offset)
                 if result is not None:
                     await result
             unacked = unsaved = 0
 
+        items = wire.items
         while limit is None or count < limit:
             wait = QUIET_FLUSH if unsaved else None if follow else max(0.0, last_at + idle - time.monotonic())
-            try:
-                item = await asyncio.wait_for(inbox.get(), wait)
-            except TimeoutError:
-                if unsaved:
+            if not await wire.wait(wait):
+                if unsaved or unacked:
                     await flush()
                     continue
                 break
-            if isinstance(item, BaseException):
-                raise item
-            message = _feed_message(item)
-            if isinstance(start, int) and message.offset < start:  # the rest of the chunk before `start`
-                await item.ack()
-                continue
-            if first_offset is None:
-                first_offset = message.offset
-                if text := _first_notice(start, message.offset, first):
-                    notices.append(text)
-                    notice(text)
-            result = on_message(message)
-            if result is not None:
-                await result
-            count, last, last_at = count + 1, (item, message), time.monotonic()
-            unacked, unsaved = unacked + 1, unsaved + 1
-            if unsaved >= batch_size:
-                await flush()
-            elif unacked >= max(1, prefetch // 4):
-                await item.ack(multiple=True)
-                unacked = 0
+            while items and (limit is None or count < limit):
+                tag, message = items.popleft()
+                unacked += 1
+                if first_offset is None:
+                    if isinstance(start, int) and message.offset < start:  # the rest of the chunk before it
+                        continue
+                    first_offset = message.offset
+                    if text := _first_notice(start, message.offset, first):
+                        notices.append(text)
+                        notice(text)
+                result = on_message(message)
+                if result is not None:
+                    await result
+                count, last_offset, unsaved = count + 1, message.offset, unsaved + 1
+                if unsaved >= batch_size:
+                    await flush()
+                elif unacked >= ack_every:
+                    wire.ack(tag)
+                    unacked = 0
+            last_at = time.monotonic()
         await flush()
         seconds = (last_at if count else time.monotonic()) - began
-        return FeedSummary(count, first_offset, last[1].offset if last else None, seconds, tuple(notices))
+        return FeedSummary(count, first_offset, last_offset, seconds, tuple(notices))
     finally:
-        await connection.close()
+        await wire.close()
 
 
 @dataclass

@@ -72,7 +72,10 @@ SELECT r.upt_id, r.inmate_id, r.nik, r.upt_id || '/' || r.inmate_id AS source_id
 FROM sdp_rows r
 JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r.upt_id
                 AND ru.snapshot = r.snapshot AND r.as_of = $2
-LEFT JOIN person_sources s ON s.source = 'sdp' AND s.source_id = r.upt_id || '/' || r.inmate_id;
+LEFT JOIN person_sources s ON s.source = 'sdp' AND s.source_id = r.upt_id || '/' || r.inmate_id
+-- A record saying exactly what its episode was applied from, in the state it implies, changes nothing.
+WHERE NOT EXISTS (SELECT 1 FROM episodes e WHERE e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id
+                  AND e.row_hash = r.row_hash AND e.state = custody_state(r.custody_status));
 ANALYZE work;
 -- set_nik: a person known without a NIK learns one nobody holds.
 UPDATE persons p SET nik = w.nik
@@ -83,7 +86,7 @@ WHERE p.person_id = w.linked;
 -- new: a NIK nobody holds (a first record, or a record now claiming another NIK), with its identity.
 INSERT INTO persons (nik, full_name, sex, birth_date, birth_place, mother_name, provenance, version, changed, cause)
 SELECT DISTINCT ON (w.nik) w.nik, w.full_name, w.sex, w.birth_date, w.birth_place, w.mother_name, w.provenance,
-       1, '{identity}'::text[], $1
+       1, '{episodes,identity}'::text[], $1
 FROM work w
 WHERE w.nik IS NOT NULL AND NOT EXISTS (SELECT 1 FROM persons h WHERE h.nik = w.nik)
 ORDER BY w.nik, w.upt_id, w.inmate_id
@@ -104,7 +107,7 @@ UPDATE captures c SET person_id = m.into_id FROM merges m WHERE m.merged = c.per
 UPDATE work SET pid = nextval('person_seq') WHERE linked IS NULL AND nik IS NULL;
 INSERT INTO persons (person_id, full_name, sex, birth_date, birth_place, mother_name, provenance, version,
                      changed, cause)
-SELECT pid, full_name, sex, birth_date, birth_place, mother_name, provenance, 1, '{identity}'::text[], $1
+SELECT pid, full_name, sex, birth_date, birth_place, mother_name, provenance, 1, '{episodes,identity}'::text[], $1
 FROM work WHERE pid IS NOT NULL;
 UPDATE work w SET pid = COALESCE((SELECT h.person_id FROM persons h WHERE h.nik = w.nik),
                                   (SELECT m.into_id FROM merges m WHERE m.merged = w.linked), w.linked, w.pid);
@@ -130,34 +133,28 @@ WHERE p.person_id = w.pid
 -- Each applied record becomes or updates its episode (only what differs is written); inmates a complete
 -- snapshot no longer holds have departed (in transit until seen elsewhere or the window ends).
 CREATE TEMP TABLE incoming ON COMMIT DROP AS
-SELECT r.*, s.person_id, r.as_of || '/' || r.snapshot AS snap,
-       CASE r.custody_status WHEN 'released' THEN 'released' WHEN 'died' THEN 'died'
-            WHEN 'escaped' THEN 'escaped' WHEN 'transferred_out' THEN 'departed' ELSE 'active' END AS new_state,
+SELECT r.*, s.person_id, r.as_of || '/' || r.snapshot AS snap, custody_state(r.custody_status) AS new_state,
        e.upt_id IS NULL AS is_new, e.state AS old_state,
        -- A UPT's first applied snapshot registers who is there; only later arrivals (or entries dated on
        -- the day itself) are admissions.
-       (EXISTS (SELECT 1 FROM upt_applied a WHERE a.upt_id = r.upt_id) OR r.entry_date >= $2) AS admits,
-       (e.upt_id IS NULL OR (e.person_id, e.register, e.register_number, e.entry_date, e.detention_start,
-         e.detention_expiry, e.extension_days, e.extended_until, e.extensions, e.sentence_days,
-         e.expected_release, e.custody_status, e.population)
-        IS DISTINCT FROM (s.person_id, r.register, r.register_number, r.entry_date, r.detention_start,
-         r.detention_expiry, r.extension_days, r.extended_until, r.extensions, r.sentence_days,
-         r.expected_release, r.custody_status, r.population)) AS differs
+       (EXISTS (SELECT 1 FROM upt_applied a WHERE a.upt_id = r.upt_id) OR r.entry_date >= $2) AS admits
 FROM sdp_rows r
 JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r.upt_id
                 AND ru.snapshot = r.snapshot AND r.as_of = $2
 JOIN person_sources s ON s.source = 'sdp' AND s.source_id = r.upt_id || '/' || r.inmate_id
-LEFT JOIN episodes e ON e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id;
+LEFT JOIN episodes e ON e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id
+WHERE e.upt_id IS NULL OR e.row_hash IS DISTINCT FROM r.row_hash OR e.state <> custody_state(r.custody_status);
 ANALYZE incoming;
 INSERT INTO episodes AS e (upt_id, inmate_id, person_id, register, register_number, entry_date,
     detention_start, detention_expiry, extension_days, extended_until, extensions, sentence_days,
-    expected_release, custody_status, population, first_seen, last_seen, first_snapshot, last_snapshot,
-    state, ended_on)
+    expected_release, custody_status, population, row_hash, first_seen, last_seen, first_snapshot,
+    last_snapshot, state, ended_on)
 SELECT upt_id, inmate_id, person_id, register, register_number, entry_date, detention_start, detention_expiry,
        extension_days, extended_until, extensions, sentence_days, expected_release, custody_status,
-       population, $2, $2, snap, snap, new_state, CASE WHEN new_state = 'active' THEN NULL ELSE $2::date END
-FROM incoming WHERE differs OR new_state IS DISTINCT FROM old_state
-ON CONFLICT (upt_id, inmate_id) DO UPDATE SET
+       population, row_hash, $2, $2, snap, snap, new_state,
+       CASE WHEN new_state = 'active' THEN NULL ELSE $2::date END
+FROM incoming
+ON CONFLICT (upt_id, inmate_id) DO UPDATE SET row_hash = EXCLUDED.row_hash,
     person_id = EXCLUDED.person_id, register = EXCLUDED.register, register_number = EXCLUDED.register_number,
     entry_date = EXCLUDED.entry_date, detention_start = EXCLUDED.detention_start,
     detention_expiry = EXCLUDED.detention_expiry, extension_days = EXCLUDED.extension_days,
@@ -179,7 +176,10 @@ CREATE TEMP TABLE gone ON COMMIT DROP AS
 SELECT e.upt_id, e.inmate_id, e.person_id FROM episodes e
 JOIN (SELECT upt_id, inmate_id FROM episodes
       WHERE state = 'active' AND upt_id IN (SELECT upt_id FROM run_upts WHERE run_id = $1 AND applied = 'to_apply')
-      EXCEPT SELECT upt_id, inmate_id FROM incoming) g USING (upt_id, inmate_id);
+      EXCEPT
+      SELECT r.upt_id, r.inmate_id FROM sdp_rows r
+      JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r.upt_id
+                      AND ru.snapshot = r.snapshot AND r.as_of = $2) g USING (upt_id, inmate_id);
 ANALYZE gone;
 -- Last seen in the snapshot applied before this one (an unchanged episode is not rewritten every day: while
 -- active, its last sighting is its UPT's applied snapshot).
@@ -192,8 +192,9 @@ UPDATE persons p SET
     changed = CASE WHEN p.cause IS DISTINCT FROM $1 THEN '{episodes}'::text[]
                    ELSE ARRAY(SELECT DISTINCT x FROM unnest(p.changed || '{episodes}'::text[]) x ORDER BY 1) END,
     cause = $1, updated_at = now()
-WHERE p.person_id IN (SELECT person_id FROM incoming WHERE differs OR new_state IS DISTINCT FROM old_state
-                      UNION SELECT person_id FROM gone);
+-- (a person this run made is already marked: not written twice)
+WHERE p.person_id IN (SELECT person_id FROM incoming UNION SELECT person_id FROM gone)
+  AND NOT (p.cause IS NOT DISTINCT FROM $1 AND 'episodes' = ANY(p.changed));
 INSERT INTO upt_days AS d (upt_id, day, snapshot, decision, inmates, previous, run_id)
 SELECT upt_id, $2, snapshot, applied, inmates, previous, $1 FROM run_upts
 WHERE run_id = $1 AND applied IN ('to_apply', 'held')
@@ -260,10 +261,15 @@ SELECT $1, kind, upt_id, inmate_id, jsonb_build_object(
     'days_over', greatest($2::date - authorised_until, 0), 'days_left', greatest(authorised_until - $2::date, 0),
     'rule', law || ', ' || citation, 'full_name', full_name)
 FROM judged WHERE kind IS NOT NULL;
+WITH twice AS (
+    SELECT person_id FROM episodes WHERE state = 'active' AND custody_status <> 'transferred_out'
+    GROUP BY person_id HAVING count(DISTINCT upt_id) > 1
+)
 INSERT INTO run_items (run_id, kind, upt_id, inmate_id, detail)
 SELECT $1, 'dual_custody', e.upt_id, e.inmate_id, jsonb_build_object(
     'central_id', 'C' || e.person_id, 'other_upt', o.upt_id, 'other_inmate_id', o.inmate_id)
 FROM episodes e
+JOIN twice USING (person_id)
 JOIN LATERAL (SELECT o.upt_id, o.inmate_id FROM episodes o
               WHERE o.person_id = e.person_id AND o.upt_id <> e.upt_id AND o.state = 'active'
                 AND o.custody_status <> 'transferred_out'

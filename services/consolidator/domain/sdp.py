@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from datetime import date
@@ -73,6 +74,7 @@ ROW_COLUMNS = (
     "custody_status",
     "extensions",
     "population",
+    "row_hash",
 )
 
 
@@ -94,6 +96,13 @@ def decide_staging(checked: SdpRecordsChecked) -> StagedPart:
     population = {c.inmate_id: c.model_dump_json() for c in checked.population_checks}
     rows = []
     for r in checked.records:
+        said = (
+            r.nik, r.full_name, r.sex.value, r.birth_date.isoformat(), r.birth_place, r.mother_name, r.book.value,
+            r.register_number, r.entry_date.isoformat(), str(r.detention_start), str(r.detention_expiry),
+            r.sentence_days, str(r.expected_release), r.custody_status.value,
+            [e.model_dump(mode="json") for e in r.extensions], population.get(r.inmate_id),
+        )  # fmt: skip
+        row_hash = hashlib.blake2b(json.dumps(said).encode(), digest_size=16).hexdigest()
         rows.append(
             (
                 checked.upt_id,
@@ -120,6 +129,7 @@ def decide_staging(checked: SdpRecordsChecked) -> StagedPart:
                 r.custody_status.value,
                 json.dumps([e.model_dump(mode="json") for e in r.extensions]),
                 population.get(r.inmate_id),
+                row_hash,
             )
         )
     flags = tuple(

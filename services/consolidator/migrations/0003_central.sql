@@ -48,6 +48,7 @@ CREATE TABLE sdp_rows (
     custody_status    text    NOT NULL,
     extensions        jsonb   NOT NULL DEFAULT '[]',
     population        jsonb,
+    row_hash          text    NOT NULL,  -- of everything the record says: unchanged rows are skipped
     PRIMARY KEY (upt_id, as_of, snapshot, inmate_id)
 );
 CREATE INDEX sdp_rows_part ON sdp_rows (upt_id, as_of, snapshot, part);
@@ -90,6 +91,12 @@ CREATE TABLE merges (
     merged_at  timestamptz NOT NULL DEFAULT now()
 );
 
+-- What an episode's state is while its record says this custody status.
+CREATE FUNCTION custody_state(custody_status text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
+    SELECT CASE custody_status WHEN 'released' THEN 'released' WHEN 'died' THEN 'died'
+                WHEN 'escaped' THEN 'escaped' WHEN 'transferred_out' THEN 'departed' ELSE 'active' END
+$$;
+
 -- A stay in one UPT. state: active, departed (gone, in transit until seen elsewhere or the window ends),
 -- transferred (seen in another UPT), released.
 CREATE TABLE episodes (
@@ -108,6 +115,7 @@ CREATE TABLE episodes (
     expected_release  date,
     custody_status    text    NOT NULL,
     population        jsonb,
+    row_hash          text,              -- the staged row's hash when last applied
     first_seen        date    NOT NULL,
     last_seen         date    NOT NULL,
     first_snapshot    text    NOT NULL,  -- as_of/snapshot
