@@ -115,16 +115,24 @@ def write_offset(path: Path, offset: int) -> None:
 
 
 def json_line(message: FeedMessage) -> bytes:
-    record: dict[str, Any] = {
-        "offset": message.offset,
-        "timestamp": message.timestamp.isoformat() if message.timestamp else None,
-        "message_id": message.message_id,
-    }
+    """One line: offset, time, id and the body. A JSON body is parsed only to check it and written through as
+    sent, unless it spreads over lines; a body that is not JSON is kept as base64, not dropped: the offset
+    must still move past it."""
+    head = orjson.dumps(
+        {
+            "offset": message.offset,
+            "timestamp": message.timestamp.isoformat() if message.timestamp else None,
+            "message_id": message.message_id,
+        }
+    )[:-1]
+    body = message.body
     try:
-        record["body"] = orjson.loads(message.body)
-    except orjson.JSONDecodeError:  # kept, not dropped: the offset must still move past it
-        record["body_base64"] = base64.b64encode(message.body).decode()
-    return orjson.dumps(record) + b"\n"
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return head + b',"body_base64":"' + base64.b64encode(body) + b'"}\n'
+    if b"\n" in body or b"\r" in body:
+        body = orjson.dumps(parsed)
+    return head + b',"body":' + body + b"}\n"
 
 
 def summary_line(s: FeedSummary) -> str:
@@ -133,14 +141,15 @@ def summary_line(s: FeedSummary) -> str:
 
 
 # --- the wire ---------------------------------------------------------------------------------------------
-# A replay is millions of small deliveries. aiormq (and aio-pika on it) builds objects for every frame and a
-# task for every delivery, which capped a replay at a few thousand messages a second. This reader speaks the
-# few AMQP 0-9-1 methods it needs itself: deliveries are parsed in place as the bytes arrive; every other
-# frame (the handshake, closes) goes through pamqp, and the broker's refusals raise aiormq's exceptions.
+# A replay is hundreds of thousands of small deliveries. aio-pika and aiormq build objects for every frame
+# and a task for every delivery: the reader spent twelve times the CPU per message it spends now (see
+# bench/feed_replay.py) and was the limit of a replay. So this reader speaks the few AMQP 0-9-1 methods it
+# needs itself: deliveries are parsed in place as the bytes arrive; every other frame (the handshake, the
+# closes) goes through pamqp, and the broker's refusals raise aiormq's exceptions, as before.
 
 _FRAME = struct.Struct(">BHI")  # type, channel, payload size; the payload is followed by FRAME_END
 _SIZE_FLAGS = struct.Struct(">QH")  # a content header's body size and property flags
-_U32, _U64, _I64 = struct.Struct(">I"), struct.Struct(">Q"), struct.Struct(">q")
+_U32, _U64 = struct.Struct(">I"), struct.Struct(">Q")
 _FRAME_END, _DELIVER = 0xCE, b"\x00\x3c\x00\x3c"  # Basic.Deliver: class 60, method 60
 _HEARTBEAT = b"\x08\x00\x00\x00\x00\x00\x00\xce"
 _TABLE_FIXED = {
@@ -148,6 +157,7 @@ _TABLE_FIXED = {
     for n, kinds in ((0, b"V"), (1, b"tbB"), (2, b"su"), (4, b"Iif"), (5, b"D"), (8, b"lLdT"))
     for b in kinds
 }  # field-table value sizes; the others (S, A, F, x) begin with their length
+_INTEGERS = {ord(k): struct.Struct(f">{f}") for k, f in zip("bBsuIilL", "bBhHiIqq", strict=True)}
 _OFFSET_KEY = b"x-stream-offset"
 
 
@@ -155,10 +165,10 @@ def _stream_offset(buf: bytearray, pos: int, end: int) -> int | None:
     """`x-stream-offset` from the field table in buf[pos:end], without decoding the other values."""
     while pos < end:
         n = buf[pos]
-        key, kind = buf[pos + 1 : pos + 1 + n], buf[pos + 1 + n]
+        kind = buf[pos + 1 + n]
+        if n == len(_OFFSET_KEY) and kind in _INTEGERS and buf[pos + 1 : pos + 1 + n] == _OFFSET_KEY:
+            return int(_INTEGERS[kind].unpack_from(buf, pos + 2 + n)[0])
         pos += 2 + n
-        if kind in (0x6C, 0x4C) and key == _OFFSET_KEY:  # l, L
-            return int(_I64.unpack_from(buf, pos)[0])
         size = _TABLE_FIXED.get(kind)
         pos += 4 + _U32.unpack_from(buf, pos)[0] if size is None else size
     return None
@@ -414,13 +424,14 @@ async def read_feed(
     idle: float,
     on_message: Callable[[FeedMessage], Awaitable[None] | None],
     on_batch: Callable[[int], Awaitable[None] | None] | None = None,
-    batch_size: int = 5_000,
-    prefetch: int = 5_000,
+    batch_size: int = 1_000,
+    prefetch: int = 1_000,
     notice: Callable[[str], None] = say,
 ) -> FeedSummary:
     """Read `central.records` from `start`, in offset order, until the end (`idle` seconds without a delivery),
     `limit` messages, or for ever with `follow`. `on_batch(last offset)` follows each batch handled and
-    acknowledged: every `batch_size` messages and whenever the stream goes quiet."""
+    acknowledged: every `batch_size` messages and whenever the stream goes quiet. A larger `prefetch` is no
+    faster: RabbitMQ 3.10 gathers a whole credit before its first delivery (10,000 took 4 s, past `idle`)."""
     notices: list[str] = []
     first = await _peek_first(url, idle) if isinstance(start, datetime) else None
     began = last_at = time.monotonic()

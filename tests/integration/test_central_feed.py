@@ -190,6 +190,19 @@ def test_a_replay_from_before_the_stream_began_reads_everything_and_says_so(
     assert not any(nik in result.stderr for nik in niks)  # ... and never says them
 
 
+async def test_a_record_larger_than_a_frame_arrives_whole(
+    installation: Installation, published: Published
+) -> None:
+    (record,) = records(uuid.uuid4().hex[:8], range(1))
+    big = record.model_copy(update={"person": record.person | {"notes": "catatan " * 60_000}})  # ~480 KB
+    await publish(installation, [big])
+    got = await read(installation.url_for("pusat", "pusat"), max(published.offsets.values()) + 1)
+    mine = [m for m in got if m.message_id == big.message_id]
+    assert len(mine) == 1
+    assert len(mine[0].body) > 3 * 131_072  # the broker's largest frame: the body came in four
+    assert CentralRecordChanged.model_validate_json(mine[0].body) == big
+
+
 @pytest.mark.parametrize(("stop", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 async def test_following_reads_new_messages_until_stopped_and_saves_the_offset(
     installation: Installation, published: Published, tmp_path: Path, stop: signal.Signals, code: int

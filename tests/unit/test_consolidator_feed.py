@@ -1,4 +1,4 @@
-"""The central feed's command line without a broker: where a replay starts, the offset file, what it prints."""
+"""The central feed without a broker: where a replay starts, the offset file, what it prints, and the wire."""
 
 from __future__ import annotations
 
@@ -6,11 +6,21 @@ import asyncio
 import io
 import json
 import os
+from collections import deque
 from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import aiormq
+import pamqp.encode
+import pamqp.frame
 import pytest
+from aiormq import spec
+from pamqp.body import ContentBody
+from pamqp.header import ContentHeader
+from pamqp.heartbeat import Heartbeat
 
 from deploy import credentials as creds
 from services.consolidator import feed
@@ -222,3 +232,162 @@ def test_a_corrupt_offset_file_stops_before_connecting(
     with pytest.raises(SystemExit):
         feed.main(argv)
     assert "not an offset" in capsys.readouterr().err
+
+
+def test_a_json_body_on_one_line_is_written_through_as_sent() -> None:
+    body = b'{"central_id": "C1", "version": 2, "big": 123456789012345678901234567890}'
+    line = feed.json_line(message(9, body))
+    assert line == (
+        b'{"offset":9,"timestamp":"2026-12-02T03:00:00+00:00","message_id":"m-9","body":' + body + b"}\n"
+    )
+    assert json.loads(line)["body"]["big"] == 123456789012345678901234567890
+
+
+# --- the wire: deliveries as the broker frames them, parsed without a broker -------------------------------
+
+WHEN = datetime(2026, 12, 2, 3, 4, 5, tzinfo=UTC)
+
+
+def frames(*parts: Any) -> bytes:
+    return b"".join(pamqp.frame.marshal(part, 1) for part in parts)
+
+
+def delivery(tag: int, offset: int | None, *bodies: bytes, **properties: Any) -> bytes:
+    """One delivery, its body split over as many body frames as `bodies`."""
+    headers: dict[str, Any] = {} if offset is None else {"x-stream-offset": offset}
+    size = sum(len(b) for b in bodies)
+    header = ContentHeader(0, size, spec.Basic.Properties(headers=headers, **properties))
+    deliver = spec.Basic.Deliver("ctag1.feed", tag, False, "events", "central.record.changed")
+    return frames(deliver, header, *(ContentBody(b) for b in bodies))
+
+
+EVERY_PROPERTY: dict[str, Any] = {
+    "content_type": "application/json",
+    "content_encoding": "identity",
+    "delivery_mode": 2,
+    "priority": 3,
+    "correlation_id": "corr",
+    "reply_to": "nobody",
+    "expiration": "60000",
+    "message_id": "central-C1-v2",
+    "timestamp": WHEN,
+    "message_type": "central.record.changed",
+    "user_id": "ns-consolidator",
+    "app_id": "consolidator",
+}
+# Headers of every kind a field table may hold, before the offset, which must be found past all of them.
+OTHER_HEADERS: dict[str, Any] = {
+    "schema_version": 1,
+    "name": "Siti",
+    "ok": True,
+    "nested": {"x-stream-offset-not": 5, "list": [1, "two", {"three": 3}]},
+    "ratio": 0.5,
+    "big": 2**40,
+    "when": WHEN,
+    "raw": bytearray(b"\x00\x01"),
+    "nothing": None,
+    "price": Decimal("1.25"),
+}
+
+
+@pytest.mark.parametrize("offset", [0, 7, 300, 70_000, 2**40])
+def test_the_stream_offset_is_found_in_the_headers_past_values_of_every_kind(offset: int) -> None:
+    table = bytearray(pamqp.encode.field_table(OTHER_HEADERS | {"x-stream-offset": offset}))
+    assert feed._stream_offset(table, 4, len(table)) == offset
+    without = bytearray(pamqp.encode.field_table(OTHER_HEADERS))
+    assert feed._stream_offset(without, 4, len(without)) is None
+
+
+@pytest.mark.parametrize("piece", [1, 7, 64, 100_000])
+async def test_deliveries_are_read_whole_and_in_order_however_the_bytes_arrive(piece: int) -> None:
+    body = json.dumps({"nik": NIK, "pad": "x" * 300}).encode()
+    stream = (
+        delivery(1, 40, body, **EVERY_PROPERTY)
+        + frames(Heartbeat())
+        + delivery(2, 41, body[:100], body[100:250], body[250:], message_id="m-41")  # over three frames
+        + delivery(3, 42)  # an empty body has no body frame
+    )
+    wire = feed._Wire()
+    for at in range(0, len(stream), piece):
+        wire.data_received(stream[at : at + piece])
+    assert wire.error is None
+    assert list(wire.items) == [
+        (1, FeedMessage(40, WHEN, "central-C1-v2", body)),
+        (2, FeedMessage(41, None, "m-41", body)),
+        (3, FeedMessage(42, None, None, b"")),
+    ]
+    assert wire.buffer == bytearray()
+
+
+async def test_a_delivery_without_an_offset_stops_the_read_after_what_came_before() -> None:
+    wire = feed._Wire()
+    wire.data_received(delivery(1, 40, b"{}") + delivery(2, None, b"{}"))
+    assert await wire.wait(0)
+    assert [m.offset for _, m in wire.items] == [40]
+    wire.items.clear()
+    with pytest.raises(RuntimeError, match="without x-stream-offset"):
+        await wire.wait(0)
+
+
+async def test_a_channel_the_broker_closes_raises_its_refusal() -> None:
+    wire = feed._Wire()
+    wire.data_received(frames(spec.Channel.Close(403, "ACCESS_REFUSED - no", 60, 20)))
+    with pytest.raises(aiormq.exceptions.ChannelAccessRefused, match="ACCESS_REFUSED"):
+        await wire.wait(None)
+
+
+class FakeWire:
+    """What read_feed sees of the broker: what has arrived, then quiet; the acknowledgements it sends."""
+
+    def __init__(self, offsets: list[int]) -> None:
+        self.items = deque((tag, message(offset, b"{}")) for tag, offset in enumerate(offsets, 1))
+        self.acks: list[int] = []
+        self.closed = False
+
+    async def wait(self, timeout: float | None) -> bool:
+        return bool(self.items)
+
+    def ack(self, tag: int) -> None:
+        self.acks.append(tag)
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+async def replay(
+    monkeypatch: pytest.MonkeyPatch, offsets: list[int], start: feed.Start, **kw: Any
+) -> tuple[FakeWire, list[int], list[int], FeedSummary]:
+    wire = FakeWire(offsets)
+
+    async def open_wire(url: str, start: object, prefetch: int) -> FakeWire:
+        return wire
+
+    monkeypatch.setattr(feed._Wire, "open", open_wire)
+    got: list[int] = []
+    saved: list[int] = []
+    summary = await feed.read_feed(
+        "amqp://x/", start=start, follow=False, limit=kw.pop("limit", None), idle=0.01,
+        on_message=lambda m: got.append(m.offset), on_batch=saved.append, notice=lambda _: None, **kw,
+    )  # fmt: skip
+    return wire, got, saved, summary
+
+
+async def test_a_replay_acknowledges_in_batches_and_saves_after_each(monkeypatch: pytest.MonkeyPatch) -> None:
+    wire, got, saved, summary = await replay(
+        monkeypatch, list(range(100, 125)), "first", batch_size=10, prefetch=8
+    )
+    assert got == list(range(100, 125))
+    assert saved == [109, 119, 124]  # every batch, and the rest when the stream went quiet
+    assert wire.acks == [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 25]  # credit back every prefetch/4
+    assert (summary.messages, summary.first_offset, summary.last_offset) == (25, 100, 124)
+    assert wire.closed
+
+
+async def test_a_replay_from_an_offset_skips_the_start_of_its_chunk_and_stops_at_the_limit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    wire, got, saved, summary = await replay(monkeypatch, list(range(40, 60)), 45, limit=5)
+    assert got == [45, 46, 47, 48, 49]
+    assert saved == [49]
+    assert wire.acks == [10]  # the skipped deliveries are acknowledged with the rest
+    assert summary.notices == ()
