@@ -234,7 +234,7 @@ async def test_a_upt_user_may_not_read_the_feed(installation: Installation, publ
     with pytest.raises(aiormq.exceptions.ChannelAccessRefused, match="ACCESS_REFUSED"):
         await read(installation.url_for("upt", UPT), "first")
     upt = creds.find(installation.credentials, "upt", UPT)
-    result = feed(installation, "--user", upt.username, "--password", upt.password)
+    result = feed(installation, "--user", upt.username, f"--password={upt.password}")
     assert result.returncode == 1
     assert "ACCESS_REFUSED" in result.stderr
     assert result.stdout == ""
