@@ -109,14 +109,13 @@ INSERT INTO persons (person_id, full_name, sex, birth_date, birth_place, mother_
                      changed, cause)
 SELECT pid, full_name, sex, birth_date, birth_place, mother_name, provenance, 1, '{episodes,identity}'::text[], $1
 FROM work WHERE pid IS NOT NULL;
-UPDATE work w SET pid = COALESCE((SELECT h.person_id FROM persons h WHERE h.nik = w.nik),
-                                  (SELECT m.into_id FROM merges m WHERE m.merged = w.linked), w.linked, w.pid);
 INSERT INTO person_sources (source, source_id, person_id)
-SELECT 'sdp', source_id, pid FROM work
+SELECT 'sdp', w.source_id, COALESCE(h.person_id, m.into_id, w.linked, w.pid)
+FROM work w LEFT JOIN persons h ON h.nik = w.nik LEFT JOIN merges m ON m.merged = w.linked
 ON CONFLICT (source, source_id) DO UPDATE SET person_id = EXCLUDED.person_id
 WHERE person_sources.person_id IS DISTINCT FROM EXCLUDED.person_id;
--- Identity from the record of each person (the first by UPT and inmate id when several), each change with
--- where it came from; unchanged persons are not rewritten.
+-- Identity from the record of each person known before this run (the first by UPT and inmate id when
+-- several), each change with where it came from; unchanged persons are not rewritten.
 UPDATE persons p SET
     full_name = w.full_name, sex = w.sex, birth_date = w.birth_date, birth_place = w.birth_place,
     mother_name = w.mother_name, provenance = w.provenance,
@@ -124,7 +123,11 @@ UPDATE persons p SET
     changed = CASE WHEN p.cause IS DISTINCT FROM $1 THEN '{identity}'::text[]
                    ELSE ARRAY(SELECT DISTINCT x FROM unnest(p.changed || '{identity}'::text[]) x ORDER BY 1) END,
     cause = $1, updated_at = now()
-FROM (SELECT DISTINCT ON (pid) * FROM work ORDER BY pid, upt_id, inmate_id) w
+FROM (SELECT DISTINCT ON (s.person_id) s.person_id AS pid, w.full_name, w.sex, w.birth_date, w.birth_place,
+             w.mother_name, w.provenance
+      FROM work w JOIN person_sources s ON s.source = 'sdp' AND s.source_id = w.source_id
+      JOIN persons known ON known.person_id = s.person_id AND known.cause IS DISTINCT FROM $1
+      ORDER BY s.person_id, w.upt_id, w.inmate_id) w
 WHERE p.person_id = w.pid
   AND (p.full_name, p.sex, p.birth_date, p.birth_place, p.mother_name)
       IS DISTINCT FROM (w.full_name, w.sex, w.birth_date, w.birth_place, w.mother_name);
@@ -315,7 +318,8 @@ WHERE e.state = 'active' AND NOT COALESCE(c.ready, false)
   AND (p.nik IS NULL OR c.person_id IS NOT NULL
        OR COALESCE(e.population -> 'codes', '[]'::jsonb) ? 'NIK_NOT_IN_POPULATION');
 UPDATE run_upts ru SET
-    inmates = CASE WHEN ru.applied IN ('applied', 'held') THEN ru.inmates ELSE COALESCE(a.n, 0) END,
+    -- In custody centrally after the run; for a held snapshot, the records it holds.
+    inmates = CASE WHEN ru.applied = 'held' THEN ru.inmates ELSE COALESCE(a.n, 0) END,
     admissions = COALESCE(m.admissions, 0), releases = COALESCE(m.releases, 0),
     transfers_in = COALESCE(m.transfers_in, 0), transfers_out = COALESCE(m.transfers_out, 0),
     in_transit = COALESCE(i.in_transit, 0), dual_custody = COALESCE(i.dual_custody, 0),
