@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -47,7 +49,11 @@ ON CONFLICT (upt_id, as_of, snapshot, inmate_id) DO UPDATE SET nik = EXCLUDED.ni
 STAGED = (
     "SELECT count(*) FROM consolidator.sdp_parts WHERE as_of = $1 AND (checked OR (stored AND accepted = 0))"
 )
-PENDING = "SELECT count(*) FROM consolidator.outbox WHERE published_at IS NULL"
+# The feed is written after a run, in batches (persons whose version is not fed yet), then relayed.
+PENDING = (
+    "SELECT (SELECT count(*) FROM consolidator.persons WHERE version > fed_version)"
+    " + (SELECT count(*) FROM consolidator.outbox WHERE published_at IS NULL)"
+)
 
 
 async def copy_and_upsert(dsn: str, rows: list[tuple[Any, ...]]) -> float:
@@ -89,6 +95,12 @@ def baseline_rows(
     return rows
 
 
+def category(mismatch: str) -> str:
+    """What a mismatch line is about: a UPT figure's name, or an item kind and which way it differs."""
+    head, _, rest = mismatch.partition(": ")
+    return rest.split(" ", 1)[0] if " " not in head else f"{head.split(' ', 1)[0]} {rest}"
+
+
 async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float) -> Any:
     """Poll every half second until `check` gives something true; progress every 15 s."""
     began = time.monotonic()
@@ -115,21 +127,38 @@ class Bench:
     async def scalar(self, sql: str, *params: Any) -> Any:
         return await self.database.pool.fetchval(sql, *params)
 
+    async def publish(self, by_upt: centre.Records, day: date, wave: int) -> tuple[DayReport, float]:
+        """Every UPT publishes its day as itself, `wave` UPTs connected at a time (0: all at once); the
+        receipts against the truth, and when the first part was published (epoch seconds)."""
+        upts, merged, first = list(self.units.upts), DayReport(upts=len(self.units.upts)), 0.0
+        for start in range(0, len(upts), wave or len(upts)):
+            report = await run_day(
+                units=self.units.subset({u.upt_id for u in upts[start : start + (wave or len(upts))]}),
+                by_upt=by_upt, credentials=self.sandbox.credentials, amqp_url=self.sandbox.servers.amqp_url,
+                vhost=self.sandbox.vhost, as_of=day, part_size=self.args.part_size, receipt_timeout=1800,
+                progress=False,
+            )  # fmt: skip
+            first = first or time.time() - report.receipt_seconds
+            merged.parts, merged.records = merged.parts + report.parts, merged.records + report.records
+            merged.accepted += report.accepted
+            merged.mismatches += report.mismatches
+        merged.receipt_seconds = time.time() - first
+        return merged, first
+
     async def day(
-        self, label: str, by_upt: centre.Records, day: date, truth: centre.DayTruth | centre.NextDayTruth
-    ) -> dict[str, Any]:
+        self, label: str, by_upt: centre.Records, day: date, truth: centre.DayTruth | centre.NextDayTruth,
+        wave: int = 0,
+    ) -> dict[str, Any]:  # fmt: skip
         """Publish the day, wait until the consolidator staged every part, run it; figures and mismatches."""
         records = sum(len(v) for v in by_upt.values())
         harness.say(f"{label}: {day}, {records:,} records from {len(self.units.upts)} UPTs")
-        report: DayReport = await run_day(
-            units=self.units, by_upt=by_upt, credentials=self.sandbox.credentials,
-            amqp_url=self.sandbox.servers.amqp_url, vhost=self.sandbox.vhost, as_of=day,
-            part_size=self.args.part_size, receipt_timeout=1800, progress=False,
-        )  # fmt: skip
-        first_publish = time.time() - report.receipt_seconds
+        report, first_publish = await self.publish(by_upt, day, wave)
         harness.say(
             f"  receipts in {report.receipt_seconds:.1f} s ({len(report.mismatches)} against the truth)"
         )
+        planned = sum(len(population.parts(by_upt[u.upt_id], self.args.part_size)) for u in self.units.upts)
+        if report.parts != planned:  # a UPT that could not publish at all: the day is not the one measured
+            raise RuntimeError(f"{planned - report.parts} parts not published: {report.mismatches[:3]}")
 
         async def staged() -> bool:
             return bool(await self.scalar(STAGED, day) >= report.parts)
@@ -167,13 +196,15 @@ class Bench:
         )
         for line in mismatches[:30]:
             harness.say(f"    mismatch: {line}")
-        return {"records": report.records, "accepted": report.accepted, "parts": report.parts,
+        kinds = Counter(category(line) for line in mismatches)
+        return {"mismatch_kinds": "; ".join(f"{k}: {n}" for k, n in kinds.most_common()) or "none",
+                "records": report.records, "accepted": report.accepted, "parts": report.parts,
                 "receipt_mismatches": len(report.mismatches), "seconds": round(seconds, 2),
                 "run_seconds": round(run_seconds, 2), "mismatches": len(mismatches)}  # fmt: skip
 
     async def drained(self) -> float:
         began = time.monotonic()
-        await until(lambda: self._empty(), "the consolidator's outbox to empty", 3600)
+        await until(lambda: self._empty(), "the run's changes on the central feed", 3600)
         return time.monotonic() - began
 
     async def _empty(self) -> bool:
@@ -183,42 +214,57 @@ class Bench:
         """The whole central feed from its first message, as the centre reads it."""
         outbox = await self.scalar("SELECT count(*) FROM outbox WHERE routing_key = 'central.record.changed'")
         harness.say(f"replaying the central feed ({outbox:,} central.record.changed messages sent)")
+        cpu = time.process_time()
         summary = await read_feed(
             self.sandbox.url_for("pusat", "pusat"), start="first", follow=False, limit=None, idle=5.0,
             on_message=lambda m: None, notice=harness.say,
         )  # fmt: skip
+        # The reader's own CPU per second of replay: near 1.0, the client (one Python process) is the limit.
+        busy = (time.process_time() - cpu) / max(summary.seconds, 1e-9)  # the idle wait costs no CPU
         return {"feed_messages": summary.messages, "feed_outbox_rows": outbox,
-                "replay_records_per_s": round(summary.rate)}  # fmt: skip
+                "replay_records_per_s": round(summary.rate), "replay_client_cpu_share": round(busy, 2)}  # fmt: skip
 
     async def lookups(self, niks: list[str]) -> dict[str, Any]:
-        """Concurrent clients, each on its own keep-alive connection, looking random inmates up by NIK."""
+        """Clients, each on its own keep-alive connection, looking random inmates up by NIK: one alone for a
+        few seconds (the unloaded latency), then all of them at once. The clients are made and connected
+        before the clock starts (making one costs tens of milliseconds of CPU: its TLS context)."""
         login = creds.find(self.sandbox.credentials, "monitor", "pusat")
-        latencies: list[float] = []
-        errors = 0
-        deadline = time.monotonic() + self.args.lookup_seconds
         rng = random.Random(self.args.seed)
+        errors = 0
 
-        async def client() -> None:
+        async def ask(http: httpx.AsyncClient, latencies: list[float]) -> None:
             nonlocal errors
-            async with httpx.AsyncClient(
-                base_url=self.processes.api_url, auth=(login.username, login.password), timeout=30
-            ) as http:
-                while time.monotonic() < deadline:
-                    began = time.perf_counter()
-                    got = await http.get(
-                        f"/persons/by-nik/{rng.choice(niks)}", params={"purpose": "bench lookup"}
-                    )
-                    latencies.append(time.perf_counter() - began)
-                    errors += got.status_code != 200
+            began = time.perf_counter()
+            got = await http.get(f"/persons/by-nik/{rng.choice(niks)}", params={"purpose": "bench"})
+            latencies.append((time.perf_counter() - began) * 1000)
+            errors += got.status_code != 200
 
-        harness.say(f"{self.args.clients} clients looking persons up by NIK for {self.args.lookup_seconds} s")
-        began = time.monotonic()
-        await asyncio.gather(*(client() for _ in range(self.args.clients)))
-        elapsed = time.monotonic() - began
-        ms = sorted(x * 1000 for x in latencies)
+        async def loop(http: httpx.AsyncClient, deadline: float, latencies: list[float]) -> None:
+            while time.monotonic() < deadline:
+                await ask(http, latencies)
+
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(httpx.AsyncClient(
+                    base_url=self.processes.api_url, auth=(login.username, login.password), timeout=30))
+                for _ in range(self.args.clients)
+            ]  # fmt: skip
+            await asyncio.gather(*(ask(http, []) for http in clients))  # connected and logged in
+            alone: list[float] = []
+            await loop(clients[0], time.monotonic() + 3, alone)
+            harness.say(f"{len(clients)} clients looking persons up by NIK for {self.args.lookup_seconds} s")
+            ms: list[float] = []
+            began, cpu = time.monotonic(), time.process_time()
+            await asyncio.gather(*(loop(http, began + self.args.lookup_seconds, ms) for http in clients))
+            elapsed = time.monotonic() - began
+        busy = (time.process_time() - cpu) / elapsed
+        alone.sort()
+        ms.sort()
         return {"lookups": len(ms), "lookup_errors": errors, "lookups_per_s": round(len(ms) / elapsed),
                 "lookup_p50_ms": round(ms[len(ms) // 2], 1),
-                "lookup_p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1)}  # fmt: skip
+                "lookup_p99_ms": round(ms[min(len(ms) - 1, int(len(ms) * 0.99))], 1),
+                "lookup_one_client_p50_ms": round(alone[len(alone) // 2], 1),
+                "lookup_client_cpu_share": round(busy, 2)}  # fmt: skip
 
 
 async def measure(
@@ -230,9 +276,9 @@ async def measure(
     try:
         first = await bench.day("day D", by_upt, truth.day, truth)
         drain = await bench.drained()
-        harness.say(f"the run's feed left the outbox in {drain:.1f} s; generating D+1")
+        harness.say(f"D's changes were on the central feed {drain:.1f} s after the run; generating D+1")
         following, next_truth = centre.next_day(by_upt, truth, options)
-        second = await bench.day("day D+1", following, next_truth.day, next_truth)
+        second = await bench.day("day D+1", following, next_truth.day, next_truth, args.next_day_wave)
         await bench.drained()
         feed = await bench.replay()
         held = [e.record["nik"] for e in next_truth.central.episodes.values() if e.state == "active"]
@@ -253,11 +299,13 @@ async def measure(
         "seconds": first["seconds"], "run_seconds": first["run_seconds"],
         "records_per_s": round(first["records"] / first["seconds"]),
         "copy_upsert_seconds": round(baseline, 2), "ratio_to_copy_upsert": round(first["seconds"] / baseline, 1),
-        "outbox_drain_seconds": round(drain, 1),
-        "next_day_records": second["records"], "next_day_changed": next_truth.changed,
+        "feed_after_run_seconds": round(drain, 1),
+        "next_day_wave": args.next_day_wave, "next_day_records": second["records"],
+        "next_day_changed": next_truth.changed,
         "next_day_seconds": second["seconds"], "next_day_run_seconds": second["run_seconds"],
         "mismatches_day": first["mismatches"], "mismatches_next_day": second["mismatches"],
         "mismatches": first["mismatches"] + second["mismatches"],
+        "mismatch_kinds_day": first["mismatch_kinds"], "mismatch_kinds_next_day": second["mismatch_kinds"],
         **feed, **lookups, "_postgresql": version,
     }  # fmt: skip
 
@@ -274,6 +322,10 @@ def main() -> None:
         "--day", type=date.fromisoformat, help="D (default: yesterday, WIB); D+1 at most today"
     )
     parser.add_argument("--workers", type=int, default=2, help="registry processes consuming the same queue")
+    parser.add_argument(
+        "--next-day-wave", type=int, default=105,
+        help="D+1's UPTs connect this many at a time (0: all at once, as on D); see the record's notes",
+    )  # fmt: skip
     parser.add_argument("--clients", type=int, default=50, help="concurrent lookup clients")
     parser.add_argument("--lookup-seconds", type=float, default=10.0)
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
@@ -307,7 +359,11 @@ def main() -> None:
             "checks, staging, the run); `run_seconds`: the run alone. `mismatches`: differences between the "
             "runs' reports and the reports sim/centre.py predicts from the planted data (UPT figures and listed "
             "items). `copy_upsert_seconds`: one COPY of D's accepted rows into a staging table and one upsert, in "
-            "one transaction. The feed replay and the lookups run in the bench's own process (one asyncio loop).",
+            "one transaction. `feed_after_run_seconds`: from the end of D's run until every person it changed is "
+            "on the central feed (written in batches after the run, then relayed from the outbox). D's UPTs all "
+            f"connect at once; D+1's {args.next_day_wave or 'all'} at a time (`--next-day-wave`): with RabbitMQ's "
+            "default open-files limit, the handles D's queues keep no longer leave a socket for every UPT. The "
+            "feed replay and the lookups run in the bench's own process (one asyncio loop).",
         ], info)  # fmt: skip
     harness.finish(figures)
 
