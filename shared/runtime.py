@@ -123,6 +123,9 @@ def build_service_app(
                 database.pool,
                 database.schema,
                 outbox_publisher(broker, messaging.broker_user(settings.amqp_url)),
+                # A whole batch in flight: a stream (central.records) confirms only once a chunk is on disk,
+                # so 64 at a time capped the central feed at about 200 messages a second.
+                concurrency=500,
             )
         if settings.health_port:
             health = HealthServer(settings.health_host, settings.health_port, checks, details)
