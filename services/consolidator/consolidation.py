@@ -19,6 +19,23 @@ from .domain.report import Item, RunReport, UptLine
 from .domain.runs import STEPS, RunPolicy, RunRequest
 from .store import FEED_ROWS
 
+RUN_WORK_MEM = "256MB"  # per sort or hash of a run's statements (the server's default is 4 MB)
+LINES = (
+    "SELECT ru.*, u.name AS upt_name, u.kanwil_id, u.kanwil_name FROM run_upts ru "
+    "JOIN upts u USING (upt_id) WHERE ru.run_id = $1 ORDER BY ru.upt_id"
+)
+# The work list's entries as listed items, each person as the central record knows them.
+WORKLIST = """
+SELECT 'without_ektp' AS kind, w.upt_id, x.inmate_id, jsonb_build_object(
+    'central_id', 'C' || p.person_id, 'full_name', p.full_name, 'birth_date', p.birth_date,
+    'kabkota_upt', u.kabkota, 'kabkota_nik', left(p.nik, 4),
+    'nik_masked', CASE WHEN p.nik IS NULL THEN NULL ELSE left(p.nik, 4) || '********' || right(p.nik, 4) END,
+    'reason', x.reason) AS detail
+FROM run_worklists w JOIN upts u USING (upt_id)
+CROSS JOIN LATERAL unnest(w.inmate_ids, w.person_ids, w.reasons) WITH ORDINALITY AS x(inmate_id, person_id, reason, n)
+JOIN persons p ON p.person_id = x.person_id
+WHERE w.run_id = $1 ORDER BY w.upt_id, x.n
+"""
 _PARAM = re.compile(r"\$(\d+)")
 # The steps' parameters, typed where they are used (a bare `$2` in a UNION has no type to infer).
 _TYPES = {1: "text", 2: "date", 3: "float8", 4: "int", 5: "text[]"}
@@ -50,6 +67,11 @@ def _bind(statement: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
     return typed, [params[n - 1] for n in used]
 
 
+def _lines(rows: Sequence[Any]) -> list[UptLine]:
+    keep = set(UptLine.__dataclass_fields__)
+    return [UptLine(**{k: v for k, v in dict(r).items() if k in keep}) for r in rows]
+
+
 @dataclass(frozen=True)
 class RunRow:
     run_id: str
@@ -77,6 +99,7 @@ class ConsolidationStore(Protocol):
     async def feed_pending(self, batch: int = 5_000) -> int: ...
     async def prune(self, keep_days: int) -> int: ...
     async def load_report(self, run_id: str) -> RunReport | None: ...
+    async def load_lines(self, run_id: str) -> list[UptLine]: ...
     async def central_totals(self, run_id: str) -> list[tuple[str, int, int]]: ...
     def exclusive(self, run_id: str) -> Any: ...
 
@@ -171,11 +194,15 @@ class PostgresConsolidationStore:
         """One step in one transaction, committed with the step number and its progress event."""
         name = STEPS[index]
         async with self.database.pool.acquire() as conn, conn.transaction():
-            step = await conn.fetchval("SELECT step FROM runs WHERE run_id = $1 FOR UPDATE", run.run_id)
-            if step != index:  # done already (another executor, or a replayed command)
+            row = await conn.fetchrow(
+                "SELECT step, accept FROM runs WHERE run_id = $1 FOR UPDATE", run.run_id
+            )
+            if row is None or row["step"] != index:  # done already (another executor, or a replayed command)
                 return
-            accept = await conn.fetchval("SELECT accept FROM runs WHERE run_id = $1", run.run_id)
-            params = (run.run_id, run.day, policy.max_loss, policy.transfer_window_days, list(accept))
+            params = (run.run_id, run.day, policy.max_loss, policy.transfer_window_days, list(row["accept"]))
+            # Whole-table joins and sorts: memory for them rather than spills; no JIT for statements planned
+            # before the tables' statistics catch up with a day's load (its compile time outweighs them).
+            await conn.execute(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'; SET LOCAL jit = off")
             for statement in STEP_SQL.get(name, []):
                 sql, args = _bind(statement, params)
                 await conn.execute(sql, *args)
@@ -238,17 +265,13 @@ class PostgresConsolidationStore:
             run = await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id)
             if run is None:
                 return None
-            lines = await conn.fetch(
-                "SELECT ru.*, u.name AS upt_name, u.kanwil_id, u.kanwil_name FROM run_upts ru "
-                "JOIN upts u USING (upt_id) WHERE ru.run_id = $1 ORDER BY ru.upt_id",
-                run_id,
-            )
+            lines = await conn.fetch(LINES, run_id)
             items = await conn.fetch(
                 "SELECT kind, upt_id, inmate_id, detail FROM run_items WHERE run_id = $1 "
                 "ORDER BY kind, upt_id, inmate_id",
                 run_id,
             )
-        keep = set(UptLine.__dataclass_fields__)
+            worklist = await conn.fetch(WORKLIST, run_id)  # its kind sorts after every other
         return RunReport(
             run_id=run["run_id"],
             day=run["day"],
@@ -257,9 +280,13 @@ class PostgresConsolidationStore:
             reason=run["reason"],
             started_at=run["started_at"],
             finished_at=run["finished_at"],
-            lines=[UptLine(**{k: v for k, v in dict(r).items() if k in keep}) for r in lines],
-            items=[Item(r["kind"], r["upt_id"], r["inmate_id"], r["detail"]) for r in items],
+            lines=_lines(lines),
+            items=[Item(r["kind"], r["upt_id"], r["inmate_id"], r["detail"]) for r in [*items, *worklist]],
         )
+
+    async def load_lines(self, run_id: str) -> list[UptLine]:
+        """A run's lines alone (its summary and totals), without the lists behind them."""
+        return _lines(await self.database.pool.fetch(LINES, run_id))
 
     async def runs_of_day(self, day: date) -> list[dict[str, Any]]:
         rows = await self.database.pool.fetch(

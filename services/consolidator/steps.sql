@@ -297,26 +297,27 @@ SELECT $1, 'held', upt_id, '-', jsonb_build_object(
     'share_lost', round(1 - inmates::numeric / greatest(previous, 1), 3))
 FROM run_upts WHERE run_id = $1 AND applied = 'held';
 -- Inmates without an e-KTP: no NIK; a NIK whose captures never reached PRINT_READY_RECORD; a NIK the
--- population record does not hold (and no capture of it reached PRINT_READY_RECORD).
+-- population record does not hold (and no capture of it reached PRINT_READY_RECORD). One row per UPT.
+DELETE FROM run_worklists WHERE run_id = $1;
 WITH captured AS (
     SELECT person_id, bool_or(status IN ('PRINT_READY_RECORD', 'SENT_FOR_CARD_PRINTING', 'CARD_PRINTED',
                                          'CARD_SHIPPED', 'CARD_ISSUED')) AS ready
     FROM captures WHERE person_id IS NOT NULL GROUP BY person_id
+), listed AS (
+    SELECT e.upt_id, e.inmate_id, e.person_id,
+           CASE WHEN p.nik IS NULL THEN 'no_nik'
+                WHEN c.person_id IS NOT NULL THEN 'no_print_ready_capture'
+                ELSE 'nik_not_in_population' END AS reason
+    FROM episodes e JOIN persons p ON p.person_id = e.person_id
+    LEFT JOIN captured c ON c.person_id = p.person_id
+    WHERE e.state = 'active' AND NOT COALESCE(c.ready, false)
+      AND (p.nik IS NULL OR c.person_id IS NOT NULL
+           OR COALESCE(e.population -> 'codes', '[]'::jsonb) ? 'NIK_NOT_IN_POPULATION')
 )
-INSERT INTO run_items (run_id, kind, upt_id, inmate_id, detail)
-SELECT $1, 'without_ektp', e.upt_id, e.inmate_id, jsonb_build_object(
-    'central_id', 'C' || p.person_id, 'full_name', p.full_name, 'birth_date', p.birth_date,
-    'kabkota_upt', u.kabkota, 'kabkota_nik', left(p.nik, 4),
-    'nik_masked', CASE WHEN p.nik IS NULL THEN NULL ELSE left(p.nik, 4) || '********' || right(p.nik, 4) END,
-    'reason', CASE WHEN p.nik IS NULL THEN 'no_nik'
-                   WHEN c.person_id IS NOT NULL THEN 'no_print_ready_capture'
-                   ELSE 'nik_not_in_population' END)
-FROM episodes e JOIN persons p ON p.person_id = e.person_id
-JOIN upts u ON u.upt_id = e.upt_id
-LEFT JOIN captured c ON c.person_id = p.person_id
-WHERE e.state = 'active' AND NOT COALESCE(c.ready, false)
-  AND (p.nik IS NULL OR c.person_id IS NOT NULL
-       OR COALESCE(e.population -> 'codes', '[]'::jsonb) ? 'NIK_NOT_IN_POPULATION');
+INSERT INTO run_worklists (run_id, upt_id, inmate_ids, person_ids, reasons)
+SELECT $1, upt_id, array_agg(inmate_id ORDER BY inmate_id), array_agg(person_id ORDER BY inmate_id),
+       array_agg(reason ORDER BY inmate_id)
+FROM listed GROUP BY upt_id;
 UPDATE run_upts ru SET
     -- In custody centrally after the run; for a held snapshot, the records it holds.
     inmates = CASE WHEN ru.applied = 'held' THEN ru.inmates ELSE COALESCE(a.n, 0) END,
@@ -324,7 +325,7 @@ UPDATE run_upts ru SET
     transfers_in = COALESCE(m.transfers_in, 0), transfers_out = COALESCE(m.transfers_out, 0),
     in_transit = COALESCE(i.in_transit, 0), dual_custody = COALESCE(i.dual_custody, 0),
     overstaying = COALESCE(i.overstaying, 0), notices = COALESCE(i.notices, 0),
-    without_ektp = COALESCE(i.without_ektp, 0)
+    without_ektp = COALESCE(w.without_ektp, 0)
 FROM upts u
 LEFT JOIN (SELECT upt_id, count(*) FILTER (WHERE kind = 'admission') AS admissions,
                   count(*) FILTER (WHERE kind = 'release') AS releases,
@@ -334,9 +335,10 @@ LEFT JOIN (SELECT upt_id, count(*) FILTER (WHERE kind = 'admission') AS admissio
 LEFT JOIN (SELECT upt_id, count(*) FILTER (WHERE kind = 'in_transit') AS in_transit,
                   count(*) FILTER (WHERE kind = 'dual_custody') AS dual_custody,
                   count(*) FILTER (WHERE kind = 'overstaying') AS overstaying,
-                  count(*) FILTER (WHERE kind IN ('notice_3', 'notice_10')) AS notices,
-                  count(*) FILTER (WHERE kind = 'without_ektp') AS without_ektp
+                  count(*) FILTER (WHERE kind IN ('notice_3', 'notice_10')) AS notices
            FROM run_items WHERE run_id = $1 GROUP BY upt_id) i ON i.upt_id = u.upt_id
+LEFT JOIN (SELECT upt_id, cardinality(inmate_ids) AS without_ektp FROM run_worklists WHERE run_id = $1) w
+       ON w.upt_id = u.upt_id
 LEFT JOIN (SELECT upt_id, count(*) AS n FROM episodes WHERE state = 'active' GROUP BY upt_id) a
        ON a.upt_id = u.upt_id
 WHERE ru.run_id = $1 AND ru.upt_id = u.upt_id;

@@ -211,10 +211,10 @@ class Consolidator:
         once the report step has committed."""
         if step != "finish":
             return None, []
-        loaded = await self.runs.load_report(run.run_id)
-        summary: dict[str, object] = report.totals(loaded.lines).as_dict() if loaded else {}
+        lines = await self.runs.load_lines(run.run_id)
+        summary: dict[str, object] = report.totals(lines).as_dict() if lines else {}
         now = self.clock()
-        upserted = {line.upt_id: line.inmates for line in loaded.lines} if loaded else {}
+        upserted = {line.upt_id: line.inmates for line in lines}
         totals = messages.central_totals(
             run.run_id, run.day, await self.runs.central_totals(run.run_id), upserted,
             version=int(now.timestamp() * 1000), now=now,

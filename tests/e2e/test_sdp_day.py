@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from deploy import credentials as creds
+from services.consolidator.consolidation import WORKLIST
 from shared.contracts import WIB
 from sim import population
 from sim.day import DayReport, run_day
@@ -195,10 +196,8 @@ async def test_the_run_report_matches_the_simulators_truth(
     try:
         lines = {r["upt_id"]: dict(r) for r in await conn.fetch(
             "SELECT * FROM consolidator.run_upts WHERE run_id = $1", consolidated)}  # fmt: skip
-        without = await conn.fetch(
-            "SELECT upt_id, inmate_id, detail FROM consolidator.run_items WHERE run_id = $1 AND kind = 'without_ektp'",
-            consolidated,
-        )
+        await conn.execute("SET search_path = consolidator")
+        without = await conn.fetch(WORKLIST, consolidated)  # as the run's report lists it
         state = await conn.fetchval("SELECT state FROM consolidator.runs WHERE run_id = $1", consolidated)
     finally:
         await conn.close()

@@ -14,7 +14,7 @@ from services.consolidator.app import build_app
 from services.consolidator.config import Settings
 from services.consolidator.consolidation import Announce, RunRow
 from services.consolidator.domain.detention import DetentionRule
-from services.consolidator.domain.report import RunReport
+from services.consolidator.domain.report import RunReport, UptLine
 from services.consolidator.domain.runs import RunPolicy, RunRequest
 from shared import db, messaging
 from shared.contracts import (
@@ -85,6 +85,9 @@ class FakeRuns:
 
     async def load_report(self, run_id: str) -> RunReport | None:
         return None
+
+    async def load_lines(self, run_id: str) -> list[UptLine]:
+        return []
 
     async def feed_pending(self, batch: int = 5_000) -> int:
         return 0
