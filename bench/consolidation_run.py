@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bench import harness
-from services.consolidator.consolidation import PostgresConsolidationStore
+from services.consolidator.consolidation import Announce, PostgresConsolidationStore, RunRow
 from services.consolidator.domain.runs import STEPS, RunPolicy
 from services.consolidator.rules import load_rules
 from services.consolidator.store import postgres_unit_of_work
@@ -52,9 +52,24 @@ def absent(record: InmateRecord) -> PopulationCheck:
     return PopulationCheck(inmate_id=record.inmate_id, codes=["NIK_NOT_IN_POPULATION"] if record.nik else [])
 
 
+class TimedStore(PostgresConsolidationStore):
+    """The run's store, with the seconds each step took (in its transaction, commit included)."""
+
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self.steps: dict[str, float] = {}
+
+    async def execute_step(self, run: RunRow, index: int, policy: RunPolicy, announce: Announce) -> None:
+        began = time.perf_counter()
+        try:
+            await super().execute_step(run, index, policy, announce)
+        finally:
+            self.steps[STEPS[index]] = time.perf_counter() - began
+
+
 class Run:
-    def __init__(self, consolidator: Consolidator, database: Database, now: list[datetime]) -> None:
-        self.consolidator, self.database, self.now = consolidator, database, now
+    def __init__(self, consolidator: Consolidator, store: TimedStore, now: list[datetime]) -> None:
+        self.consolidator, self.store, self.now = consolidator, store, now
 
     async def stage(self, by_upt: centre.Records, day: date, part_size: int) -> int:
         """Every UPT's day as complete snapshot 1, part by part; the records staged."""
@@ -88,24 +103,10 @@ class Run:
         )
         run_id = await self.consolidator.request_run(command, publisher="pusat", centre="pusat")
         assert run_id is not None
-        marks: dict[str, float] = {}
-        store = self.consolidator.runs
-        original = store.execute_step  # type: ignore[attr-defined]
-
-        async def timed(run: str, step: int, *args: Any, **kwargs: Any) -> Any:
-            began = time.perf_counter()
-            try:
-                return await original(run, step, *args, **kwargs)
-            finally:
-                marks[STEPS[step]] = marks.get(STEPS[step], 0.0) + time.perf_counter() - began
-
-        store.execute_step = timed  # type: ignore[attr-defined]
+        self.store.steps.clear()
         began = time.perf_counter()
-        try:
-            assert await self.consolidator.execute(run_id)
-        finally:
-            store.execute_step = original  # type: ignore[attr-defined]
-        return run_id, time.perf_counter() - began, marks
+        assert await self.consolidator.execute(run_id)
+        return run_id, time.perf_counter() - began, dict(self.store.steps)
 
     async def day(
         self, label: str, by_upt: centre.Records, truth: centre.DayTruth | centre.NextDayTruth, part_size: int
@@ -116,7 +117,7 @@ class Run:
         harness.say(f"{label}: {staged:,} records of {truth.day} staged in {stage_seconds:.1f} s; running")
         run_id, seconds, steps = await self.run(truth.day)
         harness.say(f"  run {seconds:.2f} s: " + ", ".join(f"{k} {v:.2f} s" for k, v in steps.items()))
-        report = await self.consolidator.runs.load_report(run_id)  # type: ignore[attr-defined]
+        report = await self.store.load_report(run_id)
         assert report is not None
         mismatches = centre.compare(report, truth)
         kinds = Counter(line.split(" ")[0].rstrip(":") if ":" in line.split(" ")[0] else line.split(" ")[0]
@@ -145,12 +146,12 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         database = Database.of_service(url, "consolidator")
         await database.open()
         try:
-            store = PostgresConsolidationStore(database)
+            store = TimedStore(database)
             await store.load_reference(units, load_rules())
             now = [datetime.now(UTC)]
             policy = RunPolicy(max_loss=0.2, transfer_window_days=7, keep_days=3650, schedule=None)
             bench = Run(
-                Consolidator(postgres_unit_of_work(database), store, policy, lambda: now[0]), database, now
+                Consolidator(postgres_unit_of_work(database), store, policy, lambda: now[0]), store, now
             )
             first = await bench.day("day D", sending, truth, args.part_size)
             following, next_truth = centre.next_day(by_upt, truth, options)
