@@ -62,20 +62,23 @@ INSERT INTO held_snapshots (upt_id, as_of, snapshot, inmates, previous, held_by_
 SELECT upt_id, $2, snapshot, inmates, previous, $1 FROM run_upts WHERE run_id = $1 AND applied = 'held'
 ON CONFLICT DO NOTHING;
 
--- name: identities
--- Which central person each applied record belongs to (domain.runs.decide_identity, set-based).
+-- name: apply
+-- Which central person each applied record belongs to (domain.runs.decide_identity, set-based), then its
+-- episode. Only records that differ from what their episode was applied from are read: a record saying
+-- exactly that, in the state it implies, changes nothing. A record's episode is its source (upt/inmate).
 CREATE TEMP TABLE work ON COMMIT DROP AS
-SELECT r.upt_id, r.inmate_id, r.nik, r.upt_id || '/' || r.inmate_id AS source_id, s.person_id AS linked,
-       NULL::bigint AS pid, r.full_name, r.sex, r.birth_date, r.birth_place, r.mother_name,
+SELECT r.*, e.person_id AS linked, NULL::bigint AS pid, r.as_of || '/' || r.snapshot AS snap,
+       custody_state(r.custody_status) AS new_state, e.upt_id IS NULL AS is_new, e.state AS old_state,
        jsonb_build_object('source', 'sdp', 'record', r.upt_id || '/' || r.inmate_id, 'message_id', r.message_id,
-                          'as_of', r.as_of, 'snapshot', r.snapshot) AS provenance
+                          'as_of', r.as_of, 'snapshot', r.snapshot) AS provenance,
+       -- A UPT's first applied snapshot registers who is there; only later arrivals (or entries dated on
+       -- the day itself) are admissions.
+       (EXISTS (SELECT 1 FROM upt_applied a WHERE a.upt_id = r.upt_id) OR r.entry_date >= $2) AS admits
 FROM sdp_rows r
 JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r.upt_id
                 AND ru.snapshot = r.snapshot AND r.as_of = $2
-LEFT JOIN person_sources s ON s.source = 'sdp' AND s.source_id = r.upt_id || '/' || r.inmate_id
--- A record saying exactly what its episode was applied from, in the state it implies, changes nothing.
-WHERE NOT EXISTS (SELECT 1 FROM episodes e WHERE e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id
-                  AND e.row_hash = r.row_hash AND e.state = custody_state(r.custody_status));
+LEFT JOIN episodes e ON e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id
+WHERE e.upt_id IS NULL OR e.row_hash IS DISTINCT FROM r.row_hash OR e.state <> custody_state(r.custody_status);
 ANALYZE work;
 -- set_nik: a person known without a NIK learns one nobody holds.
 UPDATE persons p SET nik = w.nik
@@ -100,7 +103,6 @@ ORDER BY w.linked, h.person_id
 ON CONFLICT (merged) DO NOTHING;
 UPDATE persons p SET merged_into = m.into_id, version = p.version + 1, changed = '{merged}', cause = $1
 FROM merges m WHERE m.merged = p.person_id AND m.cause = $1 AND p.merged_into IS NULL;
-UPDATE person_sources s SET person_id = m.into_id FROM merges m WHERE m.merged = s.person_id AND m.cause = $1;
 UPDATE episodes e SET person_id = m.into_id FROM merges m WHERE m.merged = e.person_id AND m.cause = $1;
 UPDATE captures c SET person_id = m.into_id FROM merges m WHERE m.merged = c.person_id AND m.cause = $1;
 -- new without a NIK: keyed by the central id alone.
@@ -109,11 +111,11 @@ INSERT INTO persons (person_id, full_name, sex, birth_date, birth_place, mother_
                      changed, cause)
 SELECT pid, full_name, sex, birth_date, birth_place, mother_name, provenance, 1, '{episodes,identity}'::text[], $1
 FROM work WHERE pid IS NOT NULL;
-INSERT INTO person_sources (source, source_id, person_id)
-SELECT 'sdp', w.source_id, COALESCE(h.person_id, m.into_id, w.linked, w.pid)
-FROM work w LEFT JOIN persons h ON h.nik = w.nik LEFT JOIN merges m ON m.merged = w.linked
-ON CONFLICT (source, source_id) DO UPDATE SET person_id = EXCLUDED.person_id
-WHERE person_sources.person_id IS DISTINCT FROM EXCLUDED.person_id;
+-- Each record's person: the holder of its NIK, else where its person was merged, else its person, else new.
+CREATE TEMP TABLE placed ON COMMIT DROP AS
+SELECT w.upt_id, w.inmate_id, COALESCE(h.person_id, m.into_id, w.linked, w.pid) AS person_id
+FROM work w LEFT JOIN persons h ON h.nik = w.nik LEFT JOIN merges m ON m.merged = w.linked;
+ANALYZE placed;
 -- Identity from the record of each person known before this run (the first by UPT and inmate id when
 -- several), each change with where it came from; unchanged persons are not rewritten.
 UPDATE persons p SET
@@ -123,40 +125,25 @@ UPDATE persons p SET
     changed = CASE WHEN p.cause IS DISTINCT FROM $1 THEN '{identity}'::text[]
                    ELSE ARRAY(SELECT DISTINCT x FROM unnest(p.changed || '{identity}'::text[]) x ORDER BY 1) END,
     cause = $1, updated_at = now()
-FROM (SELECT DISTINCT ON (s.person_id) s.person_id AS pid, w.full_name, w.sex, w.birth_date, w.birth_place,
+FROM (SELECT DISTINCT ON (pl.person_id) pl.person_id AS pid, w.full_name, w.sex, w.birth_date, w.birth_place,
              w.mother_name, w.provenance
-      FROM work w JOIN person_sources s ON s.source = 'sdp' AND s.source_id = w.source_id
-      JOIN persons known ON known.person_id = s.person_id AND known.cause IS DISTINCT FROM $1
-      ORDER BY s.person_id, w.upt_id, w.inmate_id) w
+      FROM work w JOIN placed pl USING (upt_id, inmate_id)
+      JOIN persons known ON known.person_id = pl.person_id AND known.cause IS DISTINCT FROM $1
+      ORDER BY pl.person_id, w.upt_id, w.inmate_id) w
 WHERE p.person_id = w.pid
   AND (p.full_name, p.sex, p.birth_date, p.birth_place, p.mother_name)
       IS DISTINCT FROM (w.full_name, w.sex, w.birth_date, w.birth_place, w.mother_name);
-
--- name: episodes
--- Each applied record becomes or updates its episode (only what differs is written); inmates a complete
+-- Each record becomes or updates its episode (in key order: the index grows at its end); inmates a complete
 -- snapshot no longer holds have departed (in transit until seen elsewhere or the window ends).
-CREATE TEMP TABLE incoming ON COMMIT DROP AS
-SELECT r.*, s.person_id, r.as_of || '/' || r.snapshot AS snap, custody_state(r.custody_status) AS new_state,
-       e.upt_id IS NULL AS is_new, e.state AS old_state,
-       -- A UPT's first applied snapshot registers who is there; only later arrivals (or entries dated on
-       -- the day itself) are admissions.
-       (EXISTS (SELECT 1 FROM upt_applied a WHERE a.upt_id = r.upt_id) OR r.entry_date >= $2) AS admits
-FROM sdp_rows r
-JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r.upt_id
-                AND ru.snapshot = r.snapshot AND r.as_of = $2
-JOIN person_sources s ON s.source = 'sdp' AND s.source_id = r.upt_id || '/' || r.inmate_id
-LEFT JOIN episodes e ON e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id
-WHERE e.upt_id IS NULL OR e.row_hash IS DISTINCT FROM r.row_hash OR e.state <> custody_state(r.custody_status);
-ANALYZE incoming;
 INSERT INTO episodes AS e (upt_id, inmate_id, person_id, register, register_number, entry_date,
     detention_start, detention_expiry, extension_days, extended_until, extensions, sentence_days,
     expected_release, custody_status, population, row_hash, first_seen, last_seen, first_snapshot,
     last_snapshot, state, ended_on)
-SELECT upt_id, inmate_id, person_id, register, register_number, entry_date, detention_start, detention_expiry,
-       extension_days, extended_until, extensions, sentence_days, expected_release, custody_status,
-       population, row_hash, $2, $2, snap, snap, new_state,
+SELECT w.upt_id, w.inmate_id, pl.person_id, register, register_number, entry_date, detention_start,
+       detention_expiry, extension_days, extended_until, extensions, sentence_days, expected_release,
+       custody_status, population, row_hash, $2, $2, snap, snap, new_state,
        CASE WHEN new_state = 'active' THEN NULL ELSE $2::date END
-FROM incoming
+FROM work w JOIN placed pl USING (upt_id, inmate_id) ORDER BY w.upt_id, w.inmate_id
 ON CONFLICT (upt_id, inmate_id) DO UPDATE SET row_hash = EXCLUDED.row_hash,
     person_id = EXCLUDED.person_id, register = EXCLUDED.register, register_number = EXCLUDED.register_number,
     entry_date = EXCLUDED.entry_date, detention_start = EXCLUDED.detention_start,
@@ -168,11 +155,11 @@ ON CONFLICT (upt_id, inmate_id) DO UPDATE SET row_hash = EXCLUDED.row_hash,
     ended_on = CASE WHEN EXCLUDED.state = 'active' THEN NULL ELSE COALESCE(e.ended_on, EXCLUDED.ended_on) END,
     moved_to = CASE WHEN EXCLUDED.state = 'active' THEN NULL ELSE e.moved_to END;
 INSERT INTO movements (day, kind, upt_id, inmate_id, person_id)
-SELECT $2, 'admission', upt_id, inmate_id, person_id FROM incoming
-WHERE is_new AND admits AND new_state = 'active' AND custody_status <> 'transferred_in'
+SELECT $2, 'admission', w.upt_id, w.inmate_id, pl.person_id FROM work w JOIN placed pl USING (upt_id, inmate_id)
+WHERE w.is_new AND w.admits AND w.new_state = 'active' AND w.custody_status <> 'transferred_in'
 UNION ALL
-SELECT $2, 'release', upt_id, inmate_id, person_id FROM incoming
-WHERE new_state = 'released' AND old_state IS DISTINCT FROM 'released'
+SELECT $2, 'release', w.upt_id, w.inmate_id, pl.person_id FROM work w JOIN placed pl USING (upt_id, inmate_id)
+WHERE w.new_state = 'released' AND w.old_state IS DISTINCT FROM 'released'
 ON CONFLICT DO NOTHING;
 -- Gone: held before, not in the applied snapshot (a set difference: no plan depends on fresh statistics).
 CREATE TEMP TABLE gone ON COMMIT DROP AS
@@ -196,7 +183,7 @@ UPDATE persons p SET
                    ELSE ARRAY(SELECT DISTINCT x FROM unnest(p.changed || '{episodes}'::text[]) x ORDER BY 1) END,
     cause = $1, updated_at = now()
 -- (a person this run made is already marked: not written twice)
-WHERE p.person_id IN (SELECT person_id FROM incoming UNION SELECT person_id FROM gone)
+WHERE p.person_id IN (SELECT person_id FROM placed UNION SELECT person_id FROM gone)
   AND NOT (p.cause IS NOT DISTINCT FROM $1 AND 'episodes' = ANY(p.changed));
 INSERT INTO upt_days AS d (upt_id, day, snapshot, decision, inmates, previous, run_id)
 SELECT upt_id, $2, snapshot, applied, inmates, previous, $1 FROM run_upts
@@ -243,6 +230,7 @@ WHERE p.person_id IN (SELECT person_id FROM moved UNION SELECT person_id FROM ex
 
 -- name: report
 -- The lists behind the figures, from the state after the day was applied, then each UPT's counts.
+ANALYZE episodes;
 DELETE FROM run_items WHERE run_id = $1;
 WITH detained AS (
     SELECT e.upt_id, e.inmate_id, e.register, e.detention_start, p.full_name, r.law, r.citation,

@@ -15,12 +15,17 @@ from .domain.links import LinkTarget
 from .domain.sdp import ROW_COLUMNS, PartStatus, StagedPart
 
 # The feed message of each changed person's current state, many at once: each part aggregated per person in
-# one pass, assembled by the same SQL functions as person_json (migration 0004), so feed and lookup agree.
+# one pass, assembled by the same SQL functions as person_json (migrations 0004, 0007), so feed and lookup agree.
 FEED_ROWS = """
 WITH changed AS (SELECT p FROM persons p WHERE {where}),
 ids AS (SELECT (c.p).person_id AS person_id FROM changed c),
-sources AS (SELECT s.person_id, jsonb_agg(source_json(s) ORDER BY s.source, s.source_id) AS j
-            FROM person_sources s JOIN ids USING (person_id) GROUP BY s.person_id),
+sources AS (SELECT person_id, jsonb_agg(jsonb_build_object('source', source, 'id', id) ORDER BY source, id) AS j
+            FROM (SELECT e.person_id, 'sdp' AS source, e.upt_id || '/' || e.inmate_id AS id
+                  FROM episodes e JOIN ids USING (person_id)
+                  UNION ALL
+                  SELECT c.person_id, 'ektp', c.kabkota || '/' || c.packet_id
+                  FROM captures c JOIN ids USING (person_id)) s
+            GROUP BY person_id),
 merged AS (SELECT m.into_id AS person_id, jsonb_agg(merge_json(m) ORDER BY m.merged) AS j
            FROM merges m JOIN ids ON ids.person_id = m.into_id GROUP BY m.into_id),
 episodes AS (SELECT e.person_id,
@@ -84,7 +89,7 @@ class Stores(Protocol):
     async def merge_persons(
         self, merged: int, into: int, *, reason: str, cause: str, confirmed_by: str
     ) -> None:
-        """Record the merge and move the merged person's sources, episodes and captures to `into`."""
+        """Record the merge and move the merged person's episodes and captures (its sources) to `into`."""
 
     async def record_link(
         self, message_id: str, publisher: str, person_id: int | None, fields: LinkFields
@@ -228,7 +233,7 @@ class PostgresStores:
             merged, into, reason, cause, confirmed_by,
         )  # fmt: skip
         await self.conn.execute("UPDATE persons SET merged_into = $2 WHERE person_id = $1", merged, into)
-        for table in ("person_sources", "episodes", "captures"):
+        for table in ("episodes", "captures"):
             await self.conn.execute(f"UPDATE {table} SET person_id = $2 WHERE person_id = $1", merged, into)
 
     async def record_link(

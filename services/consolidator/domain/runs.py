@@ -13,7 +13,7 @@ from . import codes
 
 # The run's steps, each committed with the step number, so a run killed between them resumes at the next.
 # The central feed of the persons a run changed is written after it, in batches (store.feed_pending).
-STEPS = ("lines", "identities", "episodes", "movements", "report", "finish")
+STEPS = ("lines", "apply", "movements", "report", "finish")
 
 
 @dataclass(frozen=True)
