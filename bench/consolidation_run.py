@@ -104,9 +104,12 @@ class Run:
         run_id = await self.consolidator.request_run(command, publisher="pusat", centre="pusat")
         assert run_id is not None
         self.store.steps.clear()
-        began = time.perf_counter()
         assert await self.consolidator.execute(run_id)
-        return run_id, time.perf_counter() - began, dict(self.store.steps)
+        row = await self.store.database.pool.fetchrow(
+            "SELECT started_at, finished_at FROM runs WHERE run_id = $1", run_id
+        )  # as bench.sdp_day counts it: the run's own record, from its request to its last step
+        assert row is not None
+        return run_id, (row["finished_at"] - row["started_at"]).total_seconds(), dict(self.store.steps)
 
     async def day(
         self, label: str, by_upt: centre.Records, truth: centre.DayTruth | centre.NextDayTruth, part_size: int

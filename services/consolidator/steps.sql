@@ -79,7 +79,6 @@ JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r
                 AND ru.snapshot = r.snapshot AND r.as_of = $2
 LEFT JOIN episodes e ON e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id
 WHERE e.upt_id IS NULL OR e.row_hash IS DISTINCT FROM r.row_hash OR e.state <> custody_state(r.custody_status);
-ANALYZE work;
 -- set_nik: a person known without a NIK learns one nobody holds.
 UPDATE persons p SET nik = w.nik
 FROM (SELECT DISTINCT ON (w.nik) w.linked, w.nik FROM work w JOIN persons l ON l.person_id = w.linked
@@ -230,7 +229,6 @@ WHERE p.person_id IN (SELECT person_id FROM moved UNION SELECT person_id FROM ex
 
 -- name: report
 -- The lists behind the figures, from the state after the day was applied, then each UPT's counts.
-ANALYZE episodes;
 DELETE FROM run_items WHERE run_id = $1;
 WITH detained AS (
     SELECT e.upt_id, e.inmate_id, e.register, e.detention_start, p.full_name, r.law, r.citation,
@@ -254,7 +252,7 @@ SELECT $1, kind, upt_id, inmate_id, jsonb_build_object(
 FROM judged WHERE kind IS NOT NULL;
 WITH twice AS (
     SELECT person_id FROM episodes WHERE state = 'active' AND custody_status <> 'transferred_out'
-    GROUP BY person_id HAVING count(DISTINCT upt_id) > 1
+    GROUP BY person_id HAVING min(upt_id) <> max(upt_id)
 )
 INSERT INTO run_items (run_id, kind, upt_id, inmate_id, detail)
 SELECT $1, 'dual_custody', e.upt_id, e.inmate_id, jsonb_build_object(
@@ -301,10 +299,11 @@ WITH captured AS (
     WHERE e.state = 'active' AND NOT COALESCE(c.ready, false)
       AND (p.nik IS NULL OR c.person_id IS NOT NULL
            OR COALESCE(e.population -> 'codes', '[]'::jsonb) ? 'NIK_NOT_IN_POPULATION')
+    ORDER BY e.upt_id, e.inmate_id
 )
+-- (aggregated in the order listed: one sort for the three arrays rather than three per UPT)
 INSERT INTO run_worklists (run_id, upt_id, inmate_ids, person_ids, reasons)
-SELECT $1, upt_id, array_agg(inmate_id ORDER BY inmate_id), array_agg(person_id ORDER BY inmate_id),
-       array_agg(reason ORDER BY inmate_id)
+SELECT $1, upt_id, array_agg(inmate_id), array_agg(person_id), array_agg(reason)
 FROM listed GROUP BY upt_id;
 UPDATE run_upts ru SET
     -- In custody centrally after the run; for a held snapshot, the records it holds.

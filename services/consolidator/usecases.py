@@ -202,7 +202,10 @@ class Consolidator:
                 )  # fmt: skip
                 await self.runs.fail(run_id, repr(exc), [failed])
                 raise
-            return True
+        # The day's writes in the planner's statistics now rather than when autovacuum gets to them: the next
+        # run (and the feed written after this one) is planned from what the tables hold.
+        await self.runs.refresh_statistics()
+        return True
 
     async def _after_report(
         self, run: RunRow, step: str

@@ -83,6 +83,9 @@ class FakeRuns:
     async def fail(self, run_id: str, error: str, outgoing: Sequence[db.Outgoing]) -> None:
         raise NotImplementedError
 
+    async def refresh_statistics(self) -> None:
+        pass
+
     async def load_report(self, run_id: str) -> RunReport | None:
         return None
 
