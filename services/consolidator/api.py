@@ -23,6 +23,7 @@ from shared import nik as niks
 from shared.runtime import Clock, utcnow
 
 from .api_users import MAX_USERNAME, Authenticator, basic_credentials
+from .auditing import AuditWriter
 from .domain.report import RunReport
 from .lookup import AuditEntry, Found, LookupStore, Outcome, PersonRecord, QueryKind
 
@@ -149,6 +150,7 @@ def build_api(
         csv_files, html_page = csv_files or render.csv_files, html_page or render.html_page
     store = LookupStore(pool_provider)
     auth = Authenticator(store.user, ttl=login_cache, clock=clock)
+    auditor = AuditWriter(store.audit)
 
     def audited(route: Audited) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -167,7 +169,7 @@ def build_api(
                 challenge = {"WWW-Authenticate": f'Basic realm="{REALM}"'} if no.status == 401 else None
                 answer = Answer(error(no.status, no.code, no.detail, challenge), no.outcome)
             purpose = request.query_params.get("purpose")
-            await store.audit(
+            await auditor.write(
                 AuditEntry(
                     who=_clean(who, MAX_USERNAME),
                     role=role,

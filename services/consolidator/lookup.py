@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import astuple, dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -93,18 +93,14 @@ class LookupStore:
         row = await self.pool_provider().fetchrow(sql, key)
         return Found(row["asked"], row["person_id"], row["document"]) if row else None
 
-    async def audit(self, entry: AuditEntry) -> None:
+    async def audit(self, entries: Sequence[AuditEntry]) -> None:
+        """Append the entries in one statement (one commit)."""
+        columns = list(zip(*(astuple(e) for e in entries), strict=True))
         await self.pool_provider().execute(
             "INSERT INTO lookup_audit (who, role, purpose, query_kind, query, person_id, outcome, status) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            entry.who,
-            entry.role,
-            entry.purpose,
-            entry.query_kind,
-            entry.query,
-            entry.person_id,
-            entry.outcome,
-            entry.status,
+            "SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], "
+            "$7::text[], $8::int[])",
+            *columns,
         )
 
     async def ping(self) -> bool:

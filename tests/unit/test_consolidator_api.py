@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import threading
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
@@ -16,8 +17,9 @@ from starlette.routing import Route
 
 from services.consolidator.api import build_api
 from services.consolidator.api_users import Authenticator, api_role, basic_credentials, plan_users
+from services.consolidator.auditing import AuditWriter
 from services.consolidator.domain.report import RunReport
-from services.consolidator.lookup import ApiUser
+from services.consolidator.lookup import ApiUser, AuditEntry
 from shared.passwords import hash_password, verify_password
 
 NOW = datetime(2026, 12, 2, 9, 30, tzinfo=UTC)
@@ -167,8 +169,8 @@ class FakePool:
         assert sql.startswith("INSERT INTO lookup_audit")
         if self.audit_fails:
             raise OSError("connection lost")
-        self.audit.append(args)
-        return "INSERT 0 1"
+        self.audit.extend(zip(*args, strict=True))  # one array per column
+        return f"INSERT 0 {len(args[0])}"
 
     async def fetchval(self, sql: str) -> int:
         return 1
@@ -264,3 +266,24 @@ async def test_a_record_is_answered_only_once_its_read_is_audited(
     assert unaudited.status_code == 500
     assert unaudited.json()["error"] == "INTERNAL"
     assert "C7" not in unaudited.text
+
+
+async def test_concurrent_audit_entries_are_committed_together_and_fail_together() -> None:
+    batches: list[list[AuditEntry]] = []
+    failing = False
+
+    async def append(entries: Sequence[AuditEntry]) -> None:
+        await asyncio.sleep(0.01)  # a commit
+        if failing:
+            raise OSError("connection lost")
+        batches.append(list(entries))
+
+    writer = AuditWriter(append, max_batch=3)
+    entry = AuditEntry("pusat", "pusat", "checking", "nik", "x", None, "not_found", 404)
+    await writer.write(entry)  # alone: its own commit
+    await asyncio.gather(*(writer.write(replace(entry, query=str(n))) for n in range(5)))
+    assert [len(b) for b in batches] == [1, 3, 2]  # what arrived meanwhile went together, at most 3 at once
+    assert sorted(e.query for b in batches[1:] for e in b) == ["0", "1", "2", "3", "4"]
+    failing = True
+    results = await asyncio.gather(*(writer.write(entry) for _ in range(2)), return_exceptions=True)
+    assert [type(r) for r in results] == [OSError, OSError]  # nobody is answered as if audited
