@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
 import random
 import time
@@ -25,9 +24,9 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import asyncpg
-import httpx
 
 from bench import harness
+from bench.http_client import KeepAlive
 from deploy import credentials as creds
 from deploy.sandbox import Processes, Sandbox
 from services.consolidator.command import request_run
@@ -226,29 +225,29 @@ class Bench:
 
     async def lookups(self, niks: list[str]) -> dict[str, Any]:
         """Clients, each on its own keep-alive connection, looking random inmates up by NIK: one alone for a
-        few seconds (the unloaded latency), then all of them at once. The clients are made and connected
-        before the clock starts (making one costs tens of milliseconds of CPU: its TLS context)."""
+        few seconds (the unloaded latency), then all of them at once. The client is a minimal HTTP/1.1 one
+        (bench/http_client.py): on this machine the clients share the CPU with the API and the database, and a
+        full client library cost more CPU per request than the API answering it."""
         login = creds.find(self.sandbox.credentials, "monitor", "pusat")
         rng = random.Random(self.args.seed)
         errors = 0
 
-        async def ask(http: httpx.AsyncClient, latencies: list[float]) -> None:
+        async def ask(http: KeepAlive, latencies: list[float]) -> None:
             nonlocal errors
             began = time.perf_counter()
-            got = await http.get(f"/persons/by-nik/{rng.choice(niks)}", params={"purpose": "bench"})
+            status, _ = await http.get(f"/persons/by-nik/{rng.choice(niks)}?purpose=bench")
             latencies.append((time.perf_counter() - began) * 1000)
-            errors += got.status_code != 200
+            errors += status != 200
 
-        async def loop(http: httpx.AsyncClient, deadline: float, latencies: list[float]) -> None:
+        async def loop(http: KeepAlive, deadline: float, latencies: list[float]) -> None:
             while time.monotonic() < deadline:
                 await ask(http, latencies)
 
-        async with contextlib.AsyncExitStack() as stack:
-            clients = [
-                await stack.enter_async_context(httpx.AsyncClient(
-                    base_url=self.processes.api_url, auth=(login.username, login.password), timeout=30))
-                for _ in range(self.args.clients)
-            ]  # fmt: skip
+        clients = [
+            await KeepAlive.open(self.processes.api_url, login.username, login.password)
+            for _ in range(self.args.clients)
+        ]
+        try:
             await asyncio.gather(*(ask(http, []) for http in clients))  # connected and logged in
             alone: list[float] = []
             await loop(clients[0], time.monotonic() + 3, alone)
@@ -257,6 +256,9 @@ class Bench:
             began, cpu = time.monotonic(), time.process_time()
             await asyncio.gather(*(loop(http, began + self.args.lookup_seconds, ms) for http in clients))
             elapsed = time.monotonic() - began
+        finally:
+            for http in clients:
+                await http.close()
         busy = (time.process_time() - cpu) / elapsed
         alone.sort()
         ms.sort()
