@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (next_attempt_at, id) WHERE published_at IS NULL;
 """
+# The relay takes the oldest unpublished rows (ORDER BY id LIMIT n): in id order, so that a backlog of a run's
+# feed (hundreds of thousands of rows) is not sorted again for every batch it takes.
+OUTBOX_ORDER_SQL = "CREATE INDEX IF NOT EXISTS outbox_unpublished ON outbox (id) WHERE published_at IS NULL;"
 
 
 def _ident(name: str) -> str:
@@ -156,9 +159,10 @@ class Migration:
 def read_migrations(directory: Traversable) -> list[Migration]:
     """`NNNN_name.sql` files in version order; the inbox/outbox tables come first as `0000_messaging`."""
     files = sorted((f for f in directory.iterdir() if f.name.endswith(".sql")), key=lambda f: f.name)
-    return [Migration("0000_messaging", MESSAGING_SQL)] + [
-        Migration(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files
-    ]
+    return [
+        Migration("0000_messaging", MESSAGING_SQL),
+        Migration("0000_messaging_order", OUTBOX_ORDER_SQL),
+    ] + [Migration(f.name.removesuffix(".sql"), f.read_text(encoding="utf-8")) for f in files]
 
 
 class MigrationsPending(RuntimeError):

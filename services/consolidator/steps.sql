@@ -78,7 +78,8 @@ FROM sdp_rows r
 JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r.upt_id
                 AND ru.snapshot = r.snapshot AND r.as_of = $2
 LEFT JOIN episodes e ON e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id
-WHERE e.upt_id IS NULL OR e.row_hash IS DISTINCT FROM r.row_hash OR e.state <> custody_state(r.custody_status);
+WHERE e.upt_id IS NULL OR e.row_hash IS DISTINCT FROM r.row_hash
+   OR e.state <> settled_state(e.state, custody_state(r.custody_status));
 -- set_nik: a person known without a NIK learns one nobody holds.
 UPDATE persons p SET nik = w.nik
 FROM (SELECT DISTINCT ON (w.nik) w.linked, w.nik FROM work w JOIN persons l ON l.person_id = w.linked
@@ -150,7 +151,8 @@ ON CONFLICT (upt_id, inmate_id) DO UPDATE SET row_hash = EXCLUDED.row_hash,
     extended_until = EXCLUDED.extended_until, extensions = EXCLUDED.extensions,
     sentence_days = EXCLUDED.sentence_days, expected_release = EXCLUDED.expected_release,
     custody_status = EXCLUDED.custody_status, population = EXCLUDED.population,
-    last_seen = EXCLUDED.last_seen, last_snapshot = EXCLUDED.last_snapshot, state = EXCLUDED.state,
+    last_seen = EXCLUDED.last_seen, last_snapshot = EXCLUDED.last_snapshot,
+    state = settled_state(e.state, EXCLUDED.state),
     ended_on = CASE WHEN EXCLUDED.state = 'active' THEN NULL ELSE COALESCE(e.ended_on, EXCLUDED.ended_on) END,
     moved_to = CASE WHEN EXCLUDED.state = 'active' THEN NULL ELSE e.moved_to END;
 INSERT INTO movements (day, kind, upt_id, inmate_id, person_id)

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from services.consolidator.consolidation import PostgresConsolidationStore
-from services.consolidator.domain.runs import RunPolicy
+from services.consolidator.domain.runs import RunPolicy, settled_state
 from services.consolidator.report.render import csv_files
 from services.consolidator.rules import load_rules
 from services.consolidator.store import postgres_unit_of_work
@@ -259,3 +259,33 @@ async def test_overstaying_and_notices_agree_with_the_reference_rule_across_both
     assert all(expected.values())  # the sample reaches every kind
     for kind, ids in expected.items():
         assert {i for _, i in await centre.items(run_id, kind)} == ids, kind
+
+
+async def test_a_transfer_stays_one_transfer_when_the_old_upt_keeps_listing_it_as_transferred_out(
+    centre: Centre,
+) -> None:
+    at_a, at_b = people("A", 4), people("B", 4)
+    await centre.send(A, DAY, at_a)
+    await centre.send(B, DAY, at_b)
+    await centre.run(DAY)
+    day2, day3 = DAY + timedelta(days=1), DAY + timedelta(days=2)
+    leaving = at_a[0] | {"custody_status": "transferred_out"}
+    arrived = at_a[0] | {"inmate_id": "B-from-A", "custody_status": "transferred_in"}
+    for day in (day2, day3):  # A lists the inmate as transferred out on both days
+        await centre.send(A, day, [leaving, *at_a[1:]])
+        await centre.send(B, day, [*at_b, arrived])
+    second = await centre.run(day2)
+    third = await centre.run(day3)
+    assert await centre.items(second, "transfer") == [(A, "A-0")]
+    assert await centre.items(third, "transfer") == []
+    a = await centre.line(third, A)
+    assert (a["transfers_out"], a["releases"], a["in_transit"], a["inmates"]) == (0, 0, 0, 3)
+    state = "SELECT state, ended_on FROM episodes WHERE upt_id = $1 AND inmate_id = 'A-0'"
+    assert tuple(await centre.database.pool.fetchrow(state, A)) == ("transferred", day2)
+
+
+async def test_the_run_settles_departures_as_the_domain_rule_does(centre: Centre) -> None:
+    states = ("active", "departed", "transferred", "released", "died", "escaped")
+    for current, implied in itertools.product(states, states):
+        found = await centre.database.pool.fetchval("SELECT settled_state($1, $2)", current, implied)
+        assert found == settled_state(current, implied), (current, implied)

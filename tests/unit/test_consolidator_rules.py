@@ -200,3 +200,11 @@ def test_a_unique_capture_makes_its_nik_a_central_person_and_a_duplicate_does_no
     assert not duplicate.needs_person
     assert duplicate.verdict is not None
     assert duplicate.verdict["finding"] == "one_to_one"
+
+
+def test_a_departure_found_to_be_a_transfer_or_a_release_is_not_departed_again() -> None:
+    assert runs.settled_state("transferred", "departed") == "transferred"
+    assert runs.settled_state("released", "departed") == "released"
+    assert runs.settled_state("active", "departed") == "departed"
+    assert runs.settled_state("transferred", "active") == "active"  # back in the old UPT: a new stay there
+    assert runs.settled_state("departed", "released") == "released"

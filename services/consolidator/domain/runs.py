@@ -100,6 +100,13 @@ def decide_snapshot(
     return "hold" if inmates < previous * (1 - max_loss) else "apply"
 
 
+def settled_state(current: str, implied: str) -> str:
+    """The state an episode takes when its record is applied (steps.sql, settled_state in migration 0009): a
+    departure already found to be a transfer or ended as a release stays so when the record says transferred
+    out again; otherwise the state the record's custody status implies."""
+    return current if implied == "departed" and current in ("transferred", "released") else implied
+
+
 def classify_departure(
     departed_on: date, seen_elsewhere_on: date | None, day: date, window_days: int
 ) -> Literal["transfer", "in_transit", "release"]:
