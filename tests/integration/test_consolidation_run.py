@@ -281,7 +281,9 @@ async def test_a_transfer_stays_one_transfer_when_the_old_upt_keeps_listing_it_a
     a = await centre.line(third, A)
     assert (a["transfers_out"], a["releases"], a["in_transit"], a["inmates"]) == (0, 0, 0, 3)
     state = "SELECT state, ended_on FROM episodes WHERE upt_id = $1 AND inmate_id = 'A-0'"
-    assert tuple(await centre.database.pool.fetchrow(state, A)) == ("transferred", day2)
+    episode = await centre.database.pool.fetchrow(state, A)
+    assert episode is not None
+    assert (episode["state"], episode["ended_on"]) == ("transferred", day2)
 
 
 async def test_the_run_settles_departures_as_the_domain_rule_does(centre: Centre) -> None:
