@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from bench import harness
+from bench import planted as planted_day
 from services.consolidator.consolidation import Announce, PostgresConsolidationStore, RunRow
 from services.consolidator.domain.runs import STEPS, RunPolicy
 from services.consolidator.rules import load_rules
@@ -40,8 +41,6 @@ from shared.contracts import (
     SubmissionProcessed,
 )
 from shared.runtime import Database
-from shared.settings import PROJECT_ROOT
-from shared.units import load_units
 from sim import centre, population
 
 _ids = itertools.count(1)
@@ -132,16 +131,8 @@ class Run:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
-    units = load_units(PROJECT_ROOT / "deploy" / "units")
-    chosen = units.upts[: args.upts] if args.upts else units.upts
-    units = units.subset({u.upt_id for u in chosen})
-    day = datetime.now(WIB).date() - timedelta(days=1)
-    harness.say(f"generating {args.total:,} inmates for {len(units.upts)} UPTs and planting day {day}")
-    by_upt = population.generate(
-        units, population.Options(as_of=day, total=args.total, seed=args.seed, part_size=args.part_size)
-    )
-    options = centre.CentreOptions(units=units, day=day, seed=args.seed)
-    truth = centre.plant_day(by_upt, options)
+    planted = planted_day.plant(args, datetime.now(WIB).date() - timedelta(days=1))
+    units, by_upt, options, truth = planted.units, planted.by_upt, planted.options, planted.truth
     sending = {u: r for u, r in by_upt.items() if u != truth.silent_upt}
     url = db.with_database(args.database_url, f"simpul_bench_run_{uuid.uuid4().hex[:8]}")
     await db.ensure_database(url)
@@ -180,10 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--total", type=int, default=275_600)
-    parser.add_argument("--upts", type=int, default=0, help="only the first N UPTs (0 = all 526)")
-    parser.add_argument("--part-size", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=2025)
+    planted_day.add_arguments(parser)
     parser.add_argument("--database-url", default=harness.servers().database_url)
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()

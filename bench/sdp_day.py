@@ -26,6 +26,7 @@ from typing import Any
 import asyncpg
 
 from bench import harness
+from bench import planted as planted_day
 from bench.http_client import KeepAlive
 from deploy import credentials as creds
 from deploy.sandbox import Processes, Sandbox
@@ -35,8 +36,7 @@ from services.consolidator.domain.runs import STEPS
 from services.consolidator.feed import read_feed
 from shared.contracts import WIB, InmateRecord
 from shared.runtime import Database
-from shared.settings import PROJECT_ROOT
-from shared.units import Units, load_units
+from shared.units import Units
 from sim import centre, population
 from sim.day import DayReport, run_day
 
@@ -316,10 +316,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--total", type=int, default=275_600)
-    parser.add_argument("--upts", type=int, default=0, help="only the first N UPTs (0 = all 526)")
-    parser.add_argument("--part-size", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=2025)
+    planted_day.add_arguments(parser)
     parser.add_argument(
         "--day", type=date.fromisoformat, help="D (default: yesterday, WIB); D+1 at most today"
     )
@@ -337,15 +334,8 @@ def main() -> None:
     if day + timedelta(days=1) > today:
         parser.error(f"--day {day}: D+1 would be after today ({today}, WIB), which the registry refuses")
 
-    units = load_units(PROJECT_ROOT / "deploy" / "units")
-    chosen = units.upts[: args.upts] if args.upts else units.upts
-    units = units.subset({u.upt_id for u in chosen})
-    harness.say(f"generating {args.total:,} inmates for {len(units.upts)} UPTs and planting day {day}")
-    by_upt = population.generate(
-        units, population.Options(as_of=day, total=args.total, seed=args.seed, part_size=args.part_size)
-    )
-    options = centre.CentreOptions(units=units, day=day, seed=args.seed)
-    truth = centre.plant_day(by_upt, options)
+    planted = planted_day.plant(args, day)
+    units, by_upt, options, truth = planted.units, planted.by_upt, planted.options, planted.truth
     sending = units.subset({u.upt_id for u in units.upts} - {truth.silent_upt})
     with harness.installation(units, ("registry", "dedup", "consolidator")) as (sandbox, processes):
         for instance in range(2, args.workers + 1):  # the harness starts one process per service
