@@ -38,3 +38,9 @@ def plant(args: argparse.Namespace, day: date) -> PlantedDay:
     )
     options = centre.CentreOptions(units=units, day=day, seed=args.seed)
     return PlantedDay(units, by_upt, options, centre.plant_day(by_upt, options))
+
+
+def category(mismatch: str) -> str:
+    """What a line of sim.centre.compare is about: a UPT figure's name, or an item kind and which way it differs."""
+    head, _, rest = mismatch.partition(": ")
+    return rest.split(" ", 1)[0] if " " not in head else f"{head.split(' ', 1)[0]} {rest}"

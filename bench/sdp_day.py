@@ -94,12 +94,6 @@ def baseline_rows(
     return rows
 
 
-def category(mismatch: str) -> str:
-    """What a mismatch line is about: a UPT figure's name, or an item kind and which way it differs."""
-    head, _, rest = mismatch.partition(": ")
-    return rest.split(" ", 1)[0] if " " not in head else f"{head.split(' ', 1)[0]} {rest}"
-
-
 async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float) -> Any:
     """Poll every half second until `check` gives something true; progress every 15 s."""
     began = time.monotonic()
@@ -195,7 +189,7 @@ class Bench:
         )
         for line in mismatches[:30]:
             harness.say(f"    mismatch: {line}")
-        kinds = Counter(category(line) for line in mismatches)
+        kinds = Counter(planted_day.category(line) for line in mismatches)
         return {"mismatch_kinds": "; ".join(f"{k}: {n}" for k, n in kinds.most_common()) or "none",
                 "records": report.records, "accepted": report.accepted, "parts": report.parts,
                 "receipt_mismatches": len(report.mismatches), "seconds": round(seconds, 2),
