@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -9,6 +11,8 @@ from dataclasses import dataclass
 from datetime import date
 from importlib import resources
 from typing import Any, Protocol
+
+import asyncpg
 
 from shared import db
 from shared.runtime import Database
@@ -19,6 +23,9 @@ from .domain.report import Item, RunReport, UptLine
 from .domain.runs import STEPS, RunPolicy, RunRequest
 from .store import FEED_ROWS
 
+log = logging.getLogger(__name__)
+
+STEP_ATTEMPTS = 3
 RUN_WORK_MEM = "256MB"  # per sort or hash of a run's statements (the server's default is 4 MB)
 LINES = (
     "SELECT ru.*, u.name AS upt_name, u.kanwil_id, u.kanwil_name FROM run_upts ru "
@@ -192,7 +199,22 @@ class PostgresConsolidationStore:
                     await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", key)
 
     async def execute_step(self, run: RunRow, index: int, policy: RunPolicy, announce: Announce) -> None:
-        """One step in one transaction, committed with the step number and its progress event."""
+        """One step in one transaction, committed with the step number and its progress event. A step chosen
+        as a deadlock's victim was rolled back whole and runs again (a few times) before the run fails."""
+        for attempt in range(1, STEP_ATTEMPTS + 1):
+            try:
+                await self._step(run, index, policy, announce)
+                return
+            except asyncpg.exceptions.DeadlockDetectedError:
+                if attempt == STEP_ATTEMPTS:
+                    raise
+                log.warning(
+                    "consolidation step lost a deadlock; running it again",
+                    extra={"run_id": run.run_id, "step": STEPS[index], "attempt": attempt},
+                )
+                await asyncio.sleep(0.1 * attempt)
+
+    async def _step(self, run: RunRow, index: int, policy: RunPolicy, announce: Announce) -> None:
         name = STEPS[index]
         async with self.database.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
@@ -221,6 +243,9 @@ class PostgresConsolidationStore:
     async def feed_pending(self, batch: int = 5_000) -> int:
         """Write the next persons whose latest version is not on the central feed yet; how many."""
         async with self.database.pool.acquire() as conn, conn.transaction():
+            # The lock its update below takes, taken before the rows are: a run's step locks the table against
+            # writers (to create persons), and would otherwise wait for these rows while this waits for it.
+            await conn.execute("LOCK TABLE persons IN ROW EXCLUSIVE MODE")
             ids = [
                 r["person_id"]
                 for r in await conn.fetch(

@@ -66,6 +66,14 @@ ON CONFLICT DO NOTHING;
 -- Which central person each applied record belongs to (domain.runs.decide_identity, set-based), then its
 -- episode. Only records that differ from what their episode was applied from are read: a record saying
 -- exactly that, in the state it implies, changes nothing. A record's episode is its source (upt/inmate).
+CREATE TEMP TABLE applying ON COMMIT DROP AS
+SELECT ru.upt_id, ru.snapshot, a.upt_id IS NOT NULL AS registered
+FROM run_upts ru LEFT JOIN upt_applied a USING (upt_id) WHERE ru.run_id = $1 AND ru.applied = 'to_apply';
+ANALYZE applying;
+-- Each applied snapshot beside its UPT's episodes, in one pass (whole-table hash joins: index lookups per
+-- row, which statistics still counting yesterday's tables suggest, took twice as long): records that change
+-- their episode (or have none), and episodes in custody the snapshot no longer holds (gone, below).
+SET LOCAL enable_nestloop = off;
 CREATE TEMP TABLE work ON COMMIT DROP AS
 SELECT r.*, e.person_id AS linked, NULL::bigint AS pid, r.as_of || '/' || r.snapshot AS snap,
        custody_state(r.custody_status) AS new_state, e.upt_id IS NULL AS is_new, e.state AS old_state,
@@ -73,13 +81,23 @@ SELECT r.*, e.person_id AS linked, NULL::bigint AS pid, r.as_of || '/' || r.snap
                           'as_of', r.as_of, 'snapshot', r.snapshot) AS provenance,
        -- A UPT's first applied snapshot registers who is there; only later arrivals (or entries dated on
        -- the day itself) are admissions.
-       (EXISTS (SELECT 1 FROM upt_applied a WHERE a.upt_id = r.upt_id) OR r.entry_date >= $2) AS admits
-FROM sdp_rows r
-JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r.upt_id
-                AND ru.snapshot = r.snapshot AND r.as_of = $2
-LEFT JOIN episodes e ON e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id
-WHERE e.upt_id IS NULL OR e.row_hash IS DISTINCT FROM r.row_hash
-   OR e.state <> settled_state(e.state, custody_state(r.custody_status));
+       (r.registered OR r.entry_date >= $2) AS admits,
+       e.upt_id AS held_upt, e.inmate_id AS held_inmate
+FROM (SELECT r.*, ap.registered FROM sdp_rows r JOIN applying ap USING (upt_id, snapshot) WHERE r.as_of = $2) r
+FULL JOIN (SELECT * FROM episodes WHERE upt_id IN (SELECT upt_id FROM applying)) e
+       ON e.upt_id = r.upt_id AND e.inmate_id = r.inmate_id
+WHERE CASE WHEN r.upt_id IS NULL THEN e.state = 'active'
+           ELSE e.upt_id IS NULL OR e.row_hash IS DISTINCT FROM r.row_hash
+                OR e.state <> settled_state(e.state, custody_state(r.custody_status)) END;
+SET LOCAL enable_nestloop = on;
+-- Gone: held before, not in the applied snapshot (their person as merged below, if it is).
+CREATE TEMP TABLE gone ON COMMIT DROP AS
+SELECT held_upt AS upt_id, held_inmate AS inmate_id, linked AS person_id FROM work WHERE upt_id IS NULL;
+DELETE FROM work WHERE upt_id IS NULL;
+ANALYZE gone;
+-- Persons are created here and by e-KTP captures: those wait for this step (readers do not), so the NIKs
+-- nobody holds stay nobody's until the inserts below (plain inserts: no speculative insertion per row).
+LOCK TABLE persons IN SHARE ROW EXCLUSIVE MODE;
 -- set_nik: a person known without a NIK learns one nobody holds.
 UPDATE persons p SET nik = w.nik
 FROM (SELECT DISTINCT ON (w.nik) w.linked, w.nik FROM work w JOIN persons l ON l.person_id = w.linked
@@ -92,8 +110,7 @@ SELECT DISTINCT ON (w.nik) w.nik, w.full_name, w.sex, w.birth_date, w.birth_plac
        1, '{episodes,identity}'::text[], $1
 FROM work w
 WHERE w.nik IS NOT NULL AND NOT EXISTS (SELECT 1 FROM persons h WHERE h.nik = w.nik)
-ORDER BY w.nik, w.upt_id, w.inmate_id
-ON CONFLICT (nik) DO NOTHING;
+ORDER BY w.nik, w.upt_id, w.inmate_id;
 -- merge: the person known by this record without a NIK is the person holding the record's NIK.
 INSERT INTO merges (merged, into_id, reason, cause)
 SELECT DISTINCT ON (w.linked) w.linked, h.person_id, 'nik_learned', $1
@@ -105,6 +122,7 @@ UPDATE persons p SET merged_into = m.into_id, version = p.version + 1, changed =
 FROM merges m WHERE m.merged = p.person_id AND m.cause = $1 AND p.merged_into IS NULL;
 UPDATE episodes e SET person_id = m.into_id FROM merges m WHERE m.merged = e.person_id AND m.cause = $1;
 UPDATE captures c SET person_id = m.into_id FROM merges m WHERE m.merged = c.person_id AND m.cause = $1;
+UPDATE gone g SET person_id = m.into_id FROM merges m WHERE m.merged = g.person_id AND m.cause = $1;
 -- new without a NIK: keyed by the central id alone.
 UPDATE work SET pid = nextval('person_seq') WHERE linked IS NULL AND nik IS NULL;
 INSERT INTO persons (person_id, full_name, sex, birth_date, birth_place, mother_name, provenance, version,
@@ -112,8 +130,12 @@ INSERT INTO persons (person_id, full_name, sex, birth_date, birth_place, mother_
 SELECT pid, full_name, sex, birth_date, birth_place, mother_name, provenance, 1, '{episodes,identity}'::text[], $1
 FROM work WHERE pid IS NOT NULL;
 -- Each record's person: the holder of its NIK, else where its person was merged, else its person, else new.
+-- (known: the person existed before this run; persons this run made took their identity from a record;
+-- with what the movements need, read from here alone)
 CREATE TEMP TABLE placed ON COMMIT DROP AS
-SELECT w.upt_id, w.inmate_id, COALESCE(h.person_id, m.into_id, w.linked, w.pid) AS person_id
+SELECT w.upt_id, w.inmate_id, COALESCE(h.person_id, m.into_id, w.linked, w.pid) AS person_id,
+       COALESCE(h.cause IS DISTINCT FROM $1, w.pid IS NULL) AS known, w.is_new, w.admits, w.new_state,
+       w.old_state, w.custody_status
 FROM work w LEFT JOIN persons h ON h.nik = w.nik LEFT JOIN merges m ON m.merged = w.linked;
 ANALYZE placed;
 -- Identity from the record of each person known before this run (the first by UPT and inmate id when
@@ -127,51 +149,39 @@ UPDATE persons p SET
     cause = $1, updated_at = now()
 FROM (SELECT DISTINCT ON (pl.person_id) pl.person_id AS pid, w.full_name, w.sex, w.birth_date, w.birth_place,
              w.mother_name, w.provenance
-      FROM work w JOIN placed pl USING (upt_id, inmate_id)
-      JOIN persons known ON known.person_id = pl.person_id AND known.cause IS DISTINCT FROM $1
+      FROM work w JOIN placed pl USING (upt_id, inmate_id) WHERE pl.known
       ORDER BY pl.person_id, w.upt_id, w.inmate_id) w
 WHERE p.person_id = w.pid
   AND (p.full_name, p.sex, p.birth_date, p.birth_place, p.mother_name)
       IS DISTINCT FROM (w.full_name, w.sex, w.birth_date, w.birth_place, w.mother_name);
--- Each record becomes or updates its episode (in key order: the index grows at its end); inmates a complete
--- snapshot no longer holds have departed (in transit until seen elsewhere or the window ends).
-INSERT INTO episodes AS e (upt_id, inmate_id, person_id, register, register_number, entry_date,
+-- Each record updates its episode, or becomes a new one (in key order: the index grows at its end); inmates
+-- a complete snapshot no longer holds have departed (in transit until seen elsewhere or the window ends).
+UPDATE episodes e SET row_hash = w.row_hash, person_id = pl.person_id, register = w.register,
+    register_number = w.register_number, entry_date = w.entry_date, detention_start = w.detention_start,
+    detention_expiry = w.detention_expiry, extension_days = w.extension_days, extended_until = w.extended_until,
+    extensions = w.extensions, sentence_days = w.sentence_days, expected_release = w.expected_release,
+    custody_status = w.custody_status, population = w.population, last_seen = $2, last_snapshot = w.snap,
+    state = settled_state(e.state, w.new_state),
+    ended_on = CASE WHEN w.new_state = 'active' THEN NULL ELSE COALESCE(e.ended_on, $2::date) END,
+    moved_to = CASE WHEN w.new_state = 'active' THEN NULL ELSE e.moved_to END
+FROM work w JOIN placed pl USING (upt_id, inmate_id)
+WHERE NOT w.is_new AND e.upt_id = w.upt_id AND e.inmate_id = w.inmate_id;
+INSERT INTO episodes (upt_id, inmate_id, person_id, register, register_number, entry_date,
     detention_start, detention_expiry, extension_days, extended_until, extensions, sentence_days,
     expected_release, custody_status, population, row_hash, first_seen, last_seen, first_snapshot,
     last_snapshot, state, ended_on)
-SELECT w.upt_id, w.inmate_id, pl.person_id, register, register_number, entry_date, detention_start,
-       detention_expiry, extension_days, extended_until, extensions, sentence_days, expected_release,
-       custody_status, population, row_hash, $2, $2, snap, snap, new_state,
-       CASE WHEN new_state = 'active' THEN NULL ELSE $2::date END
-FROM work w JOIN placed pl USING (upt_id, inmate_id) ORDER BY w.upt_id, w.inmate_id
-ON CONFLICT (upt_id, inmate_id) DO UPDATE SET row_hash = EXCLUDED.row_hash,
-    person_id = EXCLUDED.person_id, register = EXCLUDED.register, register_number = EXCLUDED.register_number,
-    entry_date = EXCLUDED.entry_date, detention_start = EXCLUDED.detention_start,
-    detention_expiry = EXCLUDED.detention_expiry, extension_days = EXCLUDED.extension_days,
-    extended_until = EXCLUDED.extended_until, extensions = EXCLUDED.extensions,
-    sentence_days = EXCLUDED.sentence_days, expected_release = EXCLUDED.expected_release,
-    custody_status = EXCLUDED.custody_status, population = EXCLUDED.population,
-    last_seen = EXCLUDED.last_seen, last_snapshot = EXCLUDED.last_snapshot,
-    state = settled_state(e.state, EXCLUDED.state),
-    ended_on = CASE WHEN EXCLUDED.state = 'active' THEN NULL ELSE COALESCE(e.ended_on, EXCLUDED.ended_on) END,
-    moved_to = CASE WHEN EXCLUDED.state = 'active' THEN NULL ELSE e.moved_to END;
+SELECT w.upt_id, w.inmate_id, pl.person_id, w.register, w.register_number, w.entry_date, w.detention_start,
+       w.detention_expiry, w.extension_days, w.extended_until, w.extensions, w.sentence_days, w.expected_release,
+       w.custody_status, w.population, w.row_hash, $2, $2, w.snap, w.snap, w.new_state,
+       CASE WHEN w.new_state = 'active' THEN NULL ELSE $2::date END
+FROM work w JOIN placed pl USING (upt_id, inmate_id) WHERE w.is_new ORDER BY w.upt_id, w.inmate_id;
 INSERT INTO movements (day, kind, upt_id, inmate_id, person_id)
-SELECT $2, 'admission', w.upt_id, w.inmate_id, pl.person_id FROM work w JOIN placed pl USING (upt_id, inmate_id)
-WHERE w.is_new AND w.admits AND w.new_state = 'active' AND w.custody_status <> 'transferred_in'
+SELECT $2, 'admission', upt_id, inmate_id, person_id FROM placed
+WHERE is_new AND admits AND new_state = 'active' AND custody_status <> 'transferred_in'
 UNION ALL
-SELECT $2, 'release', w.upt_id, w.inmate_id, pl.person_id FROM work w JOIN placed pl USING (upt_id, inmate_id)
-WHERE w.new_state = 'released' AND w.old_state IS DISTINCT FROM 'released'
+SELECT $2, 'release', upt_id, inmate_id, person_id FROM placed
+WHERE new_state = 'released' AND old_state IS DISTINCT FROM 'released'
 ON CONFLICT DO NOTHING;
--- Gone: held before, not in the applied snapshot (a set difference: no plan depends on fresh statistics).
-CREATE TEMP TABLE gone ON COMMIT DROP AS
-SELECT e.upt_id, e.inmate_id, e.person_id FROM episodes e
-JOIN (SELECT upt_id, inmate_id FROM episodes
-      WHERE state = 'active' AND upt_id IN (SELECT upt_id FROM run_upts WHERE run_id = $1 AND applied = 'to_apply')
-      EXCEPT
-      SELECT r.upt_id, r.inmate_id FROM sdp_rows r
-      JOIN run_upts ru ON ru.run_id = $1 AND ru.applied = 'to_apply' AND ru.upt_id = r.upt_id
-                      AND ru.snapshot = r.snapshot AND r.as_of = $2) g USING (upt_id, inmate_id);
-ANALYZE gone;
 -- Last seen in the snapshot applied before this one (an unchanged episode is not rewritten every day: while
 -- active, its last sighting is its UPT's applied snapshot).
 UPDATE episodes e SET state = 'departed', ended_on = $2, last_seen = a.as_of,
@@ -233,39 +243,46 @@ WHERE p.person_id IN (SELECT person_id FROM moved UNION SELECT person_id FROM ex
 -- The lists behind the figures, from the state after the day was applied, then each UPT's counts.
 DELETE FROM run_items WHERE run_id = $1;
 WITH detained AS (
-    SELECT e.upt_id, e.inmate_id, e.register, e.detention_start, p.full_name, r.law, r.citation,
+    SELECT e.upt_id, e.inmate_id, e.person_id, e.register, e.detention_start, r.law, r.citation,
            e.detention_start + (r.initial_days + least(e.extension_days, r.extension_days + r.exceptional_days)) - 1
                AS authorised_until
-    FROM episodes e JOIN persons p ON p.person_id = e.person_id
+    FROM episodes e
     JOIN detention_rules r ON r.register = e.register AND e.detention_start >= r.valid_from
                           AND (r.valid_until IS NULL OR e.detention_start < r.valid_until)
     WHERE e.state = 'active' AND e.detention_start IS NOT NULL
 ), judged AS (
-    SELECT *, CASE WHEN $2::date > authorised_until THEN 'overstaying'
-                   WHEN authorised_until - $2::date <= 3 THEN 'notice_3'
-                   WHEN authorised_until - $2::date <= 10 THEN 'notice_10' END AS kind
-    FROM detained
+    SELECT d.*, p.full_name, CASE WHEN $2::date > authorised_until THEN 'overstaying'
+                                  WHEN authorised_until - $2::date <= 3 THEN 'notice_3'
+                                  ELSE 'notice_10' END AS kind
+    FROM detained d JOIN persons p ON p.person_id = d.person_id
+    WHERE authorised_until - $2::date <= 10
 )
 INSERT INTO run_items (run_id, kind, upt_id, inmate_id, detail)
 SELECT $1, kind, upt_id, inmate_id, jsonb_build_object(
     'register', register, 'detention_start', detention_start, 'authorised_until', authorised_until,
     'days_over', greatest($2::date - authorised_until, 0), 'days_left', greatest(authorised_until - $2::date, 0),
     'rule', law || ', ' || citation, 'full_name', full_name)
-FROM judged WHERE kind IS NOT NULL;
-WITH twice AS (
+FROM judged;
+-- (persons held more than once, counted alone, then only their episodes read, by the person index)
+WITH held AS (
     SELECT person_id FROM episodes WHERE state = 'active' AND custody_status <> 'transferred_out'
+    GROUP BY person_id HAVING count(*) > 1
+), twice AS (
+    SELECT person_id FROM episodes
+    WHERE person_id = ANY(ARRAY(SELECT person_id FROM held))
+      AND state = 'active' AND custody_status <> 'transferred_out'
     GROUP BY person_id HAVING min(upt_id) <> max(upt_id)
 )
 INSERT INTO run_items (run_id, kind, upt_id, inmate_id, detail)
 SELECT $1, 'dual_custody', e.upt_id, e.inmate_id, jsonb_build_object(
     'central_id', 'C' || e.person_id, 'other_upt', o.upt_id, 'other_inmate_id', o.inmate_id)
 FROM episodes e
-JOIN twice USING (person_id)
 JOIN LATERAL (SELECT o.upt_id, o.inmate_id FROM episodes o
               WHERE o.person_id = e.person_id AND o.upt_id <> e.upt_id AND o.state = 'active'
                 AND o.custody_status <> 'transferred_out'
               ORDER BY o.upt_id, o.inmate_id LIMIT 1) o ON true
-WHERE e.state = 'active' AND e.custody_status <> 'transferred_out';
+WHERE e.person_id = ANY(ARRAY(SELECT person_id FROM twice))
+  AND e.state = 'active' AND e.custody_status <> 'transferred_out';
 INSERT INTO run_items (run_id, kind, upt_id, inmate_id, detail)
 SELECT $1, 'transfer', upt_id, inmate_id,
        jsonb_build_object('central_id', 'C' || person_id, 'from_upt', upt_id, 'to_upt', other_upt)
@@ -291,43 +308,56 @@ WITH captured AS (
     SELECT person_id, bool_or(status IN ('PRINT_READY_RECORD', 'SENT_FOR_CARD_PRINTING', 'CARD_PRINTED',
                                          'CARD_SHIPPED', 'CARD_ISSUED')) AS ready
     FROM captures WHERE person_id IS NOT NULL GROUP BY person_id
+), active AS (
+    -- (the few persons without a NIK as a hashed set, not a join of every episode with its person)
+    SELECT e.upt_id, e.inmate_id, e.person_id, e.population,
+           e.person_id IN (SELECT person_id FROM persons WHERE nik IS NULL) AS no_nik
+    FROM episodes e WHERE e.state = 'active'
 ), listed AS (
     SELECT e.upt_id, e.inmate_id, e.person_id,
-           CASE WHEN p.nik IS NULL THEN 'no_nik'
+           CASE WHEN e.no_nik THEN 'no_nik'
                 WHEN c.person_id IS NOT NULL THEN 'no_print_ready_capture'
                 ELSE 'nik_not_in_population' END AS reason
-    FROM episodes e JOIN persons p ON p.person_id = e.person_id
-    LEFT JOIN captured c ON c.person_id = p.person_id
-    WHERE e.state = 'active' AND NOT COALESCE(c.ready, false)
-      AND (p.nik IS NULL OR c.person_id IS NOT NULL
+    FROM active e LEFT JOIN captured c ON c.person_id = e.person_id
+    WHERE NOT COALESCE(c.ready, false)
+      AND (e.no_nik OR c.person_id IS NOT NULL
            OR COALESCE(e.population -> 'codes', '[]'::jsonb) ? 'NIK_NOT_IN_POPULATION')
-    ORDER BY e.upt_id, e.inmate_id
+    ORDER BY e.upt_id COLLATE "C", e.inmate_id COLLATE "C"
 )
 -- (aggregated in the order listed: one sort for the three arrays rather than three per UPT)
 INSERT INTO run_worklists (run_id, upt_id, inmate_ids, person_ids, reasons)
 SELECT $1, upt_id, array_agg(inmate_id), array_agg(person_id), array_agg(reason)
 FROM listed GROUP BY upt_id;
+-- (each count once, materialised: the plan must not depend on statistics of rows this run just wrote)
+WITH m AS MATERIALIZED (
+    SELECT upt_id, count(*) FILTER (WHERE kind = 'admission') AS admissions,
+           count(*) FILTER (WHERE kind = 'release') AS releases,
+           count(*) FILTER (WHERE kind = 'transfer_in') AS transfers_in,
+           count(*) FILTER (WHERE kind = 'transfer_out') AS transfers_out
+    FROM movements WHERE day = $2 GROUP BY upt_id
+), i AS MATERIALIZED (
+    SELECT upt_id, count(*) FILTER (WHERE kind = 'in_transit') AS in_transit,
+           count(*) FILTER (WHERE kind = 'dual_custody') AS dual_custody,
+           count(*) FILTER (WHERE kind = 'overstaying') AS overstaying,
+           count(*) FILTER (WHERE kind IN ('notice_3', 'notice_10')) AS notices
+    FROM run_items WHERE run_id = $1 GROUP BY upt_id
+), w AS MATERIALIZED (
+    SELECT upt_id, cardinality(inmate_ids) AS without_ektp FROM run_worklists WHERE run_id = $1
+), a AS MATERIALIZED (
+    SELECT upt_id, count(*) AS n FROM episodes WHERE state = 'active' GROUP BY upt_id
+), counts AS MATERIALIZED (
+    SELECT u.upt_id, a.n AS active, m.admissions, m.releases, m.transfers_in, m.transfers_out, i.in_transit,
+           i.dual_custody, i.overstaying, i.notices, w.without_ektp
+    FROM upts u LEFT JOIN m USING (upt_id) LEFT JOIN i USING (upt_id) LEFT JOIN w USING (upt_id)
+    LEFT JOIN a USING (upt_id)
+)
 UPDATE run_upts ru SET
     -- In custody centrally after the run; for a held snapshot, the records it holds.
-    inmates = CASE WHEN ru.applied = 'held' THEN ru.inmates ELSE COALESCE(a.n, 0) END,
-    admissions = COALESCE(m.admissions, 0), releases = COALESCE(m.releases, 0),
-    transfers_in = COALESCE(m.transfers_in, 0), transfers_out = COALESCE(m.transfers_out, 0),
-    in_transit = COALESCE(i.in_transit, 0), dual_custody = COALESCE(i.dual_custody, 0),
-    overstaying = COALESCE(i.overstaying, 0), notices = COALESCE(i.notices, 0),
-    without_ektp = COALESCE(w.without_ektp, 0)
-FROM upts u
-LEFT JOIN (SELECT upt_id, count(*) FILTER (WHERE kind = 'admission') AS admissions,
-                  count(*) FILTER (WHERE kind = 'release') AS releases,
-                  count(*) FILTER (WHERE kind = 'transfer_in') AS transfers_in,
-                  count(*) FILTER (WHERE kind = 'transfer_out') AS transfers_out
-           FROM movements WHERE day = $2 GROUP BY upt_id) m ON m.upt_id = u.upt_id
-LEFT JOIN (SELECT upt_id, count(*) FILTER (WHERE kind = 'in_transit') AS in_transit,
-                  count(*) FILTER (WHERE kind = 'dual_custody') AS dual_custody,
-                  count(*) FILTER (WHERE kind = 'overstaying') AS overstaying,
-                  count(*) FILTER (WHERE kind IN ('notice_3', 'notice_10')) AS notices
-           FROM run_items WHERE run_id = $1 GROUP BY upt_id) i ON i.upt_id = u.upt_id
-LEFT JOIN (SELECT upt_id, cardinality(inmate_ids) AS without_ektp FROM run_worklists WHERE run_id = $1) w
-       ON w.upt_id = u.upt_id
-LEFT JOIN (SELECT upt_id, count(*) AS n FROM episodes WHERE state = 'active' GROUP BY upt_id) a
-       ON a.upt_id = u.upt_id
-WHERE ru.run_id = $1 AND ru.upt_id = u.upt_id;
+    inmates = CASE WHEN ru.applied = 'held' THEN ru.inmates ELSE COALESCE(c.active, 0) END,
+    admissions = COALESCE(c.admissions, 0), releases = COALESCE(c.releases, 0),
+    transfers_in = COALESCE(c.transfers_in, 0), transfers_out = COALESCE(c.transfers_out, 0),
+    in_transit = COALESCE(c.in_transit, 0), dual_custody = COALESCE(c.dual_custody, 0),
+    overstaying = COALESCE(c.overstaying, 0), notices = COALESCE(c.notices, 0),
+    without_ektp = COALESCE(c.without_ektp, 0)
+FROM counts c
+WHERE ru.run_id = $1 AND ru.upt_id = c.upt_id;

@@ -11,8 +11,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 
+from services.consolidator import consolidation
 from services.consolidator.consolidation import PostgresConsolidationStore
 from services.consolidator.domain.runs import RunPolicy, settled_state
 from services.consolidator.report.render import csv_files
@@ -117,6 +119,15 @@ async def centre(installation: Installation) -> AsyncIterator[Centre]:
         await db.drop_database(url)
 
 
+async def orphaned_episodes(centre: Centre) -> int:
+    """Episodes naming a person that does not exist (the run alone writes episodes: no foreign key checks it)."""
+    return int(
+        await centre.database.pool.fetchval(
+            "SELECT count(*) FROM episodes e WHERE NOT EXISTS (SELECT 1 FROM persons p WHERE p.person_id = e.person_id)"
+        )
+    )
+
+
 def people(prefix: str, n: int, **overrides: Any) -> list[dict[str, Any]]:
     return [inmate(inmate_id=f"{prefix}-{i}", **overrides) for i in range(n)]
 
@@ -178,6 +189,7 @@ async def test_a_day_then_transfers_departures_releases_and_a_held_snapshot(cent
     b = await centre.line(accepted, B)
     assert (b["applied"], b["in_transit"]) == ("applied", 3)
     assert await centre.database.pool.fetchval(active_b, B) == 3
+    assert await orphaned_episodes(centre) == 0
 
 
 async def test_a_record_that_learns_its_nik_merges_into_the_person_holding_it(centre: Centre) -> None:
@@ -198,6 +210,7 @@ async def test_a_record_that_learns_its_nik_merges_into_the_person_holding_it(ce
     assert merged["into_id"] == holder
     episodes = await centre.database.pool.fetch("SELECT upt_id, person_id FROM episodes ORDER BY upt_id")
     assert {r["person_id"] for r in episodes} == {holder}
+    assert await orphaned_episodes(centre) == 0
     # One person in custody in two UPTs at once is flagged on both.
     assert await centre.items(run, "dual_custody") == [(A, "A-9"), (B, "B-1")]
 
@@ -291,3 +304,30 @@ async def test_the_run_settles_departures_as_the_domain_rule_does(centre: Centre
     for current, implied in itertools.product(states, states):
         found = await centre.database.pool.fetchval("SELECT settled_state($1, $2)", current, implied)
         assert found == settled_state(current, implied), (current, implied)
+
+
+async def test_a_step_chosen_as_a_deadlock_victim_runs_again_whole(
+    centre: Centre, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await centre.send(A, DAY, people("A", 6))
+    await centre.send(B, DAY, people("B", 4))
+    bind = consolidation._bind
+    victims: list[str] = []
+
+    def deadlocked_once(statement: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
+        # The server rolls the victim's transaction back: here half-way through the step that writes persons
+        # and episodes, after the persons were inserted.
+        if statement.startswith("INSERT INTO episodes") and not victims:
+            victims.append(statement)
+            raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+        return bind(statement, params)
+
+    monkeypatch.setattr(consolidation, "_bind", deadlocked_once)
+    retried = await centre.run(DAY)
+    assert victims
+    assert await centre.database.pool.fetchval("SELECT count(*) FROM persons") == 10
+    assert await centre.database.pool.fetchval("SELECT count(*) FROM episodes") == 10
+    assert [(await centre.line(retried, u))["inmates"] for u in (A, B)] == [6, 4]
+    again = await centre.run(DAY)
+    report = centre.consolidator.runs
+    assert csv_files(await report.load_report(again)) == csv_files(await report.load_report(retried))  # type: ignore[arg-type]
