@@ -114,13 +114,7 @@ async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int
         max_size=max_size,
         init=_init_connection,
         reset=_keep_session,
-        server_settings={
-            "search_path": f"{_ident(schema)},public",
-            "application_name": f"simpul-{schema}",
-            # Set-based work keeps its temporary tables in memory (a ceiling, taken only when used; it cannot
-            # be raised once a session has used one).
-            "temp_buffers": "128MB",
-        },
+        server_settings={"search_path": f"{_ident(schema)},public", "application_name": f"simpul-{schema}"},
     )
     assert pool is not None
     return pool
