@@ -43,6 +43,9 @@ class RunWorker:
 
     async def _loop(self) -> None:
         while True:
+            # Cleared before the pass, not after: a command that arrives during a pass (the feed of a large run
+            # takes minutes) starts the next one at once rather than at the next tick.
+            self._wake.clear()
             try:
                 await self.pass_once()
                 self.failures = 0
@@ -51,7 +54,6 @@ class RunWorker:
             except Exception:
                 self.failures += 1
                 log.exception("consolidation pass failed; unfinished runs resume at the next pass")
-            self._wake.clear()
             delay = self.interval if not self.failures else min(self.interval, 2.0**self.failures)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from services.consolidator.consolidation import Announce, RunRow
 from services.consolidator.domain.detention import DetentionRule
 from services.consolidator.domain.report import RunReport, UptLine
 from services.consolidator.domain.runs import RunPolicy, RunRequest
+from services.consolidator.worker import RunWorker
 from shared import db, messaging
 from shared.contracts import (
     ConsolidationRunReported,
@@ -290,3 +292,28 @@ async def test_the_centre_confirms_a_probable_nik_and_the_two_records_become_one
         (3, ["identity"]),
     ]
     assert spies.dead == []
+
+
+async def test_a_command_that_arrives_during_a_pass_starts_the_next_pass_at_once() -> None:
+    class Recording(RunWorker):
+        def __init__(self) -> None:
+            super().__init__(None, interval=60)  # type: ignore[arg-type]
+            self.passes = 0
+            self.in_pass, self.second = asyncio.Event(), asyncio.Event()
+
+        async def pass_once(self) -> int:
+            self.passes += 1
+            self.in_pass.set()
+            if self.passes == 2:
+                self.second.set()
+            await asyncio.sleep(0.05)  # a pass long enough for the command to arrive during it
+            return 0
+
+    worker = Recording()
+    worker.start()
+    try:
+        await asyncio.wait_for(worker.in_pass.wait(), 1)
+        worker.wake()  # the handler of a run command, while the first pass is still going
+        await asyncio.wait_for(worker.second.wait(), 1)  # not at the 60 s tick
+    finally:
+        await worker.stop()
