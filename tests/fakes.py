@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -16,7 +16,10 @@ from services.consolidator.domain.sdp import PartStatus, StagedPart
 from services.consolidator.store import LinkFields, Stores, UnitOfWork
 from services.dedup.domain import Claim
 from services.dedup.store import Decide
-from services.monitor.domain import Scope
+from services.monitor.domain import Role, Scope
+from services.monitor.domain.live import LiveEvent
+from services.monitor.domain.status import CaptureSeen, PartSeen, RefusalSeen
+from services.monitor.journal import UnitOfWork as MonitorUnitOfWork
 from services.monitor.store import Account, DeadLetterSeen
 from services.registry.domain.ektp import Capture
 from services.registry.domain.sdp import StoredSnapshot
@@ -26,8 +29,6 @@ from shared import db
 from shared.contracts import (
     CentralInmatesUpdated,
     InmateRecord,
-    PacketStatusChanged,
-    SubmissionProcessed,
     SubmissionReceipt,
 )
 from shared.ektp import EktpStatus
@@ -259,43 +260,54 @@ class FakeStores:
 
 @dataclass
 class FakeMonitorStore:
+    """The monitor's pages, status writes (`unit_of_work`) and live-event log, in dicts and lists."""
+
     units: Units | None = None
-    parts: dict[tuple[str, date, int, int], SubmissionProcessed] = field(default_factory=dict)
+    parts: dict[tuple[str, date, int, int], PartSeen] = field(default_factory=dict)
     central: dict[str, CentralInmatesUpdated] = field(default_factory=dict)
     dead: dict[str, DeadLetterSeen] = field(default_factory=dict)
     accounts: dict[str, Account] = field(default_factory=dict)
     sessions: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     consumed: set[str] = field(default_factory=set)
-    captures: dict[tuple[str, str], str] = field(default_factory=dict)
-    refusals: dict[str, int] = field(default_factory=dict)
+    captures: dict[tuple[str, str], CaptureSeen] = field(default_factory=dict)
+    refusals: dict[tuple[str, date], int] = field(default_factory=dict)
+    ektp_refusals: dict[tuple[str, date], int] = field(default_factory=dict)
+    log: list[LiveEvent] = field(default_factory=list)
+    listeners: list[Callable[[], None]] = field(default_factory=list)
 
     async def load_units(self, units: Units) -> None:
         self.units = units
 
-    async def submission_processed(self, event: SubmissionProcessed, day: date) -> bool:
-        if event.message_id in self.consumed:
-            return False
-        self.consumed.add(event.message_id)
-        self.parts[(event.upt_id, day, event.snapshot or 1, event.part or 0)] = event
-        return True
+    def unit_of_work(self) -> MonitorUnitOfWork:
+        @asynccontextmanager
+        async def unit() -> AsyncIterator[FakeMonitorStores]:
+            tx = FakeMonitorStores(self)
+            yield tx
+            for event in tx.events:
+                self.log.append(dataclasses.replace(event, id=len(self.log) + 1))
+            for listener in list(self.listeners):
+                listener()
 
-    async def central_updated(self, event: CentralInmatesUpdated) -> bool:
-        if event.message_id in self.consumed:
-            return False
-        self.consumed.add(event.message_id)
-        if event.upt_id not in self.central or self.central[event.upt_id].version < event.version:
-            self.central[event.upt_id] = event
-        return True
+        return unit
 
-    async def capture_changed(self, event: PacketStatusChanged, day: date) -> bool:
-        if event.message_id in self.consumed:
-            return False
-        self.consumed.add(event.message_id)
-        if event.packet_id and event.status and event.moves:
-            self.captures[(event.kabkota, event.packet_id)] = event.status.value
-        if event.refused:
-            self.refusals[event.kabkota] = self.refusals.get(event.kabkota, 0) + 1
-        return True
+    # --- the live-event log --------------------------------------------------------------------------------------
+
+    async def bounds(self) -> tuple[int | None, int]:
+        return (self.log[0].id if self.log else None), (self.log[-1].id if self.log else 0)
+
+    async def since(self, after: int, limit: int) -> list[LiveEvent]:
+        return [e for e in self.log if e.id > after][:limit]
+
+    async def prune(self, keep_hours: float) -> int:
+        return 0
+
+    @asynccontextmanager
+    async def listening(self, on_change: Callable[[], None]) -> AsyncIterator[None]:
+        self.listeners.append(on_change)
+        try:
+            yield
+        finally:
+            self.listeners.remove(on_change)
 
     async def office_rows(
         self, scope: Scope, day: date, unit_id: str | None = None
@@ -308,17 +320,12 @@ class FakeMonitorStore:
             if unit_id and d.unit_id != unit_id:
                 continue
             counts: dict[str, int] = {}
-            for (kabkota, _), status in self.captures.items():
+            for (kabkota, _), capture in self.captures.items():
                 if kabkota == d.kabkota_code:
-                    counts[status] = counts.get(status, 0) + 1
+                    counts[capture.status] = counts.get(capture.status, 0) + 1
             office = {"unit_id": d.unit_id, "kabkota_code": d.kabkota_code, "name": d.name}
-            rows.append((office, counts, self.refusals.get(d.kabkota_code, 0)))
+            rows.append((office, counts, self.ektp_refusals.get((d.kabkota_code, day), 0)))
         return rows
-
-    async def dead_letter(self, letter: DeadLetterSeen) -> bool:
-        new = letter.message_id not in self.dead
-        self.dead[letter.message_id] = letter
-        return new
 
     async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]:
         assert self.units is not None
@@ -341,8 +348,8 @@ class FakeMonitorStore:
                     "accepted": sum(p.accepted for p in parts),
                     "rejected": sum(p.rejected for p in parts),
                     "warnings": sum(p.warnings for p in parts),
-                    "last_submission_at": max((p.produced_at for p in parts), default=None),
-                    "refused_messages": 0,
+                    "last_submission_at": max((p.received_at for p in parts), default=None),
+                    "refused_messages": self.refusals.get((u.upt_id, day), 0),
                     "central_total": c.central_total if c else None,
                     "flagged_total": c.flagged_total if c else None,
                 }
@@ -351,11 +358,6 @@ class FakeMonitorStore:
 
     async def dead_letter_count(self, since: datetime) -> int:
         return len(self.dead)
-
-    async def kanwil_of(self, upt_id: str) -> str | None:
-        assert self.units is not None
-        unit = self.units.upt(upt_id)
-        return unit.kanwil_id if unit else None
 
     async def account(self, username: str) -> Account | None:
         return self.accounts.get(username)
@@ -376,3 +378,70 @@ class FakeMonitorStore:
 
     async def end_session(self, token_hash: str) -> None:
         self.sessions.pop(token_hash, None)
+
+
+class FakeMonitorStores:
+    """One unit of work on a FakeMonitorStore: its writes land at once, its live events at the end."""
+
+    def __init__(self, store: FakeMonitorStore) -> None:
+        self.store = store
+        self.events: list[LiveEvent] = []
+
+    async def claim(self, message_id: str) -> bool:
+        if message_id in self.store.consumed:
+            return False
+        self.store.consumed.add(message_id)
+        return True
+
+    def live(self, *events: LiveEvent) -> None:
+        self.events.extend(events)
+
+    async def take_live_turn(self) -> None:
+        pass  # one event loop: a fake transaction never interleaves with another
+
+    async def save_part(self, part: PartSeen) -> None:
+        self.store.parts[(part.upt_id, part.day, part.snapshot, part.part)] = part
+
+    async def count_refusal(self, refusal: RefusalSeen) -> None:
+        key = (refusal.unit_id, refusal.day)
+        self.store.refusals[key] = self.store.refusals.get(key, 0) + 1
+
+    async def save_central(self, totals: CentralInmatesUpdated) -> None:
+        known = self.store.central.get(totals.upt_id)
+        if known is None or known.version < totals.version:
+            self.store.central[totals.upt_id] = totals
+
+    async def save_capture(self, capture: CaptureSeen) -> None:
+        known = self.store.captures.get((capture.kabkota, capture.packet_id))
+        if known is None or known.changed_at <= capture.changed_at:
+            self.store.captures[(capture.kabkota, capture.packet_id)] = capture
+
+    async def count_ektp_refusal(self, refusal: RefusalSeen) -> None:
+        key = (refusal.unit_id, refusal.day)
+        self.store.ektp_refusals[key] = self.store.ektp_refusals.get(key, 0) + 1
+
+    async def save_dead_letter(self, letter: DeadLetterSeen) -> bool:
+        new = letter.message_id not in self.store.dead
+        self.store.dead.setdefault(letter.message_id, letter)
+        return new
+
+    async def dead_letters_since(self, since: datetime) -> int:
+        return len(self.store.dead)
+
+    async def unit_row(self, upt_id: str, day: date) -> dict[str, Any] | None:
+        rows = await self.store.unit_rows(CENTRE, day, upt_id)
+        return rows[0] if rows else None
+
+    async def office_row(self, kabkota: str, day: date) -> tuple[dict[str, Any], dict[str, int], int] | None:
+        assert self.store.units is not None
+        office = next((d for d in self.store.units.dukcapil if d.kabkota_code == kabkota), None)
+        rows = await self.store.office_rows(CENTRE, day, office.unit_id) if office else []
+        return rows[0] if rows else None
+
+    async def kanwil_of(self, upt_id: str) -> str | None:
+        assert self.store.units is not None
+        unit = self.store.units.upt(upt_id)
+        return unit.kanwil_id if unit else None
+
+
+CENTRE = Scope(Role.PUSAT, "pusat")

@@ -14,7 +14,10 @@ from shared.units import load_units
 from . import handlers, web
 from .config import Settings
 from .hub import Hub
+from .journal import LiveLog, PostgresLiveLog, UnitOfWork, postgres_unit_of_work
+from .live import LiveFeed
 from .store import MonitorStore, PostgresMonitorStore
+from .usecases import Monitor
 
 log = logging.getLogger("simpul.monitor")
 
@@ -23,16 +26,22 @@ def build_app(
     settings: Settings | None = None,
     *,
     store: MonitorStore | None = None,
+    unit_of_work: UnitOfWork | None = None,
+    live_log: LiveLog | None = None,
     database: Database | None = None,
     hub: Hub | None = None,
 ) -> FastStream:
     settings = settings or Settings()
     hub = hub or Hub()
     broker, _ = messaging.build_broker("monitor", settings)
-    if store is None:
+    if store is None or unit_of_work is None or live_log is None:
         database = database or Database.of_service(settings.database_url, "monitor")
         store = PostgresMonitorStore(database)
-    broker.include_router(handlers.build_router(store, hub, settings))
+        unit_of_work = postgres_unit_of_work(database)
+        live_log = PostgresLiveLog(database)
+    monitor = Monitor(unit_of_work, utcnow)
+    broker.include_router(handlers.build_router(monitor, settings))
+    feed = LiveFeed(live_log, hub)
 
     stopping = asyncio.Event()
 
@@ -43,7 +52,7 @@ def build_app(
     if database is not None:
         checks["database"] = database.ping
     server = web.WebServer(
-        web.build_web(store, hub, settings, clock=utcnow, checks=checks, stopping=stopping),
+        web.build_web(store, hub, live_log, settings, clock=utcnow, checks=checks, stopping=stopping),
         settings.web_host,
         settings.web_port,
         stopping,
@@ -52,8 +61,13 @@ def build_app(
 
     async def started() -> None:
         await monitor_store.load_units(load_units(settings.units_dir))
+        await feed.start()
         await server.start()
         log.info("monitor web listening", extra={"url": f"http://{settings.web_host}:{server.port}/"})
+
+    async def stopping_() -> None:
+        await server.stop()
+        await feed.stop()
 
     return build_service_app(
         service="monitor",
@@ -62,5 +76,5 @@ def build_app(
         database=database,
         description="Live status for supervisors over SSE, scoped to each login.",
         on_started=started,
-        on_stopping=server.stop,
+        on_stopping=stopping_,
     )

@@ -1,9 +1,8 @@
-"""Translates status events and dead letters into the monitor's view, and pushes changes to browsers."""
+"""Translates status events and dead letters to the monitor's use cases: parse, check the sender, call, ack."""
 
 from __future__ import annotations
 
 import logging
-from datetime import datetime
 from typing import Any
 
 from faststream.rabbit import RabbitRouter
@@ -11,22 +10,18 @@ from faststream.rabbit.annotations import RabbitMessage
 
 from shared import db, messaging
 from shared.contracts import (
-    WIB,
     CentralInmatesUpdated,
     NikCollisionsFound,
     PacketStatusChanged,
     SubmissionProcessed,
     derive_message_id,
 )
-from shared.runtime import Clock, utcnow
 
-from . import domain
 from .config import Settings
-from .hub import Hub
-from .store import DeadLetterSeen, MonitorStore
+from .store import DeadLetterSeen
+from .usecases import Monitor
 
 log = logging.getLogger("simpul.monitor")
-PUSAT = domain.Scope(domain.Role.PUSAT, "pusat")
 
 
 def _text(value: Any) -> str | None:
@@ -58,24 +53,9 @@ def dead_letter_of(raw: Any) -> DeadLetterSeen:
     )
 
 
-def build_router(store: MonitorStore, hub: Hub, settings: Settings, *, clock: Clock = utcnow) -> RabbitRouter:
+def build_router(monitor: Monitor, settings: Settings) -> RabbitRouter:
     router = RabbitRouter()
     publishers = {settings.service_user(s) for s in ("registry", "dedup", "consolidator")}
-
-    async def push_unit(upt_id: str, day: Any) -> None:
-        for row in await store.unit_rows(PUSAT, day, upt_id):
-            hub.publish(
-                {"type": "unit", "day": day.isoformat(), "row": domain.unit_row(row)},
-                unit_id=upt_id,
-                kanwil_id=row["kanwil_id"],
-            )
-
-    async def push_office(kabkota: str, day: Any) -> None:
-        for office, counts, refused in await store.office_rows(PUSAT, day, f"dukcapil-{kabkota}"):
-            hub.publish(
-                {"type": "ektp", "day": day.isoformat(), "row": domain.office_row(office, counts, refused)},
-                unit_id=office["unit_id"],
-            )
 
     @router.subscriber(
         messaging.MONITOR_STATUS.subscribe_to(),
@@ -89,34 +69,13 @@ def build_router(store: MonitorStore, hub: Hub, settings: Settings, *, clock: Cl
         messaging.check_envelope(raw, None)
         messaging.require_publisher(raw, *publishers)
         key = raw.routing_key or ""
-        if key == SubmissionProcessed.ROUTING_KEY:
-            event = SubmissionProcessed.model_validate(body)
-            messaging.check_envelope(raw, event)
-            day = event.as_of or domain.today_wib(event.produced_at)
-            if await db.retrying(lambda: store.submission_processed(event, day), what="submission status"):
-                await push_unit(event.upt_id, day)
-        elif key == CentralInmatesUpdated.ROUTING_KEY:
-            central = CentralInmatesUpdated.model_validate(body)
-            messaging.check_envelope(raw, central)
-            if await db.retrying(lambda: store.central_updated(central), what="central status"):
-                await push_unit(central.upt_id, domain.today_wib(clock()))
-                if central.as_of != domain.today_wib(clock()):
-                    await push_unit(central.upt_id, central.as_of)
-        elif key == PacketStatusChanged.ROUTING_KEY:
-            change = PacketStatusChanged.model_validate(body)
-            messaging.check_envelope(raw, change)
-            day = domain.today_wib(change.produced_at)
-            if await db.retrying(lambda: store.capture_changed(change, day), what="capture status"):
-                await push_office(change.kabkota, day)
-        elif key == NikCollisionsFound.ROUTING_KEY:
-            found = NikCollisionsFound.model_validate(body)
-            hub.publish(
-                {"type": "collisions", "upt_id": found.upt_id, "flagged_records": found.flagged_records},
-                unit_id=found.upt_id,
-                kanwil_id=await store.kanwil_of(found.upt_id),
-            )
-        else:
+        kind = STATUS_EVENTS.get(key)
+        if kind is None:
             log.debug("status event of a kind this monitor does not show", extra={"routing_key": key})
+            return
+        event = kind.model_validate(body)
+        messaging.check_envelope(raw, event)
+        await db.retrying(lambda: record(monitor, event), what=key)
 
     @router.subscriber(
         messaging.MONITOR_DEAD.subscribe_to(),
@@ -128,9 +87,25 @@ def build_router(store: MonitorStore, hub: Hub, settings: Settings, *, clock: Cl
     )
     async def on_dead_letter(msg: RabbitMessage) -> None:
         letter = dead_letter_of(msg.raw_message)
-        if await db.retrying(lambda: store.dead_letter(letter), what="dead letter"):
-            since = datetime.combine(domain.today_wib(clock()), datetime.min.time(), tzinfo=WIB)
-            count = await store.dead_letter_count(since)
-            hub.publish({"type": "dead_letters", "today": count, "reason": letter.reason})
+        await db.retrying(lambda: monitor.record_dead_letter(letter), what="dead letter")
 
     return router
+
+
+StatusEvent = SubmissionProcessed | CentralInmatesUpdated | PacketStatusChanged | NikCollisionsFound
+STATUS_EVENTS: dict[str, type[StatusEvent]] = {
+    k.ROUTING_KEY: k
+    for k in (SubmissionProcessed, CentralInmatesUpdated, PacketStatusChanged, NikCollisionsFound)
+}
+
+
+async def record(monitor: Monitor, event: StatusEvent) -> None:
+    match event:
+        case SubmissionProcessed():
+            await monitor.record_submission(event)
+        case CentralInmatesUpdated():
+            await monitor.record_central_totals(event)
+        case PacketStatusChanged():
+            await monitor.record_capture_change(event)
+        case NikCollisionsFound():
+            await monitor.record_collisions(event)

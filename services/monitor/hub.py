@@ -1,31 +1,33 @@
-"""Fans events out to the browsers connected over SSE, each seeing only its own scope."""
+"""Hands live events to the browsers connected to this instance over SSE, each only what its login may see."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+
+from .domain.live import LiveEvent, visible
+from .domain.scope import Scope
 
 log = logging.getLogger("simpul.monitor.hub")
 
 
 @dataclass(eq=False)
 class Subscription:
-    sees: Callable[[str, str | None], bool]  # (unit_id, kanwil_id) -> visible
-    queue: asyncio.Queue[dict[str, Any]] = field(default_factory=lambda: asyncio.Queue(maxsize=1_000))
+    scope: Scope
+    queue: asyncio.Queue[LiveEvent] = field(default_factory=lambda: asyncio.Queue(maxsize=1_000))
     dropped: bool = False
 
 
 class Hub:
-    """A slow browser is dropped rather than allowed to hold memory; it reconnects and reloads its view."""
+    """A slow browser is dropped rather than allowed to hold memory: it reconnects with the id of the last event
+    it got, and the page resumes from the log (nothing is lost)."""
 
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
 
-    def subscribe(self, sees: Callable[[str, str | None], bool]) -> Subscription:
-        sub = Subscription(sees)
+    def subscribe(self, scope: Scope) -> Subscription:
+        sub = Subscription(scope)
         self._subscriptions.add(sub)
         return sub
 
@@ -36,12 +38,9 @@ class Hub:
     def clients(self) -> int:
         return len(self._subscriptions)
 
-    def publish(
-        self, event: dict[str, Any], *, unit_id: str | None = None, kanwil_id: str | None = None
-    ) -> None:
-        """Events about a unit go to those who see the unit; events without one go to everybody."""
+    def publish(self, event: LiveEvent) -> None:
         for sub in list(self._subscriptions):
-            if unit_id is not None and not sub.sees(unit_id, kanwil_id):
+            if not visible(event, sub.scope):
                 continue
             try:
                 sub.queue.put_nowait(event)

@@ -1,4 +1,4 @@
-"""Where the monitor keeps what it has seen, its logins and their sessions."""
+"""What the monitor's pages read (each login's scope applied), its logins and their sessions."""
 
 from __future__ import annotations
 
@@ -8,7 +8,6 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from shared import db
-from shared.contracts import CentralInmatesUpdated, PacketStatusChanged, SubmissionProcessed
 from shared.runtime import Database
 from shared.units import Units
 
@@ -34,23 +33,16 @@ class Account:
 
 
 class MonitorStore(Protocol):
+    """What the pages read, and the logins with their sessions."""
+
     async def load_units(self, units: Units) -> None: ...
-    async def submission_processed(self, event: SubmissionProcessed, day: date) -> bool:
-        """False if this event was seen before."""
-
-    async def central_updated(self, event: CentralInmatesUpdated) -> bool: ...
-    async def capture_changed(self, event: PacketStatusChanged, day: date) -> bool:
-        """False if this event was seen before."""
-
     async def office_rows(
         self, scope: Scope, day: date, unit_id: str | None = None
     ) -> list[tuple[dict[str, Any], dict[str, int], int]]:
         """(office, count per status, messages refused that day) for every office the scope sees."""
 
-    async def dead_letter(self, letter: DeadLetterSeen) -> bool: ...
     async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]: ...
     async def dead_letter_count(self, since: datetime) -> int: ...
-    async def kanwil_of(self, upt_id: str) -> str | None: ...
     async def account(self, username: str) -> Account | None: ...
     async def usernames(self) -> set[str]: ...
     async def upsert_accounts(self, accounts: Sequence[Account]) -> int: ...
@@ -80,6 +72,39 @@ LEFT JOIN central_totals c ON c.upt_id = u.upt_id
 WHERE ($2::text IS NULL OR u.kanwil_id = $2) AND ($3::text IS NULL OR u.upt_id = $3)
 ORDER BY u.kanwil_id, u.upt_id
 """
+
+
+async def unit_rows(conn: db.Conn, day: date, kanwil: str | None, upt_id: str | None) -> list[dict[str, Any]]:
+    return [dict(r) for r in await conn.fetch(ROWS_SQL, day, kanwil, upt_id)]
+
+
+async def office_rows(
+    conn: db.Conn, day: date, *, unit_id: str | None = None, kabkota: str | None = None
+) -> list[tuple[dict[str, Any], dict[str, int], int]]:
+    """(office, count per status, messages refused that day) of every office, or of the one asked for."""
+    offices = await conn.fetch(
+        "SELECT unit_id, kabkota_code, name FROM offices WHERE ($1::text IS NULL OR unit_id = $1) "
+        "AND ($2::text IS NULL OR kabkota_code = $2) ORDER BY kabkota_code",
+        unit_id,
+        kabkota,
+    )
+    codes = [o["kabkota_code"] for o in offices]
+    counts: dict[str, dict[str, int]] = {}
+    for r in await conn.fetch(
+        "SELECT kabkota, status, count(*) AS n FROM ektp_captures WHERE kabkota = ANY($1::text[]) "
+        "GROUP BY kabkota, status",
+        codes,
+    ):
+        counts.setdefault(r["kabkota"], {})[r["status"]] = r["n"]
+    refused = {
+        r["kabkota"]: r["count"]
+        for r in await conn.fetch(
+            "SELECT kabkota, count FROM ektp_refusals WHERE day = $1 AND kabkota = ANY($2::text[])",
+            day,
+            codes,
+        )
+    }
+    return [(dict(o), counts.get(o["kabkota_code"], {}), refused.get(o["kabkota_code"], 0)) for o in offices]
 
 
 class PostgresMonitorStore:
@@ -116,128 +141,14 @@ class PostgresMonitorStore:
                 [(d.unit_id, d.kabkota_code, d.name, d.province_code) for d in units.dukcapil],
             )
 
-    async def submission_processed(self, event: SubmissionProcessed, day: date) -> bool:
-        async with self.database.pool.acquire() as conn, conn.transaction():
-            if not await db.claim(conn, "monitor.status", event.message_id):
-                return False
-            if event.snapshot_state is None or event.as_of is None or event.part is None:
-                # Refused as a whole (unreadable, another unit's, superseded...): it is no part of a snapshot.
-                await conn.execute(
-                    "INSERT INTO refusals (upt_id, day, count) VALUES ($1, $2, 1) "
-                    "ON CONFLICT (upt_id, day) DO UPDATE SET count = refusals.count + 1",
-                    event.upt_id,
-                    day,
-                )
-                return True
-            await conn.execute(
-                "INSERT INTO submission_parts (upt_id, day, snapshot, part, parts, status, received, accepted, "
-                "rejected, warnings, received_at, lateness) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
-                "$12) ON CONFLICT (upt_id, day, snapshot, part) DO UPDATE SET parts = EXCLUDED.parts, "
-                "status = EXCLUDED.status, received = EXCLUDED.received, accepted = EXCLUDED.accepted, "
-                "rejected = EXCLUDED.rejected, warnings = EXCLUDED.warnings, received_at = EXCLUDED.received_at, "
-                "lateness = EXCLUDED.lateness",
-                event.upt_id,
-                event.as_of,
-                event.snapshot or 1,
-                event.part,
-                event.parts or event.part,
-                event.status.value,
-                event.received,
-                event.accepted,
-                event.rejected,
-                event.warnings,
-                event.produced_at,
-                event.lateness.value if event.lateness else None,
-            )
-            return True
-
-    async def central_updated(self, event: CentralInmatesUpdated) -> bool:
-        async with self.database.pool.acquire() as conn, conn.transaction():
-            if not await db.claim(conn, "monitor.status", event.message_id):
-                return False
-            # Announcements can overtake each other; the newest one wins.
-            await conn.execute(
-                "INSERT INTO central_totals AS c (upt_id, central_total, flagged_total, as_of, version) "
-                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (upt_id) DO UPDATE SET "
-                "central_total = EXCLUDED.central_total, flagged_total = EXCLUDED.flagged_total, "
-                "as_of = EXCLUDED.as_of, version = EXCLUDED.version "
-                "WHERE c.version < EXCLUDED.version",
-                event.upt_id,
-                event.central_total,
-                event.flagged_total,
-                event.as_of,
-                event.version,
-            )
-            return True
-
-    async def capture_changed(self, event: PacketStatusChanged, day: date) -> bool:
-        async with self.database.pool.acquire() as conn, conn.transaction():
-            if not await db.claim(conn, "monitor.status", event.message_id):
-                return False
-            if event.refused:
-                await conn.execute(
-                    "INSERT INTO ektp_refusals (kabkota, day, count) VALUES ($1, $2, 1) "
-                    "ON CONFLICT (kabkota, day) DO UPDATE SET count = ektp_refusals.count + 1",
-                    event.kabkota,
-                    day,
-                )
-            if event.packet_id and event.status and event.moves:
-                # Messages about one capture can overtake each other: the latest move wins.
-                await conn.execute(
-                    "INSERT INTO ektp_captures AS c (kabkota, packet_id, status, changed_at) VALUES ($1, $2, $3, $4) "
-                    "ON CONFLICT (kabkota, packet_id) DO UPDATE SET status = EXCLUDED.status, "
-                    "changed_at = EXCLUDED.changed_at WHERE c.changed_at <= EXCLUDED.changed_at",
-                    event.kabkota,
-                    event.packet_id,
-                    event.status.value,
-                    event.moves[-1].at,
-                )
-            return True
-
     async def office_rows(
         self, scope: Scope, day: date, unit_id: str | None = None
     ) -> list[tuple[dict[str, Any], dict[str, int], int]]:
         if scope.role.value == "kanwil" or scope.role.value == "upt":
             return []
         only = scope.unit_id if scope.role.value == "dukcapil" else unit_id
-        offices = await self.database.pool.fetch(
-            "SELECT unit_id, kabkota_code, name FROM offices WHERE $1::text IS NULL OR unit_id = $1 "
-            "ORDER BY kabkota_code",
-            only,
-        )
-        codes = [o["kabkota_code"] for o in offices]
-        counts: dict[str, dict[str, int]] = {}
-        for r in await self.database.pool.fetch(
-            "SELECT kabkota, status, count(*) AS n FROM ektp_captures WHERE kabkota = ANY($1::text[]) "
-            "GROUP BY kabkota, status",
-            codes,
-        ):
-            counts.setdefault(r["kabkota"], {})[r["status"]] = r["n"]
-        refused = {
-            r["kabkota"]: r["count"]
-            for r in await self.database.pool.fetch(
-                "SELECT kabkota, count FROM ektp_refusals WHERE day = $1 AND kabkota = ANY($2::text[])",
-                day,
-                codes,
-            )
-        }
-        return [
-            (dict(o), counts.get(o["kabkota_code"], {}), refused.get(o["kabkota_code"], 0)) for o in offices
-        ]
-
-    async def dead_letter(self, letter: DeadLetterSeen) -> bool:
-        status = await self.database.pool.execute(
-            "INSERT INTO dead_letters (message_id, reason, detail, service, queue, routing_key, sender) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id) DO NOTHING",
-            letter.message_id,
-            letter.reason,
-            letter.detail,
-            letter.service,
-            letter.queue,
-            letter.routing_key,
-            letter.sender,
-        )
-        return bool(status.endswith(" 1"))
+        async with self.database.pool.acquire() as conn:
+            return await office_rows(conn, day, unit_id=only)
 
     async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]:
         if scope.role.value == "dukcapil":
@@ -246,17 +157,13 @@ class PostgresMonitorStore:
         only = scope.unit_id if scope.role.value == "upt" else upt_id
         if upt_id is not None and only != upt_id:
             return []
-        rows = await self.database.pool.fetch(ROWS_SQL, day, kanwil, only)
-        return [dict(r) for r in rows]
+        async with self.database.pool.acquire() as conn:
+            return await unit_rows(conn, day, kanwil, only)
 
     async def dead_letter_count(self, since: datetime) -> int:
         return int(
             await self.database.pool.fetchval("SELECT count(*) FROM dead_letters WHERE dead_at >= $1", since)
         )
-
-    async def kanwil_of(self, upt_id: str) -> str | None:
-        value = await self.database.pool.fetchval("SELECT kanwil_id FROM units WHERE upt_id = $1", upt_id)
-        return str(value) if value is not None else None
 
     async def account(self, username: str) -> Account | None:
         row = await self.database.pool.fetchrow(

@@ -1,13 +1,12 @@
-"""The supervisors' web view: login, the scoped unit table, and live updates over SSE."""
+"""The supervisors' web view: login, the scoped unit table, and live updates over SSE (resumed by event id)."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date, datetime, timedelta
 from importlib import resources
 from urllib.parse import parse_qs
@@ -24,6 +23,8 @@ from shared.webserver import WebServer
 from . import accounts, domain
 from .config import Settings
 from .hub import Hub
+from .journal import LiveLog
+from .live import stream as live_stream
 from .store import Account, MonitorStore
 
 log = logging.getLogger("simpul.monitor.web")
@@ -46,9 +47,19 @@ def _static(name: str) -> str:
     return (resources.files("services.monitor") / "static" / name).read_text(encoding="utf-8")
 
 
+def _last_event_id(request: Request) -> int | None:
+    """The id of the last event the page got: the browser's Last-Event-ID on a reconnect, else the id its view
+    was read at (`after`)."""
+    for value in (request.headers.get("last-event-id"), request.query_params.get("after")):
+        if value and value.isdigit() and len(value) < 19:
+            return int(value)
+    return None
+
+
 def build_web(
     store: MonitorStore,
     hub: Hub,
+    live_log: LiveLog,
     settings: Settings,
     *,
     clock: Clock,
@@ -124,6 +135,8 @@ def build_web(
             return JSONResponse({"error": "login required"}, status_code=401)
         account, scope = who
         day = _day(request)
+        # Read before the view: the page follows the live events from here, so none between is missed.
+        live_id = (await live_log.bounds())[1]
         rows = [domain.unit_row(r) for r in await store.unit_rows(scope, day)]
         offices = [
             domain.office_row(o, counts, refused)
@@ -143,6 +156,7 @@ def build_web(
                 "units": rows,
                 "offices": offices,
                 "dead_letters_today": dead,
+                "live_id": live_id,
             },
             headers=SECURITY_HEADERS,
         )
@@ -152,28 +166,16 @@ def build_web(
         if who is None:
             return JSONResponse({"error": "login required"}, status_code=401)
         _, scope = who
-
-        sub = hub.subscribe(scope.sees)
-
-        async def stream() -> AsyncIterator[str]:
-            try:
-                yield "retry: 2000\n\n"
-                while not stopping.is_set() and not sub.dropped:
-                    try:
-                        event = await asyncio.wait_for(
-                            sub.queue.get(), timeout=settings.sse_heartbeat_seconds
-                        )
-                    except TimeoutError:
-                        yield ": heartbeat\n\n"
-                        continue
-                    if event.get("type") == "dead_letters" and scope.role is not domain.Role.PUSAT:
-                        continue
-                    yield f"event: {event['type']}\ndata: {json.dumps(event)}\n\n"
-            finally:
-                hub.unsubscribe(sub)
-
+        events = live_stream(
+            live_log,
+            hub,
+            scope,
+            _last_event_id(request),
+            heartbeat=settings.sse_heartbeat_seconds,
+            stopping=stopping,
+        )
         return StreamingResponse(
-            stream(), media_type="text/event-stream", headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
+            events, media_type="text/event-stream", headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
         )
 
     async def ready(request: Request) -> Response:
@@ -188,7 +190,7 @@ def build_web(
             {"ready": ok, "checks": results, "live_clients": hub.clients}, status_code=200 if ok else 503
         )
 
-    async def live(request: Request) -> Response:
+    async def alive(request: Request) -> Response:
         return JSONResponse({"live": True})
 
     static = StaticFiles(directory=str(resources.files("services.monitor") / "static"))
@@ -201,7 +203,7 @@ def build_web(
             Route("/api/units", api_units),
             Route("/events", events),
             Route("/health/ready", ready),
-            Route("/health/live", live),
+            Route("/health/live", alive),
             Mount("/static", app=static, name="static"),
         ]
     )

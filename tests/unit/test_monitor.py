@@ -8,12 +8,16 @@ import httpx
 import pytest
 
 from services.monitor import accounts, domain, web
+from services.monitor import live as live_stream
 from services.monitor.app import build_app
 from services.monitor.config import Settings
-from services.monitor.hub import Hub
+from services.monitor.domain import live
+from services.monitor.domain.live import LiveEvent
+from services.monitor.hub import Hub, Subscription
 from services.monitor.store import Account
+from services.monitor.usecases import Monitor
 from shared import messaging
-from shared.contracts import ReceiptStatus, SubmissionProcessed
+from shared.contracts import ReceiptStatus, SnapshotState, SubmissionProcessed
 from shared.settings import PROJECT_ROOT
 from shared.units import load_units
 from tests.fakes import FakeMonitorStore
@@ -43,16 +47,28 @@ def test_a_unit_row_says_whether_the_day_is_complete() -> None:
 
 async def test_the_hub_sends_each_client_only_what_it_may_see_and_drops_slow_ones() -> None:
     hub = Hub()
-    kanwil = hub.subscribe(lambda upt, kw: kw == "kanwil-32")
-    everyone = hub.subscribe(lambda upt, kw: True)
-    hub.publish({"type": "unit", "n": 1}, unit_id="upt-1101-1", kanwil_id="kanwil-11")
-    hub.publish({"type": "dead_letters"})
-    assert kanwil.queue.qsize() == 1
-    assert everyone.queue.qsize() == 2
-    for _ in range(1_001):
-        hub.publish({"type": "flood"})
+    kanwil = hub.subscribe(domain.scope_of_login("kanwil-32"))
+    centre = hub.subscribe(domain.scope_of_login("pusat"))
+    hub.publish(LiveEvent("unit", {"n": 1}, unit_id="upt-1101-1", kanwil_id="kanwil-11", id=1))
+    hub.publish(LiveEvent("dead_letters", {"today": 1}, centre_only=True, id=2))
+    hub.publish(LiveEvent("unit", {"n": 2}, unit_id="upt-3273-1", kanwil_id="kanwil-32", id=3))
+    assert kanwil.queue.get_nowait().id == 3
+    assert kanwil.queue.empty()
+    assert centre.queue.qsize() == 3
+    for n in range(1_001):
+        hub.publish(LiveEvent("flood", id=10 + n))
     assert kanwil.dropped
     assert hub.clients == 0
+
+
+def test_a_page_resumes_after_its_last_event_or_reloads_when_it_cannot() -> None:
+    assert live.decide_resume(None, 1, 40) == live.Resume(40, reload=False)  # a new page: from now on
+    assert live.decide_resume(35, 1, 40) == live.Resume(35, reload=False)
+    assert live.decide_resume(40, 1, 40) == live.Resume(40, reload=False)
+    assert live.decide_resume(10, 30, 40) == live.Resume(40, reload=True)  # what it missed was pruned
+    assert live.decide_resume(29, 30, 40) == live.Resume(29, reload=False)  # nothing pruned that it needs
+    assert live.decide_resume(90, 30, 40) == live.Resume(40, reload=True)  # an id from another log
+    assert live.decide_resume(1, 1, 1 + live.MAX_REPLAY + 1) == live.Resume(live.MAX_REPLAY + 2, reload=True)
 
 
 def test_passwords_are_hashed_and_checked() -> None:
@@ -79,33 +95,46 @@ def status_event(upt: str, accepted: int, n: int = 1) -> SubmissionProcessed:
         accepted=accepted,
         rejected=0,
         warnings=0,
+        snapshot_state=SnapshotState(parts=2, parts_received=n, complete=n == 2),
     )
+
+
+def monitor_app(store: FakeMonitorStore, hub: Hub | None = None) -> Any:
+    return build_app(SETTINGS, store=store, unit_of_work=store.unit_of_work(), live_log=store, hub=hub)
+
+
+async def next_event(sub: Subscription) -> LiveEvent:
+    return await asyncio.wait_for(sub.queue.get(), 2)
 
 
 async def test_a_status_event_updates_the_view_and_reaches_the_clients_that_see_the_unit() -> None:
     store, hub = FakeMonitorStore(), Hub()
-    jabar = hub.subscribe(lambda upt, kw: kw == "kanwil-32")
-    aceh = hub.subscribe(lambda upt, kw: kw == "kanwil-11")
-    async with in_memory(build_app(SETTINGS, store=store, hub=hub)) as (broker, _spies):
+    jabar = hub.subscribe(domain.scope_of_login("kanwil-32"))
+    aceh = hub.subscribe(domain.scope_of_login("kanwil-11"))
+    async with in_memory(monitor_app(store, hub)) as (broker, _spies):
         event = status_event("upt-3273-1", 480)
-        await broker.publish(
-            event.model_dump_json().encode(),
-            exchange=messaging.EVENTS,
-            routing_key=event.ROUTING_KEY,
-            message_id=event.message_id,
-            user_id="svc-registry",
-            content_type="application/json",
-        )
-    pushed = jabar.queue.get_nowait()
-    assert pushed["row"]["upt_id"] == "upt-3273-1"
-    assert pushed["row"]["accepted"] == 480
-    assert pushed["row"]["state"] == "partial"
+        for _ in range(2):  # a redelivered copy changes nothing and is shown once
+            await broker.publish(
+                event.model_dump_json().encode(),
+                exchange=messaging.EVENTS,
+                routing_key=event.ROUTING_KEY,
+                message_id=event.message_id,
+                user_id="svc-registry",
+                content_type="application/json",
+            )
+        pushed = await next_event(jabar)
+    assert (pushed.kind, pushed.id) == ("unit", 1)
+    assert pushed.payload["row"]["upt_id"] == "upt-3273-1"
+    assert pushed.payload["row"]["accepted"] == 480
+    assert pushed.payload["row"]["state"] == "partial"
     assert aceh.queue.empty()
+    assert jabar.queue.empty()
+    assert [e.kind for e in store.log] == ["unit"]
 
 
 async def test_dead_letters_are_counted_from_their_headers_without_parsing_the_body() -> None:
     store = FakeMonitorStore()
-    async with in_memory(build_app(SETTINGS, store=store)) as (broker, _spies):
+    async with in_memory(monitor_app(store)) as (broker, _spies):
         await broker.publish(
             b"\x00not json",
             exchange=messaging.DEAD,
@@ -127,8 +156,8 @@ async def client():  # type: ignore[no-untyped-def]
             Account("kanwil-32", accounts.hash_password("pw-jabar"), "kanwil-32"),
         ]
     )
-    await store.submission_processed(status_event("upt-3273-1", 480), DAY)
-    app = web.build_web(store, Hub(), SETTINGS, clock=lambda: NOW, checks={}, stopping=asyncio.Event())
+    await Monitor(store.unit_of_work(), lambda: NOW).record_submission(status_event("upt-3273-1", 480))
+    app = web.build_web(store, Hub(), store, SETTINGS, clock=lambda: NOW, checks={}, stopping=asyncio.Event())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://monitor") as c:
         yield c
 
@@ -190,8 +219,8 @@ def capture_event(n: int, packet: str, *moves: tuple[str, str], refused: tuple[s
 
 async def test_capture_moves_build_each_offices_pipeline_and_reach_only_those_who_see_it() -> None:
     store, hub = FakeMonitorStore(), Hub()
-    bandung = hub.subscribe(domain.scope_of_login("dukcapil-3273").sees)
-    kanwil = hub.subscribe(domain.scope_of_login("kanwil-32").sees)
+    bandung = hub.subscribe(domain.scope_of_login("dukcapil-3273"))
+    kanwil = hub.subscribe(domain.scope_of_login("kanwil-32"))
     events = [
         capture_event(1, "p1", ("UNREGISTERED", "BIO_CAPTURED")),
         capture_event(
@@ -205,7 +234,7 @@ async def test_capture_moves_build_each_offices_pipeline_and_reach_only_those_wh
         capture_event(3, "p2", ("UNREGISTERED", "BIO_CAPTURED")),
         capture_event(4, "p3", refused=("ILLEGAL_STATUS_MOVE",)),
     ]
-    async with in_memory(build_app(SETTINGS, store=store, hub=hub)) as (broker, _):
+    async with in_memory(monitor_app(store, hub)) as (broker, _):
         for event in events:
             await broker.publish(
                 event.model_dump_json().encode(),
@@ -215,12 +244,10 @@ async def test_capture_moves_build_each_offices_pipeline_and_reach_only_those_wh
                 user_id="svc-registry",
                 content_type="application/json",
             )
-    last = None
-    while not bandung.queue.empty():
-        last = bandung.queue.get_nowait()
-    assert last is not None
-    assert last["type"] == "ektp"
-    row = last["row"]
+        seen = [await next_event(bandung) for _ in events]
+    last = seen[-1]
+    assert last.kind == "ektp"
+    row = last.payload["row"]
     assert (row["regional"], row["central"], row["refused_messages"]) == (1, 1, 1)
     assert row["statuses"] == {"SENT_FOR_DEDUP": 1, "BIO_CAPTURED": 1}
     assert kanwil.queue.empty()  # a Ditjenpas Kanwil does not watch civil registration
@@ -235,3 +262,30 @@ async def test_a_dukcapil_login_sees_its_own_pipeline_only() -> None:
     assert await store.office_rows(domain.scope_of_login("kanwil-32"), DAY) == []
     assert len(await store.office_rows(domain.scope_of_login("pusat"), DAY)) == 514
     assert await store.unit_rows(scope, DAY) == []
+
+
+async def test_a_reconnecting_page_gets_what_it_missed_then_the_live_events_each_once() -> None:
+    store, hub = FakeMonitorStore(), Hub()
+    monitor = Monitor(store.unit_of_work(), lambda: NOW)
+    await store.load_units(UNITS)
+    for n in (1, 2):
+        await monitor.record_submission(status_event("upt-3273-1", 100 * n, n))
+    await monitor.record_submission(status_event("upt-1101-1", 5))  # another Kanwil's: not for this page
+    stopping = asyncio.Event()
+    jabar = domain.scope_of_login("kanwil-32")
+    frames = live_stream.stream(store, hub, jabar, 1, heartbeat=5, stopping=stopping)
+    assert await anext(frames) == "retry: 2000\n\n"
+    replayed = await anext(frames)  # what followed event 1: event 2 (event 3 is not this page's)
+    assert replayed.startswith("id: 2\nevent: unit\n")
+    # The live feed hands the hub events the log replay already covered, then a new one: only that is sent.
+    waiting = asyncio.ensure_future(anext(frames))
+    await asyncio.sleep(0)
+    for event in store.log:
+        hub.publish(event)
+    await monitor.record_submission(status_event("upt-3273-1", 50, 3))
+    hub.publish(store.log[-1])
+    assert (await asyncio.wait_for(waiting, 1)).startswith("id: 4\nevent: unit\n")
+    stopping.set()
+    hub.publish(LiveEvent("flood", id=5))
+    assert [f async for f in frames] == []
+    assert hub.clients == 0

@@ -114,10 +114,13 @@ async function load() {
   show(data.units.length === 0 && data.offices.length > 0 ? "ektp" : "sdp");
   summarise();
   document.body.dataset.loaded = "true";
+  return data.live_id;
 }
 
-function connect() {
-  const source = new EventSource("/events");
+// Events follow the id the view was read at; on a reconnect the browser sends the last id it got
+// (Last-Event-ID) and the monitor replays what followed, or says "reload" when it no longer can.
+function connect(after) {
+  const source = new EventSource(`/events?after=${encodeURIComponent(after)}`);
   const live = document.getElementById("live");
   source.onopen = () => { live.className = "live online"; };
   source.onerror = () => { live.className = "live offline"; };
@@ -135,8 +138,9 @@ function connect() {
     state.dead = JSON.parse(e.data).today;
     summarise();
   });
+  source.addEventListener("reload", () => { load(); });
 }
 
 document.getElementById("filter").addEventListener("input", applyFilter);
 for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => show(tab.dataset.view));
-load().then(connect);
+load().then((after) => { if (after !== undefined) connect(after); });

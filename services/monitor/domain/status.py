@@ -1,0 +1,73 @@
+"""What the monitor keeps of each status event: pure decisions, no I/O."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from shared.contracts import PacketStatusChanged, SubmissionProcessed
+
+from .views import today_wib
+
+
+@dataclass(frozen=True)
+class PartSeen:
+    """The registry's verdict on one part of a UPT's snapshot (the latest copy of a part wins)."""
+
+    upt_id: str
+    day: date
+    snapshot: int
+    part: int
+    parts: int
+    status: str
+    received: int
+    accepted: int
+    rejected: int
+    warnings: int
+    received_at: datetime
+    lateness: str | None
+
+
+@dataclass(frozen=True)
+class RefusalSeen:
+    """A message refused as a whole (unreadable, another unit's, superseded): counted, part of no snapshot."""
+
+    unit_id: str
+    day: date
+
+
+def decide_submission(event: SubmissionProcessed) -> PartSeen | RefusalSeen:
+    day = event.as_of or today_wib(event.produced_at)
+    if event.snapshot_state is None or event.as_of is None or event.part is None:
+        return RefusalSeen(event.upt_id, day)
+    return PartSeen(
+        upt_id=event.upt_id, day=day, snapshot=event.snapshot or 1, part=event.part,
+        parts=event.parts or event.part, status=event.status.value, received=event.received,
+        accepted=event.accepted, rejected=event.rejected, warnings=event.warnings,
+        received_at=event.produced_at, lateness=event.lateness.value if event.lateness else None,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class CaptureSeen:
+    """A capture's latest status (messages about one capture can overtake each other: the latest move wins)."""
+
+    kabkota: str
+    packet_id: str
+    status: str
+    changed_at: datetime
+
+
+@dataclass(frozen=True)
+class CaptureDecision:
+    day: date
+    capture: CaptureSeen | None
+    refused: RefusalSeen | None
+
+
+def decide_capture(event: PacketStatusChanged) -> CaptureDecision:
+    day = today_wib(event.produced_at)
+    capture = None
+    if event.packet_id and event.status and event.moves:
+        capture = CaptureSeen(event.kabkota, event.packet_id, event.status.value, event.moves[-1].at)
+    return CaptureDecision(day, capture, RefusalSeen(event.kabkota, day) if event.refused else None)

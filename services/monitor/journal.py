@@ -1,0 +1,233 @@
+"""Where status events land: one unit of work per message, and the log of live events every instance follows."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from shared import db
+from shared.contracts import CentralInmatesUpdated
+from shared.runtime import Database
+
+from .domain.live import LiveEvent
+from .domain.status import CaptureSeen, PartSeen, RefusalSeen
+from .store import DeadLetterSeen, office_rows, unit_rows
+
+CONSUMER = "monitor.status"
+LIVE_CHANNEL = "monitor_live"
+_LIVE_LOCK = "monitor.live_events"
+
+
+class Stores(Protocol):
+    """What a use case may load and save inside one transaction."""
+
+    async def claim(self, message_id: str) -> bool:
+        """Record the message as consumed; False if it was consumed before (then change nothing)."""
+
+    def live(self, *events: LiveEvent) -> None:
+        """Events to log (and show) once the transaction commits."""
+
+    async def take_live_turn(self) -> None:
+        """From here to its commit, no other transaction logs live events; what is read after this sees every
+        change whose events were logged before. Read a view for an event only after this: two transactions
+        changing one UPT would otherwise each log a row without the other's change, the later one last."""
+
+    async def save_part(self, part: PartSeen) -> None: ...
+    async def count_refusal(self, refusal: RefusalSeen) -> None: ...
+    async def save_central(self, totals: CentralInmatesUpdated) -> None:
+        """Keep the newest announcement per UPT (by version): they can overtake each other."""
+
+    async def save_capture(self, capture: CaptureSeen) -> None: ...
+    async def count_ektp_refusal(self, refusal: RefusalSeen) -> None: ...
+    async def save_dead_letter(self, letter: DeadLetterSeen) -> bool:
+        """False if this dead letter was seen before."""
+
+    async def dead_letters_since(self, since: datetime) -> int: ...
+    async def unit_row(self, upt_id: str, day: date) -> dict[str, Any] | None:
+        """The UPT's day as every page shows it, read inside the transaction (for its live event)."""
+
+    async def office_row(
+        self, kabkota: str, day: date
+    ) -> tuple[dict[str, Any], dict[str, int], int] | None: ...
+    async def kanwil_of(self, upt_id: str) -> str | None: ...
+
+
+UnitOfWork = Callable[[], AbstractAsyncContextManager[Stores]]
+
+
+class LiveLog(Protocol):
+    async def bounds(self) -> tuple[int | None, int]:
+        """(oldest id kept or None when empty, newest id given: 0 before the first)."""
+
+    async def since(self, after: int, limit: int) -> list[LiveEvent]:
+        """Events after `after`, in order, at most `limit`."""
+
+    async def prune(self, keep_hours: float) -> int: ...
+
+    def listening(self, on_change: Callable[[], None]) -> AbstractAsyncContextManager[None]:
+        """While inside, `on_change` is called whenever events may have been logged."""
+
+
+class PostgresStores:
+    def __init__(self, conn: db.Conn) -> None:
+        self.conn = conn
+        self.events: list[LiveEvent] = []
+
+    async def claim(self, message_id: str) -> bool:
+        return await db.claim(self.conn, CONSUMER, message_id)
+
+    def live(self, *events: LiveEvent) -> None:
+        self.events.extend(events)
+
+    async def take_live_turn(self) -> None:
+        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _LIVE_LOCK)
+
+    async def save_part(self, p: PartSeen) -> None:
+        await self.conn.execute(
+            "INSERT INTO submission_parts (upt_id, day, snapshot, part, parts, status, received, accepted, "
+            "rejected, warnings, received_at, lateness) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+            "$12) ON CONFLICT (upt_id, day, snapshot, part) DO UPDATE SET parts = EXCLUDED.parts, "
+            "status = EXCLUDED.status, received = EXCLUDED.received, accepted = EXCLUDED.accepted, "
+            "rejected = EXCLUDED.rejected, warnings = EXCLUDED.warnings, received_at = EXCLUDED.received_at, "
+            "lateness = EXCLUDED.lateness",
+            p.upt_id, p.day, p.snapshot, p.part, p.parts, p.status, p.received, p.accepted, p.rejected,
+            p.warnings, p.received_at, p.lateness,
+        )  # fmt: skip
+
+    async def count_refusal(self, refusal: RefusalSeen) -> None:
+        await self.conn.execute(
+            "INSERT INTO refusals (upt_id, day, count) VALUES ($1, $2, 1) "
+            "ON CONFLICT (upt_id, day) DO UPDATE SET count = refusals.count + 1",
+            refusal.unit_id,
+            refusal.day,
+        )
+
+    async def save_central(self, t: CentralInmatesUpdated) -> None:
+        await self.conn.execute(
+            "INSERT INTO central_totals AS c (upt_id, central_total, flagged_total, as_of, version) "
+            "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (upt_id) DO UPDATE SET "
+            "central_total = EXCLUDED.central_total, flagged_total = EXCLUDED.flagged_total, "
+            "as_of = EXCLUDED.as_of, version = EXCLUDED.version WHERE c.version < EXCLUDED.version",
+            t.upt_id, t.central_total, t.flagged_total, t.as_of, t.version,
+        )  # fmt: skip
+
+    async def save_capture(self, c: CaptureSeen) -> None:
+        await self.conn.execute(
+            "INSERT INTO ektp_captures AS c (kabkota, packet_id, status, changed_at) VALUES ($1, $2, $3, $4) "
+            "ON CONFLICT (kabkota, packet_id) DO UPDATE SET status = EXCLUDED.status, "
+            "changed_at = EXCLUDED.changed_at WHERE c.changed_at <= EXCLUDED.changed_at",
+            c.kabkota, c.packet_id, c.status, c.changed_at,
+        )  # fmt: skip
+
+    async def count_ektp_refusal(self, refusal: RefusalSeen) -> None:
+        await self.conn.execute(
+            "INSERT INTO ektp_refusals (kabkota, day, count) VALUES ($1, $2, 1) "
+            "ON CONFLICT (kabkota, day) DO UPDATE SET count = ektp_refusals.count + 1",
+            refusal.unit_id,
+            refusal.day,
+        )
+
+    async def save_dead_letter(self, d: DeadLetterSeen) -> bool:
+        status = await self.conn.execute(
+            "INSERT INTO dead_letters (message_id, reason, detail, service, queue, routing_key, sender) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (message_id) DO NOTHING",
+            d.message_id, d.reason, d.detail, d.service, d.queue, d.routing_key, d.sender,
+        )  # fmt: skip
+        return bool(status.endswith(" 1"))
+
+    async def dead_letters_since(self, since: datetime) -> int:
+        return int(await self.conn.fetchval("SELECT count(*) FROM dead_letters WHERE dead_at >= $1", since))
+
+    async def unit_row(self, upt_id: str, day: date) -> dict[str, Any] | None:
+        rows = await unit_rows(self.conn, day, None, upt_id)
+        return rows[0] if rows else None
+
+    async def office_row(self, kabkota: str, day: date) -> tuple[dict[str, Any], dict[str, int], int] | None:
+        rows = await office_rows(self.conn, day, kabkota=kabkota)
+        return rows[0] if rows else None
+
+    async def kanwil_of(self, upt_id: str) -> str | None:
+        value = await self.conn.fetchval("SELECT kanwil_id FROM units WHERE upt_id = $1", upt_id)
+        return None if value is None else str(value)
+
+    async def append_live(self) -> None:
+        """Log the events at the end of the transaction, under a lock held to its commit: ids commit in order,
+        so a follower reading `id > last` never skips one that was still uncommitted."""
+        if not self.events:
+            return
+        await self.take_live_turn()  # (a lock already held is taken again at no cost)
+        await self.conn.executemany(
+            "INSERT INTO live_events (kind, unit_id, kanwil_id, centre_only, payload) VALUES ($1, $2, $3, $4, $5)",
+            [(e.kind, e.unit_id, e.kanwil_id, e.centre_only, e.payload) for e in self.events],
+        )
+        await self.conn.execute("SELECT pg_notify($1, '')", LIVE_CHANNEL)
+
+
+def postgres_unit_of_work(database: Database) -> UnitOfWork:
+    """One transaction per call; its live events are logged in the same transaction."""
+
+    @asynccontextmanager
+    async def unit() -> AsyncIterator[Stores]:
+        async with database.pool.acquire() as conn, conn.transaction():
+            stores = PostgresStores(conn)
+            yield stores
+            await stores.append_live()
+
+    return unit
+
+
+class PostgresLiveLog:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+
+    async def bounds(self) -> tuple[int | None, int]:
+        # Committed events only (not the sequence, which an uncommitted append may have moved): their ids are a
+        # prefix of the log, since appends commit in id order.
+        row = await self.database.pool.fetchrow(
+            "SELECT min(id) AS oldest, max(id) AS newest FROM live_events"
+        )
+        assert row is not None
+        return row["oldest"], int(row["newest"] or 0)
+
+    async def since(self, after: int, limit: int) -> list[LiveEvent]:
+        rows = await self.database.pool.fetch(
+            "SELECT id, kind, unit_id, kanwil_id, centre_only, payload FROM live_events WHERE id > $1 "
+            "ORDER BY id LIMIT $2",
+            after,
+            limit,
+        )
+        return [_event(r) for r in rows]
+
+    @asynccontextmanager
+    async def listening(self, on_change: Callable[[], None]) -> AsyncIterator[None]:
+        def notified(*_: object) -> None:
+            on_change()
+
+        async with self.database.pool.acquire() as conn:
+            await conn.add_listener(LIVE_CHANNEL, notified)
+            try:
+                yield
+            finally:
+                if not conn.is_closed():
+                    await conn.remove_listener(LIVE_CHANNEL, notified)
+
+    async def prune(self, keep_hours: float) -> int:
+        done = await self.database.pool.execute(
+            "DELETE FROM live_events WHERE at < now() - make_interval(secs => $1)", keep_hours * 3600
+        )
+        return int(done.split()[-1])
+
+
+def _event(row: Any) -> LiveEvent:
+    payload = row["payload"]
+    return LiveEvent(
+        kind=row["kind"],
+        payload=json.loads(payload) if isinstance(payload, str) else dict(payload),
+        unit_id=row["unit_id"],
+        kanwil_id=row["kanwil_id"],
+        centre_only=row["centre_only"],
+        id=row["id"],
+    )

@@ -1,0 +1,115 @@
+"""Live updates: one follower of the event log per instance, and each browser's SSE stream resumed by id."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import AsyncIterator
+
+from .domain.live import MAX_REPLAY, LiveEvent, decide_resume, visible
+from .domain.scope import Scope
+from .hub import Hub
+from .journal import LiveLog
+
+log = logging.getLogger("simpul.monitor.live")
+BATCH = 1_000
+
+
+class LiveFeed:
+    """Follows the live-event log (woken by the database's notification, polling as a fallback) and hands every
+    new event, once and in order, to this instance's hub. Every instance follows the same log."""
+
+    def __init__(
+        self, log_: LiveLog, hub: Hub, *, poll_seconds: float = 2.0, keep_hours: float = 48.0
+    ) -> None:
+        self.log = log_
+        self.hub = hub
+        self.poll_seconds = poll_seconds
+        self.keep_hours = keep_hours
+        self.last = 0
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def start(self) -> None:
+        self.last = (await self.log.bounds())[1]  # pages read their view after this: they need nothing older
+        self._task = asyncio.create_task(self._run(), name="monitor-live-feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def catch_up(self) -> int:
+        """Publish what the log holds after the last event published; how many."""
+        done = 0
+        while batch := await self.log.since(self.last, BATCH):
+            for event in batch:
+                self.hub.publish(event)
+                self.last = event.id
+            done += len(batch)
+            if len(batch) < BATCH:
+                break
+        return done
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        pruned = loop.time()
+        while True:
+            try:
+                async with self.log.listening(self.wake):
+                    while True:
+                        self._wake.clear()
+                        await self.catch_up()
+                        if loop.time() - pruned > 600:
+                            await self.log.prune(self.keep_hours)
+                            pruned = loop.time()
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(self.poll_seconds):
+                                await self._wake.wait()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("following the live-event log failed; retrying")
+                await asyncio.sleep(1)
+
+
+def frame(event: LiveEvent) -> str:
+    return f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data())}\n\n"
+
+
+async def stream(
+    log_: LiveLog, hub: Hub, scope: Scope, last_seen: int | None, *, heartbeat: float, stopping: asyncio.Event
+) -> AsyncIterator[str]:
+    """One browser's events: what followed `last_seen` (from the log), then the live ones, each once, in order;
+    a `reload` event when what it missed can no longer be replayed."""
+    sub = hub.subscribe(scope)  # before reading the log: nothing committed in between is missed
+    try:
+        oldest, newest = await log_.bounds()
+        plan = decide_resume(last_seen, oldest, newest)
+        sent = plan.after
+        yield "retry: 2000\n\n"
+        if plan.reload:
+            yield f"id: {plan.after}\nevent: reload\ndata: {{}}\n\n"
+        else:
+            for event in await log_.since(plan.after, MAX_REPLAY):
+                if visible(event, scope):
+                    yield frame(event)
+                sent = event.id
+        while not stopping.is_set() and not sub.dropped:
+            try:
+                event = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat)
+            except TimeoutError:
+                yield ": heartbeat\n\n"
+                continue
+            if event.id > sent:  # the hub may repeat what the log replay already sent
+                sent = event.id
+                yield frame(event)
+    finally:
+        hub.unsubscribe(sub)

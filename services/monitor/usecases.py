@@ -1,0 +1,97 @@
+"""The monitor's use cases: each status event kept in one transaction with the live events it causes."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from shared.contracts import (
+    WIB,
+    CentralInmatesUpdated,
+    NikCollisionsFound,
+    PacketStatusChanged,
+    SubmissionProcessed,
+)
+from shared.runtime import Clock
+
+from .domain import status, views
+from .domain.live import LiveEvent
+from .journal import Stores, UnitOfWork
+from .store import DeadLetterSeen
+
+
+class Monitor:
+    def __init__(self, unit_of_work: UnitOfWork, clock: Clock) -> None:
+        self.unit_of_work = unit_of_work
+        self.clock = clock
+
+    async def record_submission(self, event: SubmissionProcessed) -> None:
+        seen = status.decide_submission(event)
+        async with self.unit_of_work() as tx:
+            if not await tx.claim(event.message_id):
+                return
+            if isinstance(seen, status.RefusalSeen):
+                await tx.count_refusal(seen)
+            else:
+                await tx.save_part(seen)
+            await self._unit_changed(tx, event.upt_id, seen.day)
+
+    async def record_central_totals(self, event: CentralInmatesUpdated) -> None:
+        async with self.unit_of_work() as tx:
+            if not await tx.claim(event.message_id):
+                return
+            await tx.save_central(event)
+            today = views.today_wib(self.clock())
+            await self._unit_changed(
+                tx, event.upt_id, today
+            )  # the total is the UPT's now, on every day shown
+            if event.as_of != today:
+                await self._unit_changed(tx, event.upt_id, event.as_of)
+
+    async def record_capture_change(self, event: PacketStatusChanged) -> None:
+        decision = status.decide_capture(event)
+        async with self.unit_of_work() as tx:
+            if not await tx.claim(event.message_id):
+                return
+            if decision.refused is not None:
+                await tx.count_ektp_refusal(decision.refused)
+            if decision.capture is not None:
+                await tx.save_capture(decision.capture)
+            await tx.take_live_turn()
+            found = await tx.office_row(event.kabkota, decision.day)
+            if found is not None:
+                office, counts, refused = found
+                row = views.office_row(office, counts, refused)
+                tx.live(
+                    LiveEvent("ektp", {"day": decision.day.isoformat(), "row": row}, unit_id=row["unit_id"])
+                )
+
+    async def record_collisions(self, event: NikCollisionsFound) -> None:
+        async with self.unit_of_work() as tx:
+            if not await tx.claim(event.message_id):
+                return
+            payload = {"upt_id": event.upt_id, "flagged_records": event.flagged_records}
+            tx.live(
+                LiveEvent(
+                    "collisions", payload, unit_id=event.upt_id, kanwil_id=await tx.kanwil_of(event.upt_id)
+                )
+            )
+
+    async def record_dead_letter(self, letter: DeadLetterSeen) -> None:
+        async with self.unit_of_work() as tx:
+            if not await tx.save_dead_letter(letter):
+                return
+            await tx.take_live_turn()
+            today = await tx.dead_letters_since(start_of_day_wib(self.clock()))
+            tx.live(LiveEvent("dead_letters", {"today": today, "reason": letter.reason}, centre_only=True))
+
+    @staticmethod
+    async def _unit_changed(tx: Stores, upt_id: str, day: date) -> None:
+        await tx.take_live_turn()
+        row = await tx.unit_row(upt_id, day)
+        if row is not None:
+            payload = {"day": day.isoformat(), "row": views.unit_row(row)}
+            tx.live(LiveEvent("unit", payload, unit_id=upt_id, kanwil_id=row["kanwil_id"]))
+
+
+def start_of_day_wib(now: datetime) -> datetime:
+    return datetime.combine(views.today_wib(now), datetime.min.time(), tzinfo=WIB)

@@ -1,0 +1,116 @@
+"""The monitor's live-event log on the real database: every instance sees every change, in commit order."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.monitor.domain import scope_of_login
+from services.monitor.domain.live import LiveEvent
+from services.monitor.hub import Hub
+from services.monitor.journal import PostgresLiveLog, PostgresStores, postgres_unit_of_work
+from services.monitor.live import LiveFeed
+from services.monitor.usecases import Monitor
+from shared import db
+from shared.contracts import ReceiptStatus, SnapshotState, SubmissionProcessed
+from shared.runtime import Database
+from tests.conftest import Installation
+
+DAY = date(2026, 11, 20)
+NOW = datetime(2026, 11, 20, 5, tzinfo=UTC)
+UPTS = ("upt-3273-1", "upt-1101-1", "upt-3273-2")
+
+
+@pytest.fixture
+async def url(installation: Installation) -> AsyncIterator[str]:
+    url = db.with_database(installation.database_url, f"simpul_scratch_{uuid.uuid4().hex[:8]}")
+    await db.ensure_database(url)
+    try:
+        yield url
+    finally:
+        await db.drop_database(url)
+
+
+async def instance(url: str) -> tuple[Database, Hub, LiveFeed]:
+    database = Database.of_service(url, "monitor")
+    await database.open()
+    await database.pool.executemany(
+        "INSERT INTO units (upt_id, name, kind, kabkota_code, kabkota_name, province_code, kanwil_id, kanwil_name) "
+        "VALUES ($1, $1, 'lapas', '3273', 'Bandung', '32', 'kanwil-' || substr($1, 5, 2), 'Kanwil') "
+        "ON CONFLICT DO NOTHING",
+        [(u,) for u in UPTS],
+    )
+    hub = Hub()
+    feed = LiveFeed(PostgresLiveLog(database), hub, poll_seconds=30)  # woken by NOTIFY, not by polling
+    await feed.start()
+    return database, hub, feed
+
+
+def part(upt: str, n: int) -> SubmissionProcessed:
+    return SubmissionProcessed(
+        message_id=f"st-{upt}-{n}", produced_at=NOW, submission_id=f"sub-{n}", upt_id=upt, as_of=DAY, snapshot=1,
+        part=n, parts=40, status=ReceiptStatus.ACCEPTED, received=n, accepted=n, rejected=0, warnings=0,
+        snapshot_state=SnapshotState(parts=40, parts_received=n, complete=False),
+    )  # fmt: skip
+
+
+async def test_two_instances_both_show_every_change_in_the_order_committed(url: str) -> None:
+    first, second = await instance(url), await instance(url)
+    centre, jabar = (
+        first[1].subscribe(scope_of_login("pusat")),
+        second[1].subscribe(scope_of_login("kanwil-32")),
+    )
+    monitors = [Monitor(postgres_unit_of_work(d), lambda: NOW) for d in (first[0], second[0])]
+    try:
+        # Both instances consume status events (they share the queue): each change is recorded by one of them.
+        await asyncio.gather(
+            *(monitors[n % 2].record_submission(part(UPTS[n % 3], n)) for n in range(1, 31)),
+            monitors[0].record_submission(part(UPTS[1], 1)),  # a redelivered copy: no second event
+        )
+        got_centre = [await asyncio.wait_for(centre.queue.get(), 5) for _ in range(30)]
+        jabar_parts = [n for n in range(1, 31) if UPTS[n % 3].startswith("upt-3273")]
+        got_jabar = [await asyncio.wait_for(jabar.queue.get(), 5) for _ in jabar_parts]
+        await asyncio.sleep(0.3)
+        assert centre.queue.empty()
+        assert jabar.queue.empty()
+    finally:
+        for database, _, feed in (first, second):
+            await feed.stop()
+            await database.close()
+    assert [e.id for e in got_centre] == list(range(1, 31))  # every change, once, in order, none skipped
+    last = {e.unit_id: e.payload["row"]["accepted"] for e in got_centre}  # the newest row of each UPT
+    assert last == {u: sum(n for n in range(1, 31) if UPTS[n % 3] == u) for u in UPTS}
+    assert [e.id for e in got_jabar] == [e.id for e in got_centre if e.kanwil_id == "kanwil-32"]
+
+
+async def test_an_append_waits_for_the_one_before_it_to_commit(url: str) -> None:
+    database = Database.of_service(url, "monitor")
+    await database.open()
+    log = PostgresLiveLog(database)
+    try:
+        async with database.pool.acquire() as slow, database.pool.acquire() as fast:
+            early = slow.transaction()
+            await early.start()
+            first = PostgresStores(slow)
+            first.live(LiveEvent("unit", {"n": 1}))
+            await first.append_live()
+
+            async def later() -> None:
+                async with fast.transaction():
+                    second = PostgresStores(fast)
+                    second.live(LiveEvent("unit", {"n": 2}))
+                    await second.append_live()
+
+            task = asyncio.create_task(later())
+            await asyncio.sleep(0.3)
+            assert not task.done()  # it would otherwise commit id 2 while id 1 is still invisible
+            assert (await log.bounds())[1] == 0
+            await early.commit()
+            await asyncio.wait_for(task, 5)
+        assert [(e.id, e.payload["n"]) for e in await log.since(0, 10)] == [(1, 1), (2, 2)]
+    finally:
+        await database.close()
