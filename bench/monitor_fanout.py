@@ -108,7 +108,9 @@ def status_event(upt: str, n: int, day: date, produced_at: datetime) -> Submissi
 
 async def login(base_url: str, username: str, password: str) -> str:
     async with httpx.AsyncClient(base_url=base_url) as http:
-        response = await http.post("/login", data={"username": username, "password": password})
+        response = await http.post(
+            "/login", data={"username": username, "password": password}, headers={"Origin": base_url}
+        )
         token = response.cookies.get("simpul_session")
         if token is None:
             raise RuntimeError(f"login of {username} refused")

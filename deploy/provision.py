@@ -86,6 +86,7 @@ def plan_credentials(
     out += [cred("dukcapil", d.unit_id, f"{namespace}{d.unit_id}") for d in units.dukcapil]
     out.append(cred("monitor", "pusat", "pusat"))
     out += [cred("monitor", k.kanwil_id, k.kanwil_id) for k in units.kanwil]
+    out += [cred("monitor", u.upt_id, u.upt_id) for u in units.upts]  # a UPT watches its own status
     out += [cred("monitor", d.unit_id, d.unit_id) for d in units.dukcapil]
     if database is not None:
         out += [cred("database", s, dbroles.role_name(database, s)) for s in creds.DATABASE_ROLE_SERVICES]
@@ -311,7 +312,10 @@ async def provision(
             from services.consolidator import api_users  # the consolidator owns its API logins
 
             # The centre's and the Kanwil's logins: the centre reads, a Kanwil is told it may not (403).
-            api = [c for c in credentials if c.role == "monitor" and not c.unit_id.startswith("dukcapil-")]
+            api = [
+                c for c in credentials
+                if c.role == "monitor" and (c.unit_id == "pusat" or c.unit_id.startswith("kanwil-"))
+            ]  # fmt: skip
             n = await api_users.import_users(database_url, api, refresh=changed)
             say(f"consolidator API: {len(api)} logins ready ({n} created or changed)")
     say(f"credentials written to {credentials_path}")

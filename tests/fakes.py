@@ -274,6 +274,7 @@ class FakeMonitorStore:
     ektp_refusals: dict[tuple[str, date], int] = field(default_factory=dict)
     log: list[LiveEvent] = field(default_factory=list)
     listeners: list[Callable[[], None]] = field(default_factory=list)
+    failures: dict[str, list[datetime]] = field(default_factory=dict)
 
     async def load_units(self, units: Units) -> None:
         self.units = units
@@ -362,6 +363,9 @@ class FakeMonitorStore:
     async def account(self, username: str) -> Account | None:
         return self.accounts.get(username)
 
+    async def list_accounts(self) -> list[Account]:
+        return [self.accounts[k] for k in sorted(self.accounts)]
+
     async def usernames(self) -> set[str]:
         return set(self.accounts)
 
@@ -369,15 +373,48 @@ class FakeMonitorStore:
         self.accounts |= {a.username: a for a in accounts}
         return len(accounts)
 
+    async def create_account(self, account: Account) -> bool:
+        if account.username in self.accounts:
+            return False
+        self.accounts[account.username] = account
+        return True
+
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        if username not in self.accounts:
+            return False
+        self.accounts[username] = dataclasses.replace(self.accounts[username], password_hash=password_hash)
+        self.sessions = {t: s for t, s in self.sessions.items() if s[0] != username}
+        return True
+
+    async def set_disabled(self, username: str, disabled: bool) -> bool:
+        if username not in self.accounts:
+            return False
+        self.accounts[username] = dataclasses.replace(self.accounts[username], disabled=disabled)
+        if disabled:
+            self.sessions = {t: s for t, s in self.sessions.items() if s[0] != username}
+        return True
+
     async def create_session(self, token_hash: str, username: str, expires_at: datetime) -> None:
         self.sessions[token_hash] = (username, expires_at)
 
     async def session_user(self, token_hash: str, now: datetime) -> Account | None:
         username, expires = self.sessions.get(token_hash, ("", now))
-        return self.accounts.get(username) if expires > now else None
+        account = self.accounts.get(username) if expires > now else None
+        return None if account is None or account.disabled else account
 
     async def end_session(self, token_hash: str) -> None:
         self.sessions.pop(token_hash, None)
+
+    async def login_failures(self, keys: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        return {k: [at for at in self.failures.get(k, []) if at >= since] for k in keys}
+
+    async def record_login_failure(self, keys: Sequence[str], at: datetime) -> None:
+        for k in keys:
+            self.failures.setdefault(k, []).append(at)
+
+    async def clear_login_failures(self, keys: Sequence[str]) -> None:
+        for k in keys:
+            self.failures.pop(k, None)
 
 
 class FakeMonitorStores:

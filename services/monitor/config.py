@@ -15,3 +15,13 @@ class Settings(ServiceSettings):
         default=False, description="Set behind HTTPS so cookies never travel in clear."
     )
     sse_heartbeat_seconds: float = 15.0
+    login_max_failures: int = Field(
+        default=5,
+        ge=1,
+        description="Failed logins (per username or address) within 15 minutes before a 15-minute wait.",
+    )
+    allowed_origins: list[str] = Field(
+        default_factory=list,
+        description="Origins, besides the one a request names in its Host header, from which a browser may post "
+        "(e.g. https://monitor.example.go.id behind a TLS proxy).",
+    )

@@ -30,6 +30,7 @@ class Account:
     username: str
     password_hash: str
     unit_id: str
+    disabled: bool = False
 
 
 class MonitorStore(Protocol):
@@ -49,6 +50,19 @@ class MonitorStore(Protocol):
     async def create_session(self, token_hash: str, username: str, expires_at: datetime) -> None: ...
     async def session_user(self, token_hash: str, now: datetime) -> Account | None: ...
     async def end_session(self, token_hash: str) -> None: ...
+    async def login_failures(self, keys: Sequence[str], since: datetime) -> dict[str, list[datetime]]: ...
+    async def record_login_failure(self, keys: Sequence[str], at: datetime) -> None: ...
+    async def clear_login_failures(self, keys: Sequence[str]) -> None: ...
+    async def create_account(self, account: Account) -> bool:
+        """False if the username is taken."""
+
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        """False if there is no such login; its sessions end."""
+
+    async def set_disabled(self, username: str, disabled: bool) -> bool:
+        """False if there is no such login; a disabled login's sessions end."""
+
+    async def list_accounts(self) -> list[Account]: ...
 
 
 ROWS_SQL = """
@@ -167,9 +181,18 @@ class PostgresMonitorStore:
 
     async def account(self, username: str) -> Account | None:
         row = await self.database.pool.fetchrow(
-            "SELECT username, password_hash, unit_id FROM accounts WHERE username = $1", username
+            "SELECT username, password_hash, unit_id, disabled_at IS NOT NULL AS disabled FROM accounts "
+            "WHERE username = $1",
+            username,
         )
         return Account(**dict(row)) if row else None
+
+    async def list_accounts(self) -> list[Account]:
+        rows = await self.database.pool.fetch(
+            "SELECT username, password_hash, unit_id, disabled_at IS NOT NULL AS disabled FROM accounts "
+            "ORDER BY username"
+        )
+        return [Account(**dict(r)) for r in rows]
 
     async def usernames(self) -> set[str]:
         return {r[0] for r in await self.database.pool.fetch("SELECT username FROM accounts")}
@@ -181,6 +204,36 @@ class PostgresMonitorStore:
             [(a.username, a.password_hash, a.unit_id) for a in accounts],
         )
         return len(accounts)
+
+    async def create_account(self, account: Account) -> bool:
+        status = await self.database.pool.execute(
+            "INSERT INTO accounts (username, password_hash, unit_id) VALUES ($1, $2, $3) "
+            "ON CONFLICT (username) DO NOTHING",
+            account.username,
+            account.password_hash,
+            account.unit_id,
+        )
+        return bool(status.endswith(" 1"))
+
+    async def set_password(self, username: str, password_hash: str) -> bool:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "UPDATE accounts SET password_hash = $2 WHERE username = $1", username, password_hash
+            )
+            await conn.execute("DELETE FROM sessions WHERE username = $1", username)
+        return bool(status.endswith(" 1"))
+
+    async def set_disabled(self, username: str, disabled: bool) -> bool:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            status = await conn.execute(
+                "UPDATE accounts SET disabled_at = CASE WHEN $2 THEN COALESCE(disabled_at, now()) END "
+                "WHERE username = $1",
+                username,
+                disabled,
+            )
+            if disabled:
+                await conn.execute("DELETE FROM sessions WHERE username = $1", username)
+        return bool(status.endswith(" 1"))
 
     async def create_session(self, token_hash: str, username: str, expires_at: datetime) -> None:
         async with self.database.pool.acquire() as conn, conn.transaction():
@@ -194,8 +247,9 @@ class PostgresMonitorStore:
 
     async def session_user(self, token_hash: str, now: datetime) -> Account | None:
         row = await self.database.pool.fetchrow(
-            "SELECT a.username, a.password_hash, a.unit_id FROM sessions s JOIN accounts a USING (username) "
-            "WHERE s.token_hash = $1 AND s.expires_at > $2",
+            "SELECT a.username, a.password_hash, a.unit_id, false AS disabled FROM sessions s "
+            "JOIN accounts a USING (username) "
+            "WHERE s.token_hash = $1 AND s.expires_at > $2 AND a.disabled_at IS NULL",
             token_hash,
             now,
         )
@@ -203,3 +257,21 @@ class PostgresMonitorStore:
 
     async def end_session(self, token_hash: str) -> None:
         await self.database.pool.execute("DELETE FROM sessions WHERE token_hash = $1", token_hash)
+
+    async def login_failures(self, keys: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        found: dict[str, list[datetime]] = {k: [] for k in keys}
+        for r in await self.database.pool.fetch(
+            "SELECT key, at FROM login_failures WHERE key = ANY($1::text[]) AND at >= $2", list(keys), since
+        ):
+            found[r["key"]].append(r["at"])
+        return found
+
+    async def record_login_failure(self, keys: Sequence[str], at: datetime) -> None:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            await conn.execute("DELETE FROM login_failures WHERE at < $1 - interval '1 day'", at)
+            await conn.executemany(
+                "INSERT INTO login_failures (key, at) VALUES ($1, $2)", [(k, at) for k in keys]
+            )
+
+    async def clear_login_failures(self, keys: Sequence[str]) -> None:
+        await self.database.pool.execute("DELETE FROM login_failures WHERE key = ANY($1::text[])", list(keys))

@@ -3,28 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
-import secrets
-from collections.abc import Awaitable, Callable, Mapping
-from datetime import date, datetime, timedelta
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import date, datetime
 from importlib import resources
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from shared.contracts import WIB
 from shared.webserver import WebServer
 
-from . import accounts, domain
+from . import domain
 from .config import Settings
+from .domain import access, views
+from .domain.access import LoginPolicy
 from .hub import Hub
 from .journal import LiveLog
 from .live import stream as live_stream
+from .logins import Logins, token_hash
 from .store import Account, MonitorStore
 
 log = logging.getLogger("simpul.monitor.web")
@@ -37,10 +40,6 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
-
-
-def _token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def _static(name: str) -> str:
@@ -56,6 +55,29 @@ def _last_event_id(request: Request) -> int | None:
     return None
 
 
+class SameOriginWrites:
+    """CSRF protection: a request that may change state (anything but GET, HEAD, OPTIONS) is refused unless the
+    browser says it comes from the monitor's own origin (domain/access.py). With the SameSite=Strict cookie, a
+    page elsewhere can neither ride a session nor log someone in to another account."""
+
+    def __init__(self, app: ASGIApp, allowed: Sequence[str] = ()) -> None:
+        self.app = app
+        self.allowed = tuple(allowed)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            request = Request(scope)
+            own = [f"{request.url.scheme}://{request.headers.get('host', '')}", *self.allowed]
+            if not access.decide_same_origin(
+                request.method, request.headers.get("origin"), request.headers.get("referer"), own
+            ):
+                log.warning("refused a cross-origin request", extra={"path": request.url.path})
+                response = JSONResponse({"error": "cross-origin request refused"}, status_code=403)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def build_web(
     store: MonitorStore,
     hub: Hub,
@@ -66,11 +88,13 @@ def build_web(
     checks: Mapping[str, Check],
     stopping: asyncio.Event,
 ) -> Starlette:
+    logins = Logins(store, LoginPolicy(max_failures=settings.login_max_failures), settings.session_hours)
+
     async def current(request: Request) -> tuple[Account, domain.Scope] | None:
         token = request.cookies.get(COOKIE)
         if not token:
             return None
-        account = await store.session_user(_token_hash(token), clock())
+        account = await store.session_user(token_hash(token), clock())
         return (account, domain.scope_of_login(account.unit_id)) if account else None
 
     def page(name: str, status: int = 200) -> Response:
@@ -89,36 +113,26 @@ def build_web(
         form = parse_qs(body[:4_096].decode("utf-8", "replace"))
         username = form.get("username", [""])[0][:100]
         password = form.get("password", [""])[0][:200]
-        account = await store.account(username)
-        loop = asyncio.get_running_loop()
-        ok = await loop.run_in_executor(
-            None,
-            accounts.verify_password,
-            password,
-            account.password_hash if account else accounts.DUMMY_HASH,
-        )
-        if account is None or not ok:
-            log.warning("monitor login refused", extra={"username": username})
-            return RedirectResponse("/login?failed=1", status_code=303)
-        token = secrets.token_urlsafe(32)
-        expires = clock() + timedelta(hours=settings.session_hours)
-        await store.create_session(_token_hash(token), account.username, expires)
-        log.info("monitor login", extra={"username": account.username, "scope": account.unit_id})
+        address = request.client.host if request.client else "unknown"
+        outcome = await logins.log_in(username, password, address, clock())
+        if outcome.account is None or outcome.token is None:
+            where = f"/login?locked={outcome.retry_after_s}" if outcome.retry_after_s else "/login?failed=1"
+            return RedirectResponse(where, status_code=303)
         response = RedirectResponse("/", status_code=303)
         response.set_cookie(
             COOKIE,
-            token,
+            outcome.token,
             max_age=int(settings.session_hours * 3600),
             httponly=True,
             samesite="strict",
-            secure=settings.secure_cookies,
+            secure=settings.secure_cookies or request.url.scheme == "https",
             path="/",
         )
         return response
 
     async def logout(request: Request) -> Response:
         if token := request.cookies.get(COOKIE):
-            await store.end_session(_token_hash(token))
+            await store.end_session(token_hash(token))
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/")
         return response
@@ -161,6 +175,36 @@ def build_web(
             headers=SECURITY_HEADERS,
         )
 
+    async def api_unit(request: Request) -> Response:
+        who = await current(request)
+        if who is None:
+            return JSONResponse({"error": "login required"}, status_code=401)
+        _, scope = who
+        upt_id = request.path_params["upt_id"]
+        rows = await store.unit_rows(scope, _day(request), upt_id)
+        if not rows:  # another's UPT, or none: the same answer, so ids cannot be probed
+            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+        return JSONResponse(domain.unit_row(rows[0]), headers=SECURITY_HEADERS)
+
+    async def units_csv(request: Request) -> Response:
+        who = await current(request)
+        if who is None:
+            return JSONResponse({"error": "login required"}, status_code=401)
+        _, scope = who
+        day = _day(request)
+        upt_id = request.query_params.get("upt")
+        rows = [domain.unit_row(r) for r in await store.unit_rows(scope, day, upt_id)]
+        if upt_id and not rows:
+            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+        return Response(
+            views.units_csv(rows),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                **SECURITY_HEADERS,
+                "Content-Disposition": f'attachment; filename="upt-{day.isoformat()}.csv"',
+            },
+        )
+
     async def events(request: Request) -> Response:
         who = await current(request)
         if who is None:
@@ -195,17 +239,20 @@ def build_web(
 
     static = StaticFiles(directory=str(resources.files("services.monitor") / "static"))
     return Starlette(
+        middleware=[Middleware(SameOriginWrites, allowed=settings.allowed_origins)],
         routes=[
             Route("/", index),
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
             Route("/api/units", api_units),
+            Route("/api/units/{upt_id}", api_unit),
+            Route("/units.csv", units_csv),
             Route("/events", events),
             Route("/health/ready", ready),
             Route("/health/live", alive),
             Mount("/static", app=static, name="static"),
-        ]
+        ],
     )
 
 

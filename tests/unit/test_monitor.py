@@ -1,7 +1,7 @@
 """Monitor: scopes, live fan-out, and the web endpoints (with an in-memory store)."""
 
 import asyncio
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -12,6 +12,7 @@ from services.monitor import live as live_stream
 from services.monitor.app import build_app
 from services.monitor.config import Settings
 from services.monitor.domain import live
+from services.monitor.domain.access import LoginPolicy, decide_login_gate, decide_same_origin
 from services.monitor.domain.live import LiveEvent
 from services.monitor.hub import Hub, Subscription
 from services.monitor.store import Account
@@ -147,23 +148,32 @@ async def test_dead_letters_are_counted_from_their_headers_without_parsing_the_b
 
 
 @pytest.fixture
-async def client():  # type: ignore[no-untyped-def]
+async def store() -> FakeMonitorStore:
     store = FakeMonitorStore()
     await store.load_units(UNITS)
     await store.upsert_accounts(
         [
             Account("pusat", accounts.hash_password("pw-pusat"), "pusat"),
             Account("kanwil-32", accounts.hash_password("pw-jabar"), "kanwil-32"),
+            Account("upt-3273-1", accounts.hash_password("pw-upt"), "upt-3273-1"),
         ]
     )
     await Monitor(store.unit_of_work(), lambda: NOW).record_submission(status_event("upt-3273-1", 480))
+    return store
+
+
+@pytest.fixture
+async def client(store: FakeMonitorStore):  # type: ignore[no-untyped-def]
     app = web.build_web(store, Hub(), store, SETTINGS, clock=lambda: NOW, checks={}, stopping=asyncio.Event())
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://monitor") as c:
         yield c
 
 
+ORIGIN = {"Origin": "http://monitor"}  # what a browser sends with a form posted from the monitor's own page
+
+
 async def login(client: httpx.AsyncClient, user: str, password: str) -> httpx.Response:
-    return await client.post("/login", data={"username": user, "password": password})
+    return await client.post("/login", data={"username": user, "password": password}, headers=ORIGIN)
 
 
 async def test_the_view_needs_a_login(client: httpx.AsyncClient) -> None:
@@ -183,7 +193,7 @@ async def test_the_centre_sees_every_unit_and_a_kanwil_only_its_own(client: http
     everything = (await client.get("/api/units", params={"day": DAY.isoformat()})).json()
     assert len(everything["units"]) == len(UNITS.upts)
     assert everything["dead_letters_today"] == 0
-    await client.post("/logout")
+    await client.post("/logout", headers=ORIGIN)
     assert (await client.get("/api/units")).status_code == 401
 
     await login(client, "kanwil-32", "pw-jabar")
@@ -289,3 +299,111 @@ async def test_a_reconnecting_page_gets_what_it_missed_then_the_live_events_each
     hub.publish(LiveEvent("flood", id=5))
     assert [f async for f in frames] == []
     assert hub.clients == 0
+
+
+def test_logins_back_off_after_repeated_failures() -> None:
+    policy = LoginPolicy(max_failures=3, window=timedelta(minutes=15), lockout=timedelta(minutes=15))
+    failed = [NOW - timedelta(minutes=m) for m in (10, 5, 1)]
+    assert decide_login_gate(failed[:2], NOW, policy).open
+    locked = decide_login_gate(failed, NOW, policy)
+    assert (locked.open, locked.retry_after_s) == (False, 14 * 60)
+    assert decide_login_gate(failed, NOW + timedelta(minutes=14, seconds=1), policy).open
+    assert decide_login_gate([NOW - timedelta(minutes=m) for m in (40, 30, 20)], NOW, policy).open  # old ones
+
+
+def test_only_the_monitors_own_origin_may_post() -> None:
+    own = ["http://monitor"]
+    assert decide_same_origin("GET", None, None, own)
+    assert decide_same_origin("POST", "http://monitor", None, own)
+    assert decide_same_origin("POST", None, "http://monitor/login?failed=1", own)
+    assert not decide_same_origin("POST", None, None, own)  # says nothing: refused
+    assert not decide_same_origin("POST", "https://evil.example", "http://monitor/", own)
+    assert not decide_same_origin("POST", "null", None, own)
+    assert not decide_same_origin("DELETE", "http://monitor.evil.example", None, own)
+
+
+async def test_a_post_from_another_origin_is_refused(client: httpx.AsyncClient) -> None:
+    assert (
+        await client.post("/login", data={"username": "pusat", "password": "pw-pusat"})
+    ).status_code == 403
+    forged = await client.post(
+        "/login",
+        data={"username": "pusat", "password": "pw-pusat"},
+        headers={"Origin": "https://evil.example"},
+    )
+    assert forged.status_code == 403
+    assert (await client.get("/api/units")).status_code == 401  # no session was made
+    await login(client, "pusat", "pw-pusat")
+    assert (await client.post("/logout", headers={"Origin": "https://evil.example"})).status_code == 403
+    assert (await client.get("/api/units")).status_code == 200  # still logged in
+    assert (await client.post("/logout", headers=ORIGIN)).status_code == 303
+    assert (await client.get("/api/units")).status_code == 401
+
+
+async def test_after_five_failures_even_the_right_password_waits(client: httpx.AsyncClient) -> None:
+    for _ in range(5):
+        assert (await login(client, "kanwil-32", "guess")).headers["location"] == "/login?failed=1"
+    locked = await login(client, "kanwil-32", "pw-jabar")
+    assert locked.headers["location"].startswith("/login?locked=")
+    assert (await client.get("/api/units")).status_code == 401
+
+
+async def test_a_kanwil_gets_403_for_another_kanwils_upt_and_its_csv(client: httpx.AsyncClient) -> None:
+    await login(client, "kanwil-32", "pw-jabar")
+    day = {"day": DAY.isoformat()}
+    assert (await client.get("/api/units/upt-3273-1", params=day)).json()["accepted"] == 480
+    assert (await client.get("/api/units/upt-1101-1", params=day)).status_code == 403
+    assert (await client.get("/units.csv", params=day | {"upt": "upt-1101-1"})).status_code == 403
+    table = (await client.get("/units.csv", params=day)).text.splitlines()
+    assert table[0].startswith("upt_id,name,kanwil_id")
+    assert {line.split(",")[2] for line in table[1:]} == {"kanwil-32"}
+    assert len(table) - 1 == sum(1 for u in UNITS.upts if u.kanwil_id == "kanwil-32")
+
+
+async def test_a_upt_login_sees_only_its_own_upt(client: httpx.AsyncClient) -> None:
+    await login(client, "upt-3273-1", "pw-upt")
+    view = (await client.get("/api/units", params={"day": DAY.isoformat()})).json()
+    assert [u["upt_id"] for u in view["units"]] == ["upt-3273-1"]
+    assert view["offices"] == []
+    assert (await client.get("/api/units/upt-3273-2")).status_code == 403
+
+
+async def test_accounts_are_created_reset_and_disabled_from_the_command_line(
+    client: httpx.AsyncClient,
+) -> None:
+    store = FakeMonitorStore()
+
+    async def cli(*argv: str, password: str | None = None) -> str:
+        return await accounts.manage(store, accounts.parser().parse_args(list(argv)), UNITS, password)
+
+    made = await cli("create", "andi", "--scope", "kanwil-32")
+    assert made.startswith("andi created for kanwil-32; password: ")
+    first = made.rsplit(" ", 1)[1]
+    assert accounts.verify_password(first, store.accounts["andi"].password_hash)
+    with pytest.raises(accounts.AccountError, match="exists"):
+        await cli("create", "andi", "--scope", "kanwil-32")
+    with pytest.raises(accounts.AccountError, match="not pusat"):
+        await cli("create", "budi", "--scope", "kanwil-99")
+    await store.create_session("t", "andi", NOW + timedelta(hours=1))
+    assert "sessions ended" in await cli("reset", "andi", password="a-new-password")
+    assert accounts.verify_password("a-new-password", store.accounts["andi"].password_hash)
+    assert await store.session_user("t", NOW) is None
+    await store.create_session("t2", "andi", NOW + timedelta(hours=1))
+    await cli("disable", "andi")
+    assert await store.session_user("t2", NOW) is None
+    assert await cli("list") == "andi\tkanwil-32\tdisabled"
+    await cli("enable", "andi")
+    with pytest.raises(accounts.AccountError, match="no such login"):
+        await cli("disable", "nobody")
+
+
+async def test_a_disabled_login_is_logged_out_and_cannot_log_in(
+    client: httpx.AsyncClient, store: FakeMonitorStore
+) -> None:
+    await login(client, "kanwil-32", "pw-jabar")
+    assert (await client.get("/api/units")).status_code == 200
+    await store.set_disabled("kanwil-32", True)
+    assert (await client.get("/api/units")).status_code == 401
+    assert (await login(client, "kanwil-32", "pw-jabar")).headers["location"] == "/login?failed=1"
+    await store.set_disabled("kanwil-32", False)
+    assert (await login(client, "kanwil-32", "pw-jabar")).headers["location"] == "/"

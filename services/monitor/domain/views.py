@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import date, datetime
 from typing import Any
 
@@ -71,3 +73,25 @@ def office_row(office: dict[str, Any], counts: dict[str, int], refused: int) -> 
     }
     row |= {group: sum(counts.get(s, 0) for s in members) for group, members in PIPELINE.items()}
     return row
+
+
+UNIT_CSV_COLUMNS = (
+    "upt_id", "name", "kanwil_id", "kanwil_name", "state", "parts", "parts_received", "lateness", "received",
+    "accepted", "rejected", "warnings", "refused_messages", "central_total", "flagged_total", "last_submission_at",
+)  # fmt: skip
+
+
+def units_csv(rows: list[dict[str, Any]]) -> str:
+    """The unit table as CSV (counts only). A cell that a spreadsheet would read as a formula is quoted with a
+    leading apostrophe: unit names come from files and messages."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(UNIT_CSV_COLUMNS)
+    for row in rows:
+        writer.writerow([_cell(row.get(c)) for c in UNIT_CSV_COLUMNS])
+    return out.getvalue()
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
