@@ -268,7 +268,7 @@ class PostgresMonitorStore:
 
     async def record_login_failure(self, keys: Sequence[str], at: datetime) -> None:
         async with self.database.pool.acquire() as conn, conn.transaction():
-            await conn.execute("DELETE FROM login_failures WHERE at < $1 - interval '1 day'", at)
+            await conn.execute("DELETE FROM login_failures WHERE at < $1::timestamptz - interval '1 day'", at)
             await conn.executemany(
                 "INSERT INTO login_failures (key, at) VALUES ($1, $2)", [(k, at) for k in keys]
             )

@@ -37,7 +37,9 @@ Check = Callable[[], Awaitable[bool]]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser posts forms with `Origin: null`, and the same-origin
+    # check (SameOriginWrites) could not tell the monitor's own forms from a forged one.
+    "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
 

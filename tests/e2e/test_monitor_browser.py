@@ -6,10 +6,12 @@ import json
 import re
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from deploy import credentials as creds
+from shared.settings import PROJECT_ROOT
 from sim.publisher import UnitClient
 from tests.builders import inmate, submission
 from tests.e2e.conftest import Suite, consolidate, wait_staged
@@ -150,3 +152,79 @@ async def test_a_dukcapil_office_watches_its_e_ktp_pipeline_change_live(
     # received, checked, searched by dedup (unique people), ready to print: live, without a reload
     await expect(row.locator("td.printing")).to_have_text(str(before + 3), timeout=30_000)
     assert all(url.startswith(suite.monitor_url) for url in requests)
+
+
+SCREENSHOTS = PROJECT_ROOT / "screenshots"  # git-ignored: look at them after a run
+
+
+async def shot(page: Page, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+async def test_login_then_logout_ends_the_session(browser: Browser, suite: Suite) -> None:
+    page, _ = await login(browser, suite, "pusat")
+    await shot(page, "overview-pusat")
+    await page.click("form[action='/logout'] button")
+    await expect(page).to_have_url(re.compile(r"/login$"))
+    assert (await page.request.get(suite.monitor_url + "/api/units")).status == 401
+
+
+async def test_a_kanwil_gets_403_for_another_kanwils_upt_api_and_csv(browser: Browser, suite: Suite) -> None:
+    page, _ = await login(browser, suite, "kanwil-32")
+    other = next(u.upt_id for u in suite.installation.units.upts if u.kanwil_id != "kanwil-32")
+    own = sorted(u.upt_id for u in suite.installation.units.upts if u.kanwil_id == "kanwil-32")
+    assert (await page.request.get(f"{suite.monitor_url}/api/units/{other}")).status == 403
+    assert (await page.request.get(f"{suite.monitor_url}/units.csv?upt={other}")).status == 403
+    assert (await page.request.get(f"{suite.monitor_url}/api/units/{own[0]}")).status == 200
+    table = await (await page.request.get(f"{suite.monitor_url}/units.csv")).text()
+    assert sorted(line.split(",")[0] for line in table.splitlines()[1:]) == own
+    assert not re.search(r"\d{16}", table)
+    await shot(page, "overview-kanwil")
+
+
+async def test_a_upt_login_sees_only_its_own_upt(browser: Browser, suite: Suite) -> None:
+    page, _ = await login(browser, suite, LIVE_UPT)
+    await expect(page.locator("#units tbody tr")).to_have_count(1)
+    await expect(page.locator(f"tr[data-unit='{LIVE_UPT}']")).to_have_count(1)
+    await expect(page.locator("#dead-box")).to_be_hidden()
+    await shot(page, "overview-upt")
+
+
+async def test_a_upt_name_holding_markup_is_shown_as_text(browser: Browser, suite: Suite) -> None:
+    hostile = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">'
+    conn = await asyncpg.connect(suite.installation.database_url)
+    try:
+        name = await conn.fetchval("SELECT name FROM monitor.units WHERE upt_id = $1", LIVE_UPT)
+        await conn.execute("UPDATE monitor.units SET name = $2 WHERE upt_id = $1", LIVE_UPT, hostile)
+        page, _ = await login(browser, suite, "pusat")
+        cell = page.locator(f"tr[data-unit='{LIVE_UPT}'] td").nth(1)
+        await expect(cell).to_have_text(hostile)
+        assert await page.evaluate("window.__xss") is None
+        assert (
+            await page.locator(f"tr[data-unit='{LIVE_UPT}'] img, tr[data-unit='{LIVE_UPT}'] script").count()
+            == 0
+        )
+    finally:
+        await conn.execute("UPDATE monitor.units SET name = $2 WHERE upt_id = $1", LIVE_UPT, name)
+        await conn.close()
+
+
+async def test_a_page_that_lost_its_connection_resumes_without_losing_an_update(
+    browser: Browser, suite: Suite
+) -> None:
+    page, _ = await login(browser, suite, "pusat")
+    await expect(page.locator("#live.online")).to_have_count(1)
+    await page.evaluate("window.__sameDocument = true")
+    row = page.locator(f"tr[data-unit='{LIVE_UPT}']")
+    suite.stop("monitor")  # every open page loses its connection
+    await expect(page.locator("#live.offline")).to_have_count(1)
+    records = [inmate() for _ in range(4)]
+    cred = creds.find(suite.installation.credentials, "upt", LIVE_UPT)
+    async with UnitClient(suite.installation.url_for("upt", LIVE_UPT), cred.username, LIVE_UPT) as client:
+        await client.publish_part(submission(records, upt_id=LIVE_UPT, as_of=OPTIONS.as_of, snapshot=91))
+    suite.start("monitor")  # consumes what arrived meanwhile; the page reconnects with its Last-Event-ID
+    await expect(page.locator("#live.online")).to_have_count(1, timeout=20_000)
+    await expect(row.locator("td.accepted")).to_have_text("4", timeout=20_000)
+    await expect(row.locator("td.parts")).to_have_text("1/1")
+    assert await page.evaluate("window.__sameDocument") is True  # resumed in place, not reloaded

@@ -1,11 +1,12 @@
-"""The monitor's live-event log on the real database: every instance sees every change, in commit order."""
+"""The monitor on the real database: the live-event log (every instance sees every change, in commit order) and
+the logins, checked against the fake the unit tests use."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -14,11 +15,13 @@ from services.monitor.domain.live import LiveEvent
 from services.monitor.hub import Hub
 from services.monitor.journal import PostgresLiveLog, PostgresStores, postgres_unit_of_work
 from services.monitor.live import LiveFeed
+from services.monitor.store import Account, MonitorStore, PostgresMonitorStore
 from services.monitor.usecases import Monitor
 from shared import db
 from shared.contracts import ReceiptStatus, SnapshotState, SubmissionProcessed
 from shared.runtime import Database
 from tests.conftest import Installation
+from tests.fakes import FakeMonitorStore
 
 DAY = date(2026, 11, 20)
 NOW = datetime(2026, 11, 20, 5, tzinfo=UTC)
@@ -114,3 +117,41 @@ async def test_an_append_waits_for_the_one_before_it_to_commit(url: str) -> None
         assert [(e.id, e.payload["n"]) for e in await log.since(0, 10)] == [(1, 1), (2, 2)]
     finally:
         await database.close()
+
+
+@pytest.fixture(params=["fake", "postgres"])
+async def logins_store(request: pytest.FixtureRequest, url: str) -> AsyncIterator[MonitorStore]:
+    if request.param == "fake":
+        yield FakeMonitorStore()
+        return
+    database = Database.of_service(url, "monitor")
+    await database.open()
+    try:
+        yield PostgresMonitorStore(database)
+    finally:
+        await database.close()
+
+
+async def test_logins_sessions_and_failures_behave_alike_in_both_stores(logins_store: MonitorStore) -> None:
+    store = logins_store
+    assert await store.create_account(Account("andi", "h1", "kanwil-32"))
+    assert not await store.create_account(Account("andi", "h2", "pusat"))
+    await store.create_session("t1", "andi", NOW + timedelta(hours=1))
+    assert (await store.session_user("t1", NOW)) == Account("andi", "h1", "kanwil-32")
+    assert await store.session_user("t1", NOW + timedelta(hours=2)) is None  # expired
+    assert await store.set_password("andi", "h3")
+    assert await store.session_user("t1", NOW) is None  # a new password ends the sessions
+    await store.create_session("t2", "andi", NOW + timedelta(hours=1))
+    assert await store.set_disabled("andi", True)
+    assert await store.session_user("t2", NOW) is None
+    assert await store.list_accounts() == [Account("andi", "h3", "kanwil-32", disabled=True)]
+    assert await store.set_disabled("andi", False)
+    assert not await store.set_disabled("nobody", True)
+    assert not await store.set_password("nobody", "h")
+    keys = ["user:andi", "addr:10.0.0.1"]
+    await store.record_login_failure(keys, NOW - timedelta(minutes=20))
+    await store.record_login_failure(keys[:1], NOW)
+    found = await store.login_failures(keys, NOW - timedelta(minutes=15))
+    assert found == {"user:andi": [NOW], "addr:10.0.0.1": []}
+    await store.clear_login_failures(keys)
+    assert await store.login_failures(keys, NOW - timedelta(days=1)) == {"user:andi": [], "addr:10.0.0.1": []}
