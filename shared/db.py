@@ -18,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from shared import metrics
 from shared.contracts import Message
 
 log = logging.getLogger("simpul.db")
@@ -420,6 +421,7 @@ class OutboxRelay:
                     extra={"schema": self.schema, "failed": len(failed), "error": failed[0][1]},
                 )
             self.published += len(sent)
+            metrics.OUTBOX_PUBLISHED.labels(self.schema).inc(len(sent))
             return len(sent)
 
     async def pending(self) -> int:

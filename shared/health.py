@@ -1,4 +1,5 @@
-"""Liveness and readiness over HTTP: the broker and the database must both answer for a service to be ready."""
+"""Liveness, readiness and metrics over HTTP: the broker and the database must both answer for a service to be
+ready; /metrics is for Prometheus."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
+
+from shared import metrics
 
 log = logging.getLogger("simpul.health")
 
@@ -25,7 +28,7 @@ async def run_checks(checks: Mapping[str, Check], timeout: float = 3.0) -> dict[
 
 
 class HealthServer:
-    """GET /health/live and /health/ready (JSON); small enough to need no web framework."""
+    """GET /health/live and /health/ready (JSON), /metrics (Prometheus); small enough to need no web framework."""
 
     def __init__(
         self,
@@ -56,6 +59,15 @@ class HealthServer:
                 pass
             parts = request.decode("latin-1").split()
             path = parts[1] if len(parts) >= 2 else ""
+            if path == "/metrics":
+                payload, content_type = metrics.exposition()
+                writer.write(
+                    f"HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\n"
+                    f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
+                    + payload
+                )
+                await writer.drain()
+                return
             if path == "/health/live":
                 status, body = 200, dict[str, Any]({"live": True})
             elif path == "/health/ready":

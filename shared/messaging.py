@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,7 +20,7 @@ from faststream import AckPolicy, BaseMiddleware
 from faststream.rabbit import Channel, ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
 from pamqp.commands import Basic
 
-from shared import problems
+from shared import metrics, problems
 from shared.contracts import Message, derive_message_id
 from shared.problems import Problem
 from shared.settings import ServiceSettings
@@ -349,6 +350,7 @@ class ReliableConsumer:
             content_type="application/octet-stream",  # opaque: whatever broke the consumer stays inert here
         )
         self.dead_lettered += 1
+        metrics.DEAD_LETTERED.labels(self.service, letter.problem.code).inc()
         log.warning(
             "message dead-lettered",
             extra={
@@ -371,6 +373,21 @@ class _ReliableConsumerScope(BaseMiddleware):
     def __init__(self, msg: Any, /, *, context: Any, owner: ReliableConsumer) -> None:
         super().__init__(msg, context=context)
         self.owner = owner
+        self.began = time.monotonic()
+        self.lag: float | None = None
+
+    async def on_receive(self) -> None:
+        self.began = time.monotonic()
+        raw = self.msg
+        if isinstance(raw, aio_pika.abc.AbstractIncomingMessage) and raw.timestamp is not None:
+            sent = raw.timestamp if raw.timestamp.tzinfo else raw.timestamp.replace(tzinfo=UTC)
+            self.lag = max(
+                0.0, (datetime.now(UTC) - sent).total_seconds()
+            )  # (whole seconds: AMQP's timestamp)
+
+    def _queue(self) -> str:
+        handler = self.context.get_local("handler_")
+        return str(getattr(getattr(handler, "queue", None), "name", "") or "unknown")
 
     async def after_processed(
         self,
@@ -378,6 +395,17 @@ class _ReliableConsumerScope(BaseMiddleware):
         exc_val: BaseException | None = None,
         exc_tb: TracebackType | None = None,
     ) -> bool | None:
+        handled = await self._after(exc_val)
+        queue = self._queue()
+        metrics.PROCESSING.labels(self.owner.service, queue).observe(time.monotonic() - self.began)
+        if self.lag is not None:
+            metrics.LAG.labels(self.owner.service, queue).observe(self.lag)
+        outcome = "ok" if exc_val is None else ("refused" if handled else "retried")
+        if not isinstance(exc_val, asyncio.CancelledError):
+            metrics.CONSUMED.labels(self.owner.service, queue, outcome).inc()
+        return handled
+
+    async def _after(self, exc_val: BaseException | None) -> bool | None:
         raw = self.msg
         if exc_val is None or not isinstance(raw, aio_pika.abc.AbstractIncomingMessage):
             return False

@@ -5,7 +5,7 @@ from __future__ import annotations
 import faiss
 from faststream import FastStream
 
-from shared import messaging
+from shared import messaging, metrics
 from shared.runtime import Database, build_service_app, utcnow
 
 from . import gallery as gallery_loader
@@ -90,6 +90,7 @@ def build_app(
         if pipeline is not None:
             await pipeline.drain()
 
+    metrics.gauge_from(metrics.GALLERY_SIZE, lambda: pipeline.engine.gallery.size if pipeline else 0)
     return build_service_app(
         service="dedup",
         settings=settings,

@@ -7,7 +7,7 @@ import logging
 
 from faststream import FastStream
 
-from shared import messaging
+from shared import messaging, metrics
 from shared.runtime import Database, build_service_app, utcnow
 from shared.units import load_units
 
@@ -42,6 +42,7 @@ def build_app(
     monitor = Monitor(unit_of_work, utcnow)
     broker.include_router(handlers.build_router(monitor, settings))
     feed = LiveFeed(live_log, hub)
+    metrics.gauge_from(metrics.LIVE_CLIENTS, lambda: hub.clients)
 
     stopping = asyncio.Event()
 

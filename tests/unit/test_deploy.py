@@ -57,3 +57,19 @@ def test_the_image_contains_every_package() -> None:
     dockerfile = (PROJECT_ROOT / "deploy" / "Dockerfile").read_text()
     for package in ("shared", "services", "sim", "bench", "deploy"):
         assert f"COPY {package} ./{package}" in dockerfile
+
+
+def test_prometheus_scrapes_every_services_metrics_port_in_its_own_profile() -> None:
+    services = COMPOSE["services"]
+    prometheus = services["prometheus"]
+    assert prometheus["profiles"] == ["metrics"]
+    assert prometheus["image"].startswith("prom/prometheus:v")
+    config = yaml.safe_load((PROJECT_ROOT / "deploy" / "prometheus.yml").read_text())
+    targets = {t["names"][0]: t["port"] for t in config["scrape_configs"][0]["dns_sd_configs"]}
+    assert config["scrape_configs"][0]["metrics_path"] == "/metrics"
+    for name in SERVICES:
+        env = services[name]["environment"]
+        assert targets[name] == int(env["HEALTH_PORT"])
+        assert env["HEALTH_HOST"] == "0.0.0.0"  # reachable by Prometheus in the compose network
+        published = [p for p in services[name].get("ports", []) if p.endswith(f":{env['HEALTH_PORT']}")]
+        assert published == []  # and nowhere else
