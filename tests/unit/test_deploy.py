@@ -70,6 +70,6 @@ def test_prometheus_scrapes_every_services_metrics_port_in_its_own_profile() -> 
     for name in SERVICES:
         env = services[name]["environment"]
         assert targets[name] == int(env["HEALTH_PORT"])
-        assert env["HEALTH_HOST"] == "0.0.0.0"  # reachable by Prometheus in the compose network
+        assert env["HEALTH_HOST"] == "0.0.0.0"  # noqa: S104 (reachable by Prometheus in the compose network)
         published = [p for p in services[name].get("ports", []) if p.endswith(f":{env['HEALTH_PORT']}")]
         assert published == []  # and nowhere else
