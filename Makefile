@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run up down status provision test unit integration e2e lint typecheck importlint check docs browser clean
+.PHONY: run up down status provision test unit integration e2e lint typecheck importlint check docs browser assets clean
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## make run: install, provision broker and database, start the four services, feed a simulated day.
-run: $(STAMP)
+run: $(STAMP) assets
 	$(BIN)/python -m deploy.local run $(SIM_ARGS)
 
 ## make up / make down: the suite in the background (pids and logs under .run/).
-up: $(STAMP)
+up: $(STAMP) assets
 	$(BIN)/python -m deploy.local up
 
 down: $(STAMP)
@@ -34,7 +34,7 @@ provision: $(STAMP)
 	$(BIN)/python -m deploy.local provision
 
 ## make test: static checks, then unit, integration and e2e tests (real RabbitMQ, PostgreSQL, Chromium).
-test: check browser
+test: check browser assets
 	AMQP_URL=$(TEST_AMQP_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q -p no:cacheprovider tests
 
 unit: $(STAMP)
@@ -43,7 +43,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	AMQP_URL=$(TEST_AMQP_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q -p no:cacheprovider tests/integration
 
-e2e: $(STAMP) browser
+e2e: $(STAMP) browser assets
 	AMQP_URL=$(TEST_AMQP_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q -p no:cacheprovider tests/e2e
 
 check: lint typecheck importlint
@@ -67,9 +67,19 @@ browser:
 	  else echo "Chromium is missing: install it with 'sudo apt-get install chromium'"; exit 1; fi; \
 	fi
 
+## The monitor's browser libraries (Chart.js), from npm at the exact versions of its package.json, served by the
+## monitor itself (no CDN, nothing copied into the repository, no lock file recording a registry).
+ASSETS := services/monitor/assets
+$(ASSETS)/node_modules/.installed: $(ASSETS)/package.json
+	@command -v npm >/dev/null || { echo "npm is missing: install Node.js (e.g. 'sudo apt-get install npm')"; exit 1; }
+	npm install --prefix $(ASSETS) --no-package-lock --no-audit --no-fund --silent
+	@touch $@
+
+assets: $(ASSETS)/node_modules/.installed
+
 ## make docs: AsyncAPI documents of the four services and the error-code catalogue.
 docs: $(STAMP)
 	$(BIN)/python -m deploy.docs
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache build *.egg-info $(ASSETS)/node_modules

@@ -18,6 +18,7 @@ from services.dedup.domain import Claim
 from services.dedup.store import Decide
 from services.monitor.domain import Role, Scope
 from services.monitor.domain.live import LiveEvent
+from services.monitor.domain.pipeline import OPEN_STATUSES, CaptureTimes
 from services.monitor.domain.status import CaptureSeen, PartSeen, RefusalSeen
 from services.monitor.journal import UnitOfWork as MonitorUnitOfWork
 from services.monitor.store import Account, DeadLetterSeen
@@ -405,6 +406,19 @@ class FakeMonitorStore:
     async def end_session(self, token_hash: str) -> None:
         self.sessions.pop(token_hash, None)
 
+    async def pipeline_captures(self, scope: Scope, since: datetime) -> list[CaptureTimes]:
+        if scope.role not in (Role.PUSAT, Role.DUKCAPIL):
+            return []
+        assert self.units is not None
+        mine = {d.kabkota_code for d in self.units.dukcapil if scope.sees(d.unit_id, None)}
+        return [
+            CaptureTimes(
+                c.kabkota, c.packet_id, c.status, c.changed_at, c.sent_at, c.received_at, c.verdict_at, c.code
+            )
+            for c in self.captures.values()
+            if c.kabkota in mine and (c.changed_at >= since or c.status in OPEN_STATUSES)
+        ]
+
     async def login_failures(self, keys: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
         return {k: [at for at in self.failures.get(k, []) if at >= since] for k in keys}
 
@@ -449,9 +463,23 @@ class FakeMonitorStores:
             self.store.central[totals.upt_id] = totals
 
     async def save_capture(self, capture: CaptureSeen) -> None:
-        known = self.store.captures.get((capture.kabkota, capture.packet_id))
-        if known is None or known.changed_at <= capture.changed_at:
-            self.store.captures[(capture.kabkota, capture.packet_id)] = capture
+        key = (capture.kabkota, capture.packet_id)
+        known = self.store.captures.get(key)
+        if known is None:
+            self.store.captures[key] = capture
+            return
+        latest = capture if known.changed_at <= capture.changed_at else known
+
+        def first(a: datetime | None, b: datetime | None) -> datetime | None:
+            return min((t for t in (a, b) if t is not None), default=None)
+
+        self.store.captures[key] = dataclasses.replace(
+            latest,
+            changed_at=max(known.changed_at, capture.changed_at),
+            sent_at=first(known.sent_at, capture.sent_at),
+            received_at=first(known.received_at, capture.received_at),
+            verdict_at=first(known.verdict_at, capture.verdict_at),
+        )
 
     async def count_ektp_refusal(self, refusal: RefusalSeen) -> None:
         key = (refusal.unit_id, refusal.day)

@@ -15,6 +15,11 @@ class Settings(ServiceSettings):
         default=False, description="Set behind HTTPS so cookies never travel in clear."
     )
     sse_heartbeat_seconds: float = 15.0
+    stuck_after_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="A capture waiting longer than this in critical time I or II is listed as stuck.",
+    )
     login_max_failures: int = Field(
         default=5,
         ge=1,

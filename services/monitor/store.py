@@ -12,6 +12,7 @@ from shared.runtime import Database
 from shared.units import Units
 
 from .domain import Scope
+from .domain.pipeline import OPEN_STATUSES, CaptureTimes
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class MonitorStore(Protocol):
 
     async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]: ...
     async def dead_letter_count(self, since: datetime) -> int: ...
+    async def pipeline_captures(self, scope: Scope, since: datetime) -> list[CaptureTimes]:
+        """The captures of the offices the scope sees that changed since then or still wait or are backlogged."""
+
     async def account(self, username: str) -> Account | None: ...
     async def usernames(self) -> set[str]: ...
     async def upsert_accounts(self, accounts: Sequence[Account]) -> int: ...
@@ -173,6 +177,20 @@ class PostgresMonitorStore:
             return []
         async with self.database.pool.acquire() as conn:
             return await unit_rows(conn, day, kanwil, only)
+
+    async def pipeline_captures(self, scope: Scope, since: datetime) -> list[CaptureTimes]:
+        if scope.role.value not in ("pusat", "dukcapil"):
+            return []
+        only = scope.unit_id if scope.role.value == "dukcapil" else None
+        rows = await self.database.pool.fetch(
+            "SELECT c.kabkota, c.packet_id, c.status, c.changed_at, c.sent_at, c.received_at, c.verdict_at, c.code "
+            "FROM ektp_captures c JOIN offices o ON o.kabkota_code = c.kabkota "
+            "WHERE ($1::text IS NULL OR o.unit_id = $1) AND (c.changed_at >= $2 OR c.status = ANY($3::text[]))",
+            only,
+            since,
+            sorted(OPEN_STATUSES),
+        )
+        return [CaptureTimes(**dict(r)) for r in rows]
 
     async def dead_letter_count(self, since: datetime) -> int:
         return int(

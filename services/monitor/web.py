@@ -5,14 +5,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from importlib import resources
+from pathlib import Path
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response, StreamingResponse
+from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -22,7 +23,7 @@ from shared.webserver import WebServer
 
 from . import domain
 from .config import Settings
-from .domain import access, views
+from .domain import access, pipeline, views
 from .domain.access import LoginPolicy
 from .hub import Hub
 from .journal import LiveLog
@@ -42,6 +43,12 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+# Browser libraries installed from npm by `make assets` (services/monitor/assets/package.json), never copied into
+# the repository and never loaded from a CDN: served from here, by name.
+_ASSETS = Path(str(resources.files("services.monitor") / "assets" / "node_modules"))
+VENDOR = {"chart.umd.min.js": _ASSETS / "chart.js" / "dist" / "chart.umd.min.js"}
 
 
 def _static(name: str) -> str:
@@ -177,6 +184,20 @@ def build_web(
             headers=SECURITY_HEADERS,
         )
 
+    async def api_pipeline(request: Request) -> Response:
+        who = await current(request)
+        if who is None:
+            return JSONResponse({"error": "login required"}, status_code=401)
+        _, scope = who
+        if scope.role not in (domain.Role.PUSAT, domain.Role.DUKCAPIL):
+            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+        now = clock()
+        captures = await store.pipeline_captures(scope, now - timedelta(days=30))
+        summary = pipeline.summarise(
+            captures, now, stuck_after=timedelta(hours=settings.stuck_after_hours), recent=timedelta(hours=24)
+        )
+        return JSONResponse(summary.as_dict(), headers=SECURITY_HEADERS)
+
     async def api_unit(request: Request) -> Response:
         who = await current(request)
         if who is None:
@@ -239,6 +260,12 @@ def build_web(
     async def alive(request: Request) -> Response:
         return JSONResponse({"live": True})
 
+    async def vendor(request: Request) -> Response:
+        path = VENDOR.get(request.path_params["name"])
+        if path is None or not path.is_file():
+            return Response("not installed: run `make assets`", status_code=404, media_type="text/plain")
+        return FileResponse(path, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
     static = StaticFiles(directory=str(resources.files("services.monitor") / "static"))
     return Starlette(
         middleware=[Middleware(SameOriginWrites, allowed=settings.allowed_origins)],
@@ -249,10 +276,12 @@ def build_web(
             Route("/logout", logout, methods=["POST"]),
             Route("/api/units", api_units),
             Route("/api/units/{upt_id}", api_unit),
+            Route("/api/pipeline", api_pipeline),
             Route("/units.csv", units_csv),
             Route("/events", events),
             Route("/health/ready", ready),
             Route("/health/live", alive),
+            Route("/static/vendor/{name}", vendor),
             Mount("/static", app=static, name="static"),
         ],
     )

@@ -228,3 +228,31 @@ async def test_a_page_that_lost_its_connection_resumes_without_losing_an_update(
     await expect(row.locator("td.accepted")).to_have_text("4", timeout=20_000)
     await expect(row.locator("td.parts")).to_have_text("1/1")
     assert await page.evaluate("window.__sameDocument") is True  # resumed in place, not reloaded
+
+
+async def test_the_centre_sees_the_e_ktp_pipeline_charts_and_a_stuck_capture(
+    browser: Browser, suite: Suite
+) -> None:
+    conn = await asyncpg.connect(suite.installation.database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO monitor.ektp_captures (kabkota, packet_id, status, changed_at, sent_at) "
+            "VALUES ('1101', 'stuck-e2e', 'SENT_FOR_ENROLLMENT', now() - interval '2 days', now() - interval '2 days')"
+        )
+        page, requests = await login(browser, suite, "pusat")
+        await page.click("#tab-ektp")
+        await expect(page.locator("#pipeline[data-loaded=true]")).to_have_count(1)
+        stuck = page.locator("#stuck tbody tr", has_text="stuck-e2e")
+        await expect(stuck).to_have_count(1)
+        await expect(stuck.locator("td").nth(3)).to_have_text("I")
+        # Chart.js (from npm, served by the monitor) drew the three charts.
+        drawn = await page.evaluate(
+            "['chart-status', 'chart-i', 'chart-ii'].map((id) => Boolean(Chart.getChart(id)))"
+        )
+        assert drawn == [True, True, True]
+        assert all(url.startswith(suite.monitor_url) for url in requests)
+        assert not re.search(r"\d{16}", await page.locator("body").inner_text())
+        await shot(page, "ektp-pipeline-pusat")
+    finally:
+        await conn.execute("DELETE FROM monitor.ektp_captures WHERE packet_id = 'stuck-e2e'")
+        await conn.close()

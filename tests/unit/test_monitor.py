@@ -11,7 +11,7 @@ from services.monitor import accounts, domain, web
 from services.monitor import live as live_stream
 from services.monitor.app import build_app
 from services.monitor.config import Settings
-from services.monitor.domain import live
+from services.monitor.domain import live, pipeline, status
 from services.monitor.domain.access import LoginPolicy, decide_login_gate, decide_same_origin
 from services.monitor.domain.live import LiveEvent
 from services.monitor.hub import Hub, Subscription
@@ -407,3 +407,65 @@ async def test_a_disabled_login_is_logged_out_and_cannot_log_in(
     assert (await login(client, "kanwil-32", "pw-jabar")).headers["location"] == "/login?failed=1"
     await store.set_disabled("kanwil-32", False)
     assert (await login(client, "kanwil-32", "pw-jabar")).headers["location"] == "/"
+
+
+def test_the_pipeline_counts_both_critical_times_and_lists_the_stuck_oldest_first() -> None:
+    def at(hours: float) -> datetime:
+        return NOW - timedelta(hours=hours)
+
+    def capture(packet: str, status: str, **times: float) -> pipeline.CaptureTimes:
+        moments = {k: at(v) for k, v in times.items()}
+        changed = min(moments.values(), default=NOW)
+        sent, received, verdict = (moments.get(k) for k in ("sent", "received", "verdict"))
+        return pipeline.CaptureTimes("3273", packet, status, changed, sent, received, verdict, None)
+
+    summary = pipeline.summarise(
+        [
+            capture("a", "SENT_FOR_ENROLLMENT", sent=0.5),  # waiting I, < 1 h
+            capture("b", "SENT_FOR_ENROLLMENT", sent=30),  # waiting I, 1-3 days: stuck
+            capture("c", "SENT_FOR_DEDUP", sent=50, received=49),  # waiting II since 49 h: stuck, older
+            capture("d", "PRINT_READY_RECORD", sent=10, received=7, verdict=6.5),  # took 3 h, then 0.5 h
+            capture(
+                "e", "ADJUDICATE_RECORD", sent=40, received=39, verdict=38
+            ),  # II ended 38 h ago: not recent
+        ],
+        NOW,
+        stuck_after=timedelta(hours=24),
+        recent=timedelta(hours=24),
+    )
+    assert summary.waiting_i == [1, 0, 0, 1, 0]
+    assert summary.waiting_ii == [0, 0, 0, 1, 0]
+    assert summary.took_i == [0, 1, 0, 0, 0]  # d: 3 h (e's receipt is older than a day)
+    assert summary.took_ii == [1, 0, 0, 0, 0]  # d: half an hour
+    assert [(s.packet_id, s.phase) for s in summary.stuck] == [("c", "II"), ("b", "I")]
+    assert summary.stuck[0].reason == "menunggu keputusan pusat"
+    assert (summary.adjudication_backlog, summary.print_backlog, summary.stuck_total) == (1, 1, 2)
+
+
+def test_a_capture_keeps_the_first_time_it_reached_each_milestone() -> None:
+    moves = [("PROCESSING", "SENT_FOR_ENROLLMENT"), ("SENT_FOR_ENROLLMENT", "RECEIVED_AT_CENTRAL"),
+             ("RECEIVED_AT_CENTRAL", "PACKET_RETRY"), ("PACKET_RETRY", "RECEIVED_AT_CENTRAL")]  # fmt: skip
+    event = capture_event(7, "p7", *moves)
+    event = event.model_copy(update={"moves": [m.model_copy(update={"at": NOW + timedelta(minutes=i)})
+                                               for i, m in enumerate(event.moves)]})  # fmt: skip
+    seen = status.decide_capture(event).capture
+    assert seen is not None
+    assert (seen.sent_at, seen.received_at, seen.verdict_at) == (NOW, NOW + timedelta(minutes=1), None)
+
+
+async def test_the_pipeline_is_the_centres_and_each_offices_own(
+    client: httpx.AsyncClient, store: FakeMonitorStore
+) -> None:
+    monitor = Monitor(store.unit_of_work(), lambda: NOW)
+    await monitor.record_capture_change(capture_event(1, "p1", ("PROCESSING", "SENT_FOR_ENROLLMENT")))
+    await store.upsert_accounts(
+        [Account("dukcapil-1101", accounts.hash_password("pw-aceh"), "dukcapil-1101")]
+    )
+    await login(client, "pusat", "pw-pusat")
+    assert (await client.get("/api/pipeline")).json()["statuses"] == {"SENT_FOR_ENROLLMENT": 1}
+    await client.post("/logout", headers=ORIGIN)
+    await login(client, "dukcapil-1101", "pw-aceh")
+    assert (await client.get("/api/pipeline")).json()["statuses"] == {}  # Bandung's capture is not Aceh's
+    await client.post("/logout", headers=ORIGIN)
+    await login(client, "kanwil-32", "pw-jabar")
+    assert (await client.get("/api/pipeline")).status_code == 403

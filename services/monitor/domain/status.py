@@ -6,7 +6,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from shared.contracts import PacketStatusChanged, SubmissionProcessed
+from shared.ektp import EktpStatus
 
+from .pipeline import VERDICTS, WAITING_I
 from .views import today_wib
 
 
@@ -56,6 +58,11 @@ class CaptureSeen:
     packet_id: str
     status: str
     changed_at: datetime
+    # When it entered the statuses that bound the centre's two critical times (the first time, if it did again).
+    sent_at: datetime | None = None
+    received_at: datetime | None = None
+    verdict_at: datetime | None = None
+    code: str | None = None  # why its last move happened, for a failure or a refusal
 
 
 @dataclass(frozen=True)
@@ -69,5 +76,13 @@ def decide_capture(event: PacketStatusChanged) -> CaptureDecision:
     day = today_wib(event.produced_at)
     capture = None
     if event.packet_id and event.status and event.moves:
-        capture = CaptureSeen(event.kabkota, event.packet_id, event.status.value, event.moves[-1].at)
+
+        def first(statuses: frozenset[EktpStatus]) -> datetime | None:
+            return min((m.at for m in event.moves if m.to_status in statuses), default=None)
+
+        capture = CaptureSeen(
+            event.kabkota, event.packet_id, event.status.value, event.moves[-1].at,
+            sent_at=first(WAITING_I), received_at=first(frozenset({EktpStatus.RECEIVED_AT_CENTRAL})),
+            verdict_at=first(VERDICTS), code=next((m.code for m in reversed(event.moves) if m.code), None),
+        )  # fmt: skip
     return CaptureDecision(day, capture, RefusalSeen(event.kabkota, day) if event.refused else None)

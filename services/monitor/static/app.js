@@ -133,6 +133,7 @@ function connect(after) {
   source.addEventListener("ektp", (e) => {
     renderOffice(JSON.parse(e.data).row);
     applyFilter();
+    window.dispatchEvent(new Event("simpul:ektp"));
   });
   source.addEventListener("dead_letters", (e) => {
     state.dead = JSON.parse(e.data).today;
