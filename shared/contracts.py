@@ -619,6 +619,27 @@ class ConsolidationRunReported(Message):
     )
 
 
+class RunLineReported(Message):
+    """Published by the consolidator on `consolidation.run.line_reported` when a run finishes: one UPT's line of
+    the run report, the same figures as its CSV and printable page. Counts only: no person in it."""
+
+    ROUTING_KEY: ClassVar[str] = "consolidation.run.line_reported"
+
+    run_id: str = Field(description="The run whose report this line is.")
+    day: date = Field(description="The day the run consolidated.")
+    upt_id: UnitId
+    sent: bool = Field(description="The UPT sent a snapshot for the day.")
+    complete: bool = Field(description="A snapshot of the day arrived whole.")
+    lateness: str | None = Field(default=None, description="on_time, after_10 or after_14 (WIB deadlines).")
+    snapshot: int | None = Field(default=None, description="The snapshot the run applied or held.")
+    applied: str = Field(description="applied, held (shrunken), unchanged, incomplete or not_sent.")
+    figures: dict[str, int] = Field(
+        description="received, accepted, refused, warnings, inmates (in custody centrally after the run), "
+        "previous, admissions, releases, transfers_in, transfers_out, in_transit, dual_custody, overstaying, "
+        "notices, without_ektp."
+    )
+
+
 class CentralRecordChanged(Message):
     """Published by the consolidator to the stream `central.records` (`central.record.changed`): one
     central person record changed. Carries the NIK in full: only centre systems may read the stream."""

@@ -19,6 +19,7 @@ from services.dedup.store import Decide
 from services.monitor.domain import Role, Scope
 from services.monitor.domain.live import LiveEvent
 from services.monitor.domain.pipeline import OPEN_STATUSES, CaptureTimes
+from services.monitor.domain.runs import LineSeen, RunSeen
 from services.monitor.domain.status import CaptureSeen, PartSeen, RefusalSeen
 from services.monitor.journal import UnitOfWork as MonitorUnitOfWork
 from services.monitor.store import Account, DeadLetterSeen
@@ -276,6 +277,8 @@ class FakeMonitorStore:
     log: list[LiveEvent] = field(default_factory=list)
     listeners: list[Callable[[], None]] = field(default_factory=list)
     failures: dict[str, list[datetime]] = field(default_factory=dict)
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_lines_kept: dict[tuple[str, str], LineSeen] = field(default_factory=dict)
 
     async def load_units(self, units: Units) -> None:
         self.units = units
@@ -406,6 +409,32 @@ class FakeMonitorStore:
     async def end_session(self, token_hash: str) -> None:
         self.sessions.pop(token_hash, None)
 
+    async def runs_of_day(self, day: date) -> list[dict[str, Any]]:
+        found = [r for r in self.runs.values() if r["day"] == day]
+        return sorted(found, key=lambda r: r["started_at"], reverse=True)
+
+    async def run(self, run_id: str) -> dict[str, Any] | None:
+        return self.runs.get(run_id)
+
+    async def run_lines(self, scope: Scope, run_id: str) -> list[dict[str, Any]]:
+        assert self.units is not None
+        out = []
+        for (rid, upt_id), line in sorted(self.run_lines_kept.items()):
+            unit = self.units.upt(upt_id)
+            if (
+                rid != run_id
+                or unit is None
+                or scope.role is Role.DUKCAPIL
+                or not scope.sees(upt_id, unit.kanwil_id)
+            ):
+                continue
+            kanwil = next(k.name for k in self.units.kanwil if k.kanwil_id == unit.kanwil_id)
+            out.append(
+                dataclasses.asdict(line)
+                | {"name": unit.name, "kanwil_id": unit.kanwil_id, "kanwil_name": kanwil}
+            )
+        return sorted(out, key=lambda r: (r["kanwil_id"], r["upt_id"]))
+
     async def pipeline_captures(self, scope: Scope, since: datetime) -> list[CaptureTimes]:
         if scope.role not in (Role.PUSAT, Role.DUKCAPIL):
             return []
@@ -493,6 +522,23 @@ class FakeMonitorStores:
     async def dead_letters_since(self, since: datetime) -> int:
         return len(self.store.dead)
 
+    async def save_run(self, run: RunSeen) -> dict[str, Any] | None:
+        known = self.store.runs.get(run.run_id)
+        if (
+            known is not None
+            and RunSeen(**{k: v for k, v in known.items() if k in RUN_FIELDS}).rank >= run.rank
+        ):
+            return None
+        kept = dataclasses.asdict(run) | {
+            "summary": run.summary if run.summary is not None else (known or {}).get("summary"),
+            "started_at": min(run.at, known["started_at"]) if known else run.at, "updated_at": run.at,
+        }  # fmt: skip
+        self.store.runs[run.run_id] = kept
+        return kept
+
+    async def save_run_line(self, line: LineSeen) -> None:
+        self.store.run_lines_kept.setdefault((line.run_id, line.upt_id), line)
+
     async def unit_row(self, upt_id: str, day: date) -> dict[str, Any] | None:
         rows = await self.store.unit_rows(CENTRE, day, upt_id)
         return rows[0] if rows else None
@@ -510,3 +556,4 @@ class FakeMonitorStores:
 
 
 CENTRE = Scope(Role.PUSAT, "pusat")
+RUN_FIELDS = {f.name for f in dataclasses.fields(RunSeen)}

@@ -1,4 +1,4 @@
-"""The consolidator's decisions as messages: run events and the monitor's central totals."""
+"""The consolidator's decisions as messages: run events, the report's lines and the monitor's central totals."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ from datetime import date, datetime
 from typing import Any
 
 from shared import db
-from shared.contracts import CentralInmatesUpdated, ConsolidationRunReported, RunState, derive_message_id
+from shared.contracts import (
+    CentralInmatesUpdated,
+    ConsolidationRunReported,
+    RunLineReported,
+    RunState,
+    derive_message_id,
+)
 from shared.problems import Problem
 
+from .domain.report import UptLine
 from .domain.runs import STEPS
 
 
@@ -75,4 +82,28 @@ def central_totals(
             ),
         )
         for upt_id, total, flagged in totals
+    ]
+
+
+def run_lines(run_id: str, day: date, lines: list[UptLine], *, now: datetime) -> list[db.Outgoing]:
+    """Each UPT's line of a finished run's report, for the monitor (which shows each login its own UPTs')."""
+    return [
+        db.Outgoing(
+            "events",
+            RunLineReported.ROUTING_KEY,
+            RunLineReported(
+                message_id=derive_message_id("consolidator", "run-line", run_id, line.upt_id),
+                produced_at=now,
+                run_id=run_id,
+                day=day,
+                upt_id=line.upt_id,
+                sent=line.sent,
+                complete=line.complete,
+                lateness=line.lateness,
+                snapshot=line.snapshot,
+                applied=line.applied,
+                figures=line.counts(),
+            ),
+        )
+        for line in lines
     ]

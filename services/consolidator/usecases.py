@@ -222,7 +222,7 @@ class Consolidator:
             run.run_id, run.day, await self.runs.central_totals(run.run_id), upserted,
             version=int(now.timestamp() * 1000), now=now,
         )  # fmt: skip
-        return summary, totals
+        return summary, [*totals, *messages.run_lines(run.run_id, run.day, lines, now=now)]
 
     def _announcer(self, summary: dict[str, object] | None, extra: list[db.Outgoing]) -> Announce:
         """What a step sends as it commits: its progress (or `finished`, with the summary), and `extra`."""

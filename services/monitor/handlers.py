@@ -11,8 +11,11 @@ from faststream.rabbit.annotations import RabbitMessage
 from shared import db, messaging
 from shared.contracts import (
     CentralInmatesUpdated,
+    ConsolidationRunReported,
     NikCollisionsFound,
     PacketStatusChanged,
+    RunLineReported,
+    RunState,
     SubmissionProcessed,
     derive_message_id,
 )
@@ -92,10 +95,23 @@ def build_router(monitor: Monitor, settings: Settings) -> RabbitRouter:
     return router
 
 
-StatusEvent = SubmissionProcessed | CentralInmatesUpdated | PacketStatusChanged | NikCollisionsFound
+StatusEvent = (
+    SubmissionProcessed
+    | CentralInmatesUpdated
+    | PacketStatusChanged
+    | NikCollisionsFound
+    | ConsolidationRunReported
+    | RunLineReported
+)
 STATUS_EVENTS: dict[str, type[StatusEvent]] = {
-    k.ROUTING_KEY: k
-    for k in (SubmissionProcessed, CentralInmatesUpdated, PacketStatusChanged, NikCollisionsFound)
+    **{
+        k.ROUTING_KEY: k
+        for k in (SubmissionProcessed, CentralInmatesUpdated, PacketStatusChanged, NikCollisionsFound)
+    },
+    **{
+        ConsolidationRunReported.ROUTING_KEY.format(state=s.value): ConsolidationRunReported for s in RunState
+    },
+    RunLineReported.ROUTING_KEY: RunLineReported,
 }
 
 
@@ -109,3 +125,7 @@ async def record(monitor: Monitor, event: StatusEvent) -> None:
             await monitor.record_capture_change(event)
         case NikCollisionsFound():
             await monitor.record_collisions(event)
+        case ConsolidationRunReported():
+            await monitor.record_run(event)
+        case RunLineReported():
+            await monitor.record_run_line(event)

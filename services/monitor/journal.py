@@ -13,6 +13,7 @@ from shared.contracts import CentralInmatesUpdated
 from shared.runtime import Database
 
 from .domain.live import LiveEvent
+from .domain.runs import LineSeen, RunSeen
 from .domain.status import CaptureSeen, PartSeen, RefusalSeen
 from .store import DeadLetterSeen, office_rows, unit_rows
 
@@ -46,6 +47,11 @@ class Stores(Protocol):
         """False if this dead letter was seen before."""
 
     async def dead_letters_since(self, since: datetime) -> int: ...
+    async def save_run(self, run: RunSeen) -> dict[str, Any] | None:
+        """Keep the run as this event says unless an event further on was kept; the run as kept, or None when
+        this event changed nothing."""
+
+    async def save_run_line(self, line: LineSeen) -> None: ...
     async def unit_row(self, upt_id: str, day: date) -> dict[str, Any] | None:
         """The UPT's day as every page shows it, read inside the transaction (for its live event)."""
 
@@ -146,6 +152,29 @@ class PostgresStores:
 
     async def dead_letters_since(self, since: datetime) -> int:
         return int(await self.conn.fetchval("SELECT count(*) FROM dead_letters WHERE dead_at >= $1", since))
+
+    async def save_run(self, r: RunSeen) -> dict[str, Any] | None:
+        rank = "CASE WHEN {t}.state IN ('finished', 'failed') THEN 1000 ELSE {t}.steps_done END"
+        row = await self.conn.fetchrow(
+            "INSERT INTO runs AS r (run_id, day, state, trigger, requested_by, step, steps_done, steps_total, code, "
+            "reason, summary, started_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) "
+            "ON CONFLICT (run_id) DO UPDATE SET state = EXCLUDED.state, step = EXCLUDED.step, "
+            "steps_done = EXCLUDED.steps_done, steps_total = EXCLUDED.steps_total, code = EXCLUDED.code, "
+            "reason = EXCLUDED.reason, summary = COALESCE(EXCLUDED.summary, r.summary), "
+            "started_at = least(r.started_at, EXCLUDED.started_at), updated_at = EXCLUDED.updated_at "
+            f"WHERE {rank.format(t='r')} < {rank.format(t='EXCLUDED')} RETURNING *",
+            r.run_id, r.day, r.state, r.trigger, r.requested_by, r.step, r.steps_done, r.steps_total, r.code,
+            r.reason, r.summary, r.at,
+        )  # fmt: skip
+        return None if row is None else dict(row)
+
+    async def save_run_line(self, line: LineSeen) -> None:
+        await self.conn.execute(
+            "INSERT INTO run_lines (run_id, upt_id, sent, complete, lateness, snapshot, applied, figures) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (run_id, upt_id) DO NOTHING",
+            line.run_id, line.upt_id, line.sent, line.complete, line.lateness, line.snapshot, line.applied,
+            line.figures,
+        )  # fmt: skip
 
     async def unit_row(self, upt_id: str, day: date) -> dict[str, Any] | None:
         rows = await unit_rows(self.conn, day, None, upt_id)

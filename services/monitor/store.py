@@ -45,6 +45,13 @@ class MonitorStore(Protocol):
 
     async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]: ...
     async def dead_letter_count(self, since: datetime) -> int: ...
+    async def runs_of_day(self, day: date) -> list[dict[str, Any]]:
+        """The runs of a day, the latest first."""
+
+    async def run(self, run_id: str) -> dict[str, Any] | None: ...
+    async def run_lines(self, scope: Scope, run_id: str) -> list[dict[str, Any]]:
+        """The report lines of the UPTs the scope sees, with the UPT's name and Kanwil."""
+
     async def pipeline_captures(self, scope: Scope, since: datetime) -> list[CaptureTimes]:
         """The captures of the offices the scope sees that changed since then or still wait or are backlogged."""
 
@@ -177,6 +184,31 @@ class PostgresMonitorStore:
             return []
         async with self.database.pool.acquire() as conn:
             return await unit_rows(conn, day, kanwil, only)
+
+    async def runs_of_day(self, day: date) -> list[dict[str, Any]]:
+        rows = await self.database.pool.fetch(
+            "SELECT * FROM runs WHERE day = $1 ORDER BY started_at DESC", day
+        )
+        return [dict(r) for r in rows]
+
+    async def run(self, run_id: str) -> dict[str, Any] | None:
+        row = await self.database.pool.fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id)
+        return None if row is None else dict(row)
+
+    async def run_lines(self, scope: Scope, run_id: str) -> list[dict[str, Any]]:
+        if scope.role.value == "dukcapil":
+            return []
+        kanwil = scope.unit_id if scope.role.value == "kanwil" else None
+        only = scope.unit_id if scope.role.value == "upt" else None
+        rows = await self.database.pool.fetch(
+            "SELECT l.*, u.name, u.kanwil_id, u.kanwil_name FROM run_lines l JOIN units u USING (upt_id) "
+            "WHERE l.run_id = $1 AND ($2::text IS NULL OR u.kanwil_id = $2) AND ($3::text IS NULL OR l.upt_id = $3) "
+            "ORDER BY u.kanwil_id, l.upt_id",
+            run_id,
+            kanwil,
+            only,
+        )
+        return [dict(r) for r in rows]
 
     async def pipeline_captures(self, scope: Scope, since: datetime) -> list[CaptureTimes]:
         if scope.role.value not in ("pusat", "dukcapil"):

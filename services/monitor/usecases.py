@@ -7,13 +7,15 @@ from datetime import date, datetime
 from shared.contracts import (
     WIB,
     CentralInmatesUpdated,
+    ConsolidationRunReported,
     NikCollisionsFound,
     PacketStatusChanged,
+    RunLineReported,
     SubmissionProcessed,
 )
 from shared.runtime import Clock
 
-from .domain import status, views
+from .domain import runs, status, views
 from .domain.live import LiveEvent
 from .journal import Stores, UnitOfWork
 from .store import DeadLetterSeen
@@ -83,6 +85,21 @@ class Monitor:
             await tx.take_live_turn()
             today = await tx.dead_letters_since(start_of_day_wib(self.clock()))
             tx.live(LiveEvent("dead_letters", {"today": today, "reason": letter.reason}, centre_only=True))
+
+    async def record_run(self, event: ConsolidationRunReported) -> None:
+        seen = runs.decide_run(event)
+        async with self.unit_of_work() as tx:
+            if not await tx.claim(event.message_id):
+                return
+            kept = await tx.save_run(seen)
+            if kept is not None:
+                await tx.take_live_turn()
+                tx.live(LiveEvent("run", runs.run_view(kept)))
+
+    async def record_run_line(self, event: RunLineReported) -> None:
+        async with self.unit_of_work() as tx:
+            if await tx.claim(event.message_id):
+                await tx.save_run_line(runs.decide_line(event))
 
     @staticmethod
     async def _unit_changed(tx: Stores, upt_id: str, day: date) -> None:

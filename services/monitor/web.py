@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from importlib import resources
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
@@ -23,7 +24,7 @@ from shared.webserver import WebServer
 
 from . import domain
 from .config import Settings
-from .domain import access, pipeline, views
+from .domain import access, pipeline, runs, views
 from .domain.access import LoginPolicy
 from .hub import Hub
 from .journal import LiveLog
@@ -49,6 +50,9 @@ SECURITY_HEADERS = {
 # the repository and never loaded from a CDN: served from here, by name.
 _ASSETS = Path(str(resources.files("services.monitor") / "assets" / "node_modules"))
 VENDOR = {"chart.umd.min.js": _ASSETS / "chart.js" / "dist" / "chart.umd.min.js"}
+
+
+Row = dict[str, Any]
 
 
 def _static(name: str) -> str:
@@ -198,6 +202,52 @@ def build_web(
         )
         return JSONResponse(summary.as_dict(), headers=SECURITY_HEADERS)
 
+    async def api_runs(request: Request) -> Response:
+        who = await current(request)
+        if who is None:
+            return JSONResponse({"error": "login required"}, status_code=401)
+        _, scope = who
+        if scope.role is domain.Role.DUKCAPIL:
+            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+        found = [runs.run_view(r) for r in await store.runs_of_day(_day(request))]
+        return JSONResponse({"runs": found}, headers=SECURITY_HEADERS)
+
+    async def run_report(request: Request) -> tuple[domain.Scope, Row, list[Row]] | Response:
+        who = await current(request)
+        if who is None:
+            return JSONResponse({"error": "login required"}, status_code=401)
+        _, scope = who
+        run = await store.run(request.path_params["run_id"])
+        if scope.role is domain.Role.DUKCAPIL or run is None:
+            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+        lines = await store.run_lines(scope, run["run_id"])
+        return scope, run, lines
+
+    async def api_run(request: Request) -> Response:
+        found = await run_report(request)
+        if isinstance(found, Response):
+            return found
+        scope, run, lines = found
+        view = runs.run_view(run) | {
+            "totals": runs.totals(lines),
+            "lines": [runs.line_view(line) for line in lines],
+            # The centre's own summary of the whole run, as the consolidator reported it.
+            "summary": run["summary"] if scope.role is domain.Role.PUSAT else None,
+        }
+        return JSONResponse(view, headers=SECURITY_HEADERS)
+
+    async def run_csv(request: Request) -> Response:
+        found = await run_report(request)
+        if isinstance(found, Response):
+            return found
+        _, run, lines = found
+        name = f"konsolidasi-{run['day']}-{run['run_id'][-8:]}.csv"
+        return Response(
+            runs.lines_csv([runs.line_view(line) for line in lines]),
+            media_type="text/csv; charset=utf-8",
+            headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
     async def api_unit(request: Request) -> Response:
         who = await current(request)
         if who is None:
@@ -277,6 +327,9 @@ def build_web(
             Route("/api/units", api_units),
             Route("/api/units/{upt_id}", api_unit),
             Route("/api/pipeline", api_pipeline),
+            Route("/api/runs", api_runs),
+            Route("/api/runs/{run_id}", api_run),
+            Route("/runs/{run_id}.csv", run_csv),
             Route("/units.csv", units_csv),
             Route("/events", events),
             Route("/health/ready", ready),

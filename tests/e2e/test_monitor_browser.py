@@ -256,3 +256,28 @@ async def test_the_centre_sees_the_e_ktp_pipeline_charts_and_a_stuck_capture(
     finally:
         await conn.execute("DELETE FROM monitor.ektp_captures WHERE packet_id = 'stuck-e2e'")
         await conn.close()
+
+
+async def test_a_run_and_its_report_appear_for_the_centre_and_a_kanwil_its_own_upts(
+    browser: Browser, suite: Suite
+) -> None:
+    run_id = await consolidate(suite, OPTIONS.as_of)
+    upts = suite.installation.units.upts
+    for login_unit, expected in (
+        ("pusat", sorted(u.upt_id for u in upts)),
+        ("kanwil-32", sorted(u.upt_id for u in upts if u.kanwil_id == "kanwil-32")),
+    ):
+        page, requests = await login(browser, suite, login_unit)
+        await page.click("#tab-runs")
+        run = page.locator(f"#run-list .run[data-run='{run_id}']")
+        await expect(run).to_have_count(1)
+        await expect(run).to_have_class(re.compile(r"\bfinished\b"))
+        await expect(page.locator("#view-runs[data-loaded=true]")).to_have_count(1)
+        shown = await page.locator("#run-lines tbody tr").evaluate_all(
+            "rows => rows.map(r => r.dataset.runUnit)"
+        )
+        assert sorted(shown) == expected
+        csv = await (await page.request.get(f"{suite.monitor_url}/runs/{run_id}.csv")).text()
+        assert sorted(line.split(",")[0] for line in csv.splitlines()[1:]) == expected
+        assert all(url.startswith(suite.monitor_url) for url in requests)
+        await shot(page, f"runs-{login_unit}")

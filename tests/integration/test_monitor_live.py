@@ -18,7 +18,14 @@ from services.monitor.live import LiveFeed
 from services.monitor.store import Account, MonitorStore, PostgresMonitorStore
 from services.monitor.usecases import Monitor
 from shared import db
-from shared.contracts import ReceiptStatus, SnapshotState, SubmissionProcessed
+from shared.contracts import (
+    ConsolidationRunReported,
+    ReceiptStatus,
+    RunLineReported,
+    RunState,
+    SnapshotState,
+    SubmissionProcessed,
+)
 from shared.runtime import Database
 from tests.conftest import Installation
 from tests.fakes import FakeMonitorStore
@@ -155,3 +162,53 @@ async def test_logins_sessions_and_failures_behave_alike_in_both_stores(logins_s
     assert found == {"user:andi": [NOW], "addr:10.0.0.1": []}
     await store.clear_login_failures(keys)
     assert await store.login_failures(keys, NOW - timedelta(days=1)) == {"user:andi": [], "addr:10.0.0.1": []}
+
+
+async def test_a_run_overtaken_by_its_own_events_keeps_the_furthest_and_its_lines_per_scope(url: str) -> None:
+    database, _, feed = await instance(url)
+    monitor = Monitor(postgres_unit_of_work(database), lambda: NOW)
+    store = PostgresMonitorStore(database)
+
+    def event(state: str, steps: int, n: int) -> ConsolidationRunReported:
+        return ConsolidationRunReported(
+            message_id=f"run-{n}", produced_at=NOW + timedelta(seconds=n), run_id="run-1", day=DAY,
+            state=RunState(state), steps_done=steps, steps_total=5, summary={"accepted": 3} if steps == 5 else None,
+        )  # fmt: skip
+
+    try:
+        for e in (event("started", 0, 1), event("finished", 5, 3), event("progress", 2, 2)):
+            await monitor.record_run(e)
+        for upt in UPTS:
+            await monitor.record_run_line(
+                RunLineReported(
+                    message_id=f"line-{upt}",
+                    produced_at=NOW,
+                    run_id="run-1",
+                    day=DAY,
+                    upt_id=upt,
+                    sent=True,
+                    complete=True,
+                    snapshot=1,
+                    applied="applied",
+                    figures={"accepted": 1},
+                )
+            )
+        run = await store.run("run-1")
+        assert run is not None
+        assert (run["state"], run["steps_done"], run["summary"], run["started_at"]) == (
+            "finished",
+            5,
+            {"accepted": 3},
+            NOW + timedelta(seconds=1),
+        )
+        assert [r["run_id"] for r in await store.runs_of_day(DAY)] == ["run-1"]
+        jabar = await store.run_lines(scope_of_login("kanwil-32"), "run-1")
+        assert [line["upt_id"] for line in jabar] == ["upt-3273-1", "upt-3273-2"]
+        assert jabar[0]["figures"]["accepted"] == 1  # (every figure kept, absent ones as 0)
+        assert len(await store.run_lines(scope_of_login("pusat"), "run-1")) == 3
+        assert await store.run_lines(scope_of_login("dukcapil-3273"), "run-1") == []
+        events = [e.payload["state"] for e in await PostgresLiveLog(database).since(0, 10) if e.kind == "run"]
+        assert events == ["started", "finished"]
+    finally:
+        await feed.stop()
+        await database.close()

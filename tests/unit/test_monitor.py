@@ -12,13 +12,21 @@ from services.monitor import live as live_stream
 from services.monitor.app import build_app
 from services.monitor.config import Settings
 from services.monitor.domain import live, pipeline, status
+from services.monitor.domain import runs as domain_runs
 from services.monitor.domain.access import LoginPolicy, decide_login_gate, decide_same_origin
 from services.monitor.domain.live import LiveEvent
 from services.monitor.hub import Hub, Subscription
 from services.monitor.store import Account
 from services.monitor.usecases import Monitor
 from shared import messaging
-from shared.contracts import ReceiptStatus, SnapshotState, SubmissionProcessed
+from shared.contracts import (
+    ConsolidationRunReported,
+    ReceiptStatus,
+    RunLineReported,
+    RunState,
+    SnapshotState,
+    SubmissionProcessed,
+)
 from shared.settings import PROJECT_ROOT
 from shared.units import load_units
 from tests.fakes import FakeMonitorStore
@@ -469,3 +477,51 @@ async def test_the_pipeline_is_the_centres_and_each_offices_own(
     await client.post("/logout", headers=ORIGIN)
     await login(client, "kanwil-32", "pw-jabar")
     assert (await client.get("/api/pipeline")).status_code == 403
+
+
+def run_event(state: str, steps_done: int, n: int, **extra: Any) -> ConsolidationRunReported:
+    return ConsolidationRunReported(
+        message_id=f"run-{n}", produced_at=NOW + timedelta(seconds=n), run_id="run-1", day=DAY,
+        state=RunState(state), requested_by="operator", steps_done=steps_done, steps_total=5, **extra,
+    )  # fmt: skip
+
+
+def line_event(upt: str, accepted: int) -> RunLineReported:
+    figures = dict.fromkeys(domain_runs.FIGURES, 0) | {
+        "accepted": accepted,
+        "inmates": accepted,
+        "overstaying": 1,
+    }
+    return RunLineReported(
+        message_id=f"line-{upt}", produced_at=NOW, run_id="run-1", day=DAY, upt_id=upt, sent=True, complete=True,
+        lateness="on_time", snapshot=1, applied="applied", figures=figures,
+    )  # fmt: skip
+
+
+async def test_a_run_is_followed_live_and_its_report_lines_are_shown_within_each_scope(
+    client: httpx.AsyncClient, store: FakeMonitorStore
+) -> None:
+    monitor = Monitor(store.unit_of_work(), lambda: NOW)
+    await monitor.record_run(run_event("started", 0, 1))
+    await monitor.record_run(run_event("finished", 5, 3, summary={"accepted": 700}))
+    await monitor.record_run(run_event("progress", 2, 2))  # overtaken: it changes nothing and is not shown
+    for upt, accepted in (("upt-3273-1", 300), ("upt-3273-2", 200), ("upt-1101-1", 200)):
+        await monitor.record_run_line(line_event(upt, accepted))
+    assert [(e.kind, e.payload["state"]) for e in store.log if e.kind == "run"] == [
+        ("run", "started"),
+        ("run", "finished"),
+    ]
+    day = {"day": DAY.isoformat()}
+    await login(client, "kanwil-32", "pw-jabar")
+    assert [r["state"] for r in (await client.get("/api/runs", params=day)).json()["runs"]] == ["finished"]
+    report = (await client.get("/api/runs/run-1")).json()
+    assert [line["upt_id"] for line in report["lines"]] == ["upt-3273-1", "upt-3273-2"]
+    assert (report["totals"]["accepted"], report["totals"]["upts"], report["summary"]) == (500, 2, None)
+    csv_lines = (await client.get("/runs/run-1.csv")).text.splitlines()
+    assert csv_lines[0].startswith("upt_id,name,kanwil_id")
+    assert [line.split(",")[0] for line in csv_lines[1:]] == ["upt-3273-1", "upt-3273-2"]
+    assert (await client.get("/api/runs/run-unknown")).status_code == 403
+    await client.post("/logout", headers=ORIGIN)
+    await login(client, "pusat", "pw-pusat")
+    report = (await client.get("/api/runs/run-1")).json()
+    assert (report["totals"]["accepted"], report["summary"]) == (700, {"accepted": 700})

@@ -88,10 +88,10 @@ def units_csv(rows: list[dict[str, Any]]) -> str:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(UNIT_CSV_COLUMNS)
     for row in rows:
-        writer.writerow([_cell(row.get(c)) for c in UNIT_CSV_COLUMNS])
+        writer.writerow([spreadsheet_safe(row.get(c)) for c in UNIT_CSV_COLUMNS])
     return out.getvalue()
 
 
-def _cell(value: Any) -> str:
+def spreadsheet_safe(value: Any) -> str:
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

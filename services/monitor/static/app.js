@@ -80,6 +80,7 @@ function summarise() {
 
 function applyFilter() {
   const q = document.getElementById("filter").value.trim().toLowerCase();
+  if (state.view === "runs") return;
   const map = state.view === "sdp" ? units : offices;
   let shown = 0;
   for (const { tr, row } of map.values()) {
@@ -93,8 +94,7 @@ function applyFilter() {
 function show(view) {
   state.view = view;
   for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.view === view);
-  document.getElementById("view-sdp").hidden = view !== "sdp";
-  document.getElementById("view-ektp").hidden = view !== "ektp";
+  for (const name of ["sdp", "ektp", "runs"]) document.getElementById(`view-${name}`).hidden = view !== name;
   applyFilter();
 }
 
@@ -111,6 +111,7 @@ async function load() {
   for (const row of data.offices) renderOffice(row);
   document.getElementById("tab-sdp").hidden = data.units.length === 0;
   document.getElementById("tab-ektp").hidden = data.offices.length === 0;
+  document.getElementById("tab-runs").hidden = data.units.length === 0; // the prisons' runs, not Dukcapil's
   show(data.units.length === 0 && data.offices.length > 0 ? "ektp" : "sdp");
   summarise();
   document.body.dataset.loaded = "true";
@@ -138,6 +139,9 @@ function connect(after) {
   source.addEventListener("dead_letters", (e) => {
     state.dead = JSON.parse(e.data).today;
     summarise();
+  });
+  source.addEventListener("run", (e) => {
+    window.dispatchEvent(new CustomEvent("simpul:run", { detail: JSON.parse(e.data) }));
   });
   source.addEventListener("reload", () => { load(); });
 }

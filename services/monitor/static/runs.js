@@ -1,0 +1,92 @@
+"use strict";
+// The centre's consolidation runs of the day: a running one's progress (live), and a finished one's report,
+// the consolidator's own figures, for the UPTs this login sees, with the same lines as CSV.
+(() => {
+  const fmt = new Intl.NumberFormat("id-ID");
+  const STATE = { started: "Dimulai", progress: "Berjalan", finished: "Selesai", failed: "Gagal" };
+  const APPLIED = { applied: "Diterapkan", held: "Ditahan (menyusut)", unchanged: "Tidak berubah",
+    incomplete: "Belum lengkap", not_sent: "Tidak kirim" };
+  const LATENESS = { on_time: "Tepat waktu", after_10: "Lewat 10:00", after_14: "Lewat 14:00" };
+  const runs = new Map();
+  let shown = null;
+
+  function cell(text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    return td;
+  }
+
+  function renderList() {
+    const items = [...runs.values()].sort((a, b) => b.started_at.localeCompare(a.started_at)).map((run) => {
+      const div = document.createElement("div");
+      div.className = `run ${run.state}`;
+      div.dataset.run = run.run_id;
+      const title = document.createElement("span");
+      title.textContent = `${run.day} · ${STATE[run.state] || run.state} · ${run.requested_by || run.trigger}`;
+      const bar = document.createElement("progress");
+      bar.max = run.steps_total || 1;
+      bar.value = run.state === "finished" ? bar.max : run.steps_done;
+      const step = document.createElement("span");
+      step.className = "step";
+      step.textContent = run.state === "failed" ? (run.reason || run.code || "") : (run.step || "");
+      div.replaceChildren(title, bar, step);
+      div.addEventListener("click", () => report(run.run_id));
+      return div;
+    });
+    document.getElementById("run-list").replaceChildren(...items);
+  }
+
+  async function report(runId) {
+    const response = await fetch(`/api/runs/${encodeURIComponent(runId)}`, { credentials: "same-origin" });
+    if (response.status !== 200) return;
+    const r = await response.json();
+    shown = runId;
+    const t = r.totals;
+    document.getElementById("run-sent").textContent = `${fmt.format(t.upts_sent)} / ${fmt.format(t.upts)}`;
+    document.getElementById("run-inmates").textContent = fmt.format(t.inmates);
+    document.getElementById("run-admissions").textContent = fmt.format(t.admissions);
+    document.getElementById("run-releases").textContent = fmt.format(t.releases);
+    document.getElementById("run-transfers").textContent = fmt.format(t.transfers_out);
+    document.getElementById("run-overstaying").textContent = fmt.format(t.overstaying);
+    document.getElementById("run-without-ektp").textContent = fmt.format(t.without_ektp);
+    document.getElementById("run-csv").href = `/runs/${encodeURIComponent(runId)}.csv`;
+    const rows = r.lines.map((l) => {
+      const tr = document.createElement("tr");
+      tr.dataset.runUnit = l.upt_id;
+      tr.replaceChildren(
+        cell(l.kanwil_name.replace("Kanwil Ditjenpas ", "")), cell(l.name),
+        cell(APPLIED[l.applied] || l.applied, "applied " + l.applied),
+        cell(l.lateness ? LATENESS[l.lateness] : "–", "lateness " + (l.lateness || "")),
+        ...["accepted", "refused", "inmates", "admissions", "releases", "transfers_in", "transfers_out",
+          "in_transit", "dual_custody", "overstaying", "notices", "without_ektp"].map((k) =>
+          cell(fmt.format(l[k]), `num ${k}` + (["overstaying", "dual_custody"].includes(k) && l[k] ? " bad" : ""))),
+      );
+      return tr;
+    });
+    document.querySelector("#run-lines tbody").replaceChildren(...rows);
+    document.getElementById("run-report").hidden = false;
+    document.getElementById("view-runs").dataset.loaded = "true";
+  }
+
+  async function load() {
+    const response = await fetch("/api/runs", { credentials: "same-origin" });
+    if (response.status !== 200) return;
+    for (const run of (await response.json()).runs) runs.set(run.run_id, run);
+    renderList();
+    const finished = [...runs.values()].filter((r) => r.state === "finished")
+      .sort((a, b) => b.started_at.localeCompare(a.started_at));
+    if (finished.length) await report(finished[0].run_id);
+    document.getElementById("view-runs").dataset.listed = "true";
+  }
+
+  window.addEventListener("simpul:run", (e) => {
+    const run = e.detail;
+    runs.set(run.run_id, run);
+    renderList();
+    if (run.state === "finished" && (shown === null || shown === run.run_id || runs.get(shown)?.day === run.day)) {
+      report(run.run_id);
+    }
+  });
+  load();
+})();
