@@ -7,7 +7,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from services.consolidator.domain.ektp import CaptureDecision, CaptureState
@@ -279,6 +279,8 @@ class FakeMonitorStore:
     failures: dict[str, list[datetime]] = field(default_factory=dict)
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_lines_kept: dict[tuple[str, str], LineSeen] = field(default_factory=dict)
+    seen: dict[str, datetime] = field(default_factory=dict)
+    now: datetime = datetime(2026, 11, 20, 5, tzinfo=UTC)
 
     async def load_units(self, units: Units) -> None:
         self.units = units
@@ -409,6 +411,24 @@ class FakeMonitorStore:
     async def end_session(self, token_hash: str) -> None:
         self.sessions.pop(token_hash, None)
 
+    async def services_seen(self) -> dict[str, datetime]:
+        return dict(self.seen)
+
+    async def recent_dead_letters(self, limit: int) -> list[dict[str, Any]]:
+        letters = [dataclasses.asdict(d) | {"dead_at": at} for d, at in self.dead_at()]
+        return sorted(letters, key=lambda d: (d["dead_at"], d["message_id"]), reverse=True)[:limit]
+
+    async def dead_letter_reasons(self, since: datetime) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for d, at in self.dead_at():
+            if at >= since:
+                out[d.reason] = out.get(d.reason, 0) + 1
+        return out
+
+    def dead_at(self) -> list[tuple[DeadLetterSeen, datetime]]:
+        """(the fake keeps no time of death: every dead letter is as old as the fake's clock says)"""
+        return [(d, self.now) for d in self.dead.values()]
+
     async def runs_of_day(self, day: date) -> list[dict[str, Any]]:
         found = [r for r in self.runs.values() if r["day"] == day]
         return sorted(found, key=lambda r: r["started_at"], reverse=True)
@@ -535,6 +555,9 @@ class FakeMonitorStores:
         }  # fmt: skip
         self.store.runs[run.run_id] = kept
         return kept
+
+    async def save_service_seen(self, service: str, at: datetime) -> None:
+        self.store.seen[service] = max(at, self.store.seen.get(service, at))
 
     async def save_run_line(self, line: LineSeen) -> None:
         self.store.run_lines_kept.setdefault((line.run_id, line.upt_id), line)

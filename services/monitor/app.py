@@ -16,6 +16,7 @@ from .config import Settings
 from .hub import Hub
 from .journal import LiveLog, PostgresLiveLog, UnitOfWork, postgres_unit_of_work
 from .live import LiveFeed
+from .probe import QueueProbe
 from .store import MonitorStore, PostgresMonitorStore
 from .usecases import Monitor
 
@@ -42,6 +43,7 @@ def build_app(
     monitor = Monitor(unit_of_work, utcnow)
     broker.include_router(handlers.build_router(monitor, settings))
     feed = LiveFeed(live_log, hub)
+    probe = QueueProbe(settings.amqp_url, utcnow, interval=settings.queue_poll_seconds)
     metrics.gauge_from(metrics.LIVE_CLIENTS, lambda: hub.clients)
 
     stopping = asyncio.Event()
@@ -53,7 +55,7 @@ def build_app(
     if database is not None:
         checks["database"] = database.ping
     server = web.WebServer(
-        web.build_web(store, hub, live_log, settings, clock=utcnow, checks=checks, stopping=stopping),
+        web.build_web(store, hub, live_log, probe, settings, clock=utcnow, checks=checks, stopping=stopping),
         settings.web_host,
         settings.web_port,
         stopping,
@@ -63,12 +65,14 @@ def build_app(
     async def started() -> None:
         await monitor_store.load_units(load_units(settings.units_dir))
         await feed.start()
+        probe.start()
         await server.start()
         log.info("monitor web listening", extra={"url": f"http://{settings.web_host}:{server.port}/"})
 
     async def stopping_() -> None:
         await server.stop()
         await feed.stop()
+        await probe.stop()
 
     return build_service_app(
         service="monitor",

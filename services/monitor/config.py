@@ -20,6 +20,15 @@ class Settings(ServiceSettings):
         gt=0,
         description="A capture waiting longer than this in critical time I or II is listed as stuck.",
     )
+    queue_poll_seconds: float = Field(default=15.0, gt=0, description="How often the queues are sampled.")
+    queue_backlog: int = Field(
+        default=10_000, ge=0, description="A queue holding more than this is a backlog."
+    )
+    quiet_after_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        description="A service is quiet when work waits for it and it said nothing this long.",
+    )
     login_max_failures: int = Field(
         default=5,
         ge=1,

@@ -58,7 +58,8 @@ def dead_letter_of(raw: Any) -> DeadLetterSeen:
 
 def build_router(monitor: Monitor, settings: Settings) -> RabbitRouter:
     router = RabbitRouter()
-    publishers = {settings.service_user(s) for s in ("registry", "dedup", "consolidator")}
+    services = {settings.service_user(s): s for s in ("registry", "dedup", "consolidator")}
+    publishers = set(services)
 
     @router.subscriber(
         messaging.MONITOR_STATUS.subscribe_to(),
@@ -71,6 +72,7 @@ def build_router(monitor: Monitor, settings: Settings) -> RabbitRouter:
         raw = msg.raw_message
         messaging.check_envelope(raw, None)
         messaging.require_publisher(raw, *publishers)
+        await db.retrying(lambda: monitor.heard_from(services[raw.user_id or ""]), what="service seen")
         key = raw.routing_key or ""
         kind = STATUS_EVENTS.get(key)
         if kind is None:

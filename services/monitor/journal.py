@@ -52,6 +52,9 @@ class Stores(Protocol):
         this event changed nothing."""
 
     async def save_run_line(self, line: LineSeen) -> None: ...
+    async def save_service_seen(self, service: str, at: datetime) -> None:
+        """The service's latest message (the newer time wins)."""
+
     async def unit_row(self, upt_id: str, day: date) -> dict[str, Any] | None:
         """The UPT's day as every page shows it, read inside the transaction (for its live event)."""
 
@@ -167,6 +170,14 @@ class PostgresStores:
             r.reason, r.summary, r.at,
         )  # fmt: skip
         return None if row is None else dict(row)
+
+    async def save_service_seen(self, service: str, at: datetime) -> None:
+        await self.conn.execute(
+            "INSERT INTO services_seen AS s (service, last_message_at) VALUES ($1, $2) ON CONFLICT (service) "
+            "DO UPDATE SET last_message_at = greatest(s.last_message_at, EXCLUDED.last_message_at)",
+            service,
+            at,
+        )
 
     async def save_run_line(self, line: LineSeen) -> None:
         await self.conn.execute(

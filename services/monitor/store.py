@@ -48,6 +48,12 @@ class MonitorStore(Protocol):
     async def runs_of_day(self, day: date) -> list[dict[str, Any]]:
         """The runs of a day, the latest first."""
 
+    async def services_seen(self) -> dict[str, datetime]: ...
+    async def recent_dead_letters(self, limit: int) -> list[dict[str, Any]]:
+        """The latest dead letters (metadata only), newest first."""
+
+    async def dead_letter_reasons(self, since: datetime) -> dict[str, int]: ...
+
     async def run(self, run_id: str) -> dict[str, Any] | None: ...
     async def run_lines(self, scope: Scope, run_id: str) -> list[dict[str, Any]]:
         """The report lines of the UPTs the scope sees, with the UPT's name and Kanwil."""
@@ -184,6 +190,26 @@ class PostgresMonitorStore:
             return []
         async with self.database.pool.acquire() as conn:
             return await unit_rows(conn, day, kanwil, only)
+
+    async def services_seen(self) -> dict[str, datetime]:
+        return {
+            r["service"]: r["last_message_at"]
+            for r in await self.database.pool.fetch("SELECT * FROM services_seen")
+        }
+
+    async def recent_dead_letters(self, limit: int) -> list[dict[str, Any]]:
+        rows = await self.database.pool.fetch(
+            "SELECT message_id, reason, detail, service, queue, routing_key, sender, dead_at FROM dead_letters "
+            "ORDER BY dead_at DESC, message_id LIMIT $1",
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def dead_letter_reasons(self, since: datetime) -> dict[str, int]:
+        rows = await self.database.pool.fetch(
+            "SELECT reason, count(*) AS n FROM dead_letters WHERE dead_at >= $1 GROUP BY reason", since
+        )
+        return {r["reason"]: r["n"] for r in rows}
 
     async def runs_of_day(self, day: date) -> list[dict[str, Any]]:
         rows = await self.database.pool.fetch(

@@ -22,9 +22,22 @@ from .store import DeadLetterSeen
 
 
 class Monitor:
-    def __init__(self, unit_of_work: UnitOfWork, clock: Clock) -> None:
+    def __init__(self, unit_of_work: UnitOfWork, clock: Clock, *, seen_every: float = 5.0) -> None:
         self.unit_of_work = unit_of_work
         self.clock = clock
+        self.seen_every = seen_every
+        self._seen: dict[str, datetime] = {}
+
+    async def heard_from(self, service: str) -> None:
+        """A service's message arrived: remembered for the operations view (written at most every few seconds per
+        service and instance: every status event would otherwise cost a write)."""
+        now = self.clock()
+        last = self._seen.get(service)
+        if last is not None and (now - last).total_seconds() < self.seen_every:
+            return
+        self._seen[service] = now
+        async with self.unit_of_work() as tx:
+            await tx.save_service_seen(service, now)
 
     async def record_submission(self, event: SubmissionProcessed) -> None:
         seen = status.decide_submission(event)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -24,12 +25,13 @@ from shared.webserver import WebServer
 
 from . import domain
 from .config import Settings
-from .domain import access, pipeline, runs, views
+from .domain import access, operations, pipeline, runs, views
 from .domain.access import LoginPolicy
 from .hub import Hub
 from .journal import LiveLog
 from .live import stream as live_stream
 from .logins import Logins, token_hash
+from .probe import QueueProbe
 from .store import Account, MonitorStore
 
 log = logging.getLogger("simpul.monitor.web")
@@ -53,6 +55,10 @@ VENDOR = {"chart.umd.min.js": _ASSETS / "chart.js" / "dist" / "chart.umd.min.js"
 
 
 Row = dict[str, Any]
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment else None
 
 
 def _static(name: str) -> str:
@@ -95,6 +101,7 @@ def build_web(
     store: MonitorStore,
     hub: Hub,
     live_log: LiveLog,
+    probe: QueueProbe,
     settings: Settings,
     *,
     clock: Clock,
@@ -201,6 +208,37 @@ def build_web(
             captures, now, stuck_after=timedelta(hours=settings.stuck_after_hours), recent=timedelta(hours=24)
         )
         return JSONResponse(summary.as_dict(), headers=SECURITY_HEADERS)
+
+    async def api_operations(request: Request) -> Response:
+        who = await current(request)
+        if who is None:
+            return JSONResponse({"error": "login required"}, status_code=401)
+        if who[1].role is not domain.Role.PUSAT:
+            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+        now = clock()
+        queues = [
+            operations.decide_queue(probe.current.get(q), probe.previous.get(q), q, settings.queue_backlog)
+            for q in probe.queues
+        ]
+        services = operations.decide_services(
+            queues, await store.services_seen(), now, timedelta(minutes=settings.quiet_after_minutes)
+        )
+        since = datetime.combine(domain.today_wib(now), datetime.min.time(), tzinfo=WIB)
+        letters = await store.recent_dead_letters(50)
+        return JSONResponse(
+            {
+                "sampled_at": _iso(probe.sampled_at),
+                "queues": [dataclasses.asdict(q) for q in queues],
+                "services": [
+                    dataclasses.asdict(s)
+                    | {"last_message_at": s.last_message_at.isoformat() if s.last_message_at else None}
+                    for s in services
+                ],
+                "dead_letters": [d | {"dead_at": d["dead_at"].isoformat()} for d in letters],
+                "dead_letter_reasons_today": await store.dead_letter_reasons(since),
+            },
+            headers=SECURITY_HEADERS,
+        )
 
     async def api_runs(request: Request) -> Response:
         who = await current(request)
@@ -328,6 +366,7 @@ def build_web(
             Route("/api/units/{upt_id}", api_unit),
             Route("/api/pipeline", api_pipeline),
             Route("/api/runs", api_runs),
+            Route("/api/operations", api_operations),
             Route("/api/runs/{run_id}", api_run),
             Route("/runs/{run_id}.csv", run_csv),
             Route("/units.csv", units_csv),

@@ -281,3 +281,25 @@ async def test_a_run_and_its_report_appear_for_the_centre_and_a_kanwil_its_own_u
         assert sorted(line.split(",")[0] for line in csv.splitlines()[1:]) == expected
         assert all(url.startswith(suite.monitor_url) for url in requests)
         await shot(page, f"runs-{login_unit}")
+
+
+async def test_the_centre_sees_services_queues_and_a_dead_letter_with_its_reason(
+    browser: Browser, suite: Suite
+) -> None:
+    cred = creds.find(suite.installation.credentials, "upt", LIVE_UPT)
+    async with UnitClient(suite.installation.url_for("upt", LIVE_UPT), cred.username, LIVE_UPT) as client:
+        await client.publish_body(
+            b"\\x00 not json", message_id="e2e-garbage", routing_key=f"sdp.{LIVE_UPT}.submission"
+        )
+    page, _ = await login(browser, suite, "pusat")
+    await page.click("#tab-ops")
+    await expect(page.locator("#view-ops[data-loaded=true]")).to_have_count(1)
+    await expect(page.locator("#services tr[data-service='registry'] td").nth(1)).to_have_text("ya · yes")
+    sdp = page.locator("#queues tr[data-queue='registry.sdp'] td")
+    assert int(await sdp.nth(3).inner_text()) >= 1  # the registry consumes it
+    letter = page.locator("#dead-letters tbody tr", has_text=f"sdp.{LIVE_UPT}.submission").first
+    await expect(letter).to_be_visible(timeout=20_000)
+    await shot(page, "operations-pusat")
+    kanwil, _ = await login(browser, suite, "kanwil-32")
+    await expect(kanwil.locator("#tab-ops")).to_be_hidden()
+    assert (await kanwil.request.get(f"{suite.monitor_url}/api/operations")).status == 403

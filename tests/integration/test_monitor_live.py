@@ -15,6 +15,7 @@ from services.monitor.domain.live import LiveEvent
 from services.monitor.hub import Hub
 from services.monitor.journal import PostgresLiveLog, PostgresStores, postgres_unit_of_work
 from services.monitor.live import LiveFeed
+from services.monitor.probe import QueueProbe
 from services.monitor.store import Account, MonitorStore, PostgresMonitorStore
 from services.monitor.usecases import Monitor
 from shared import db
@@ -212,3 +213,26 @@ async def test_a_run_overtaken_by_its_own_events_keeps_the_furthest_and_its_line
     finally:
         await feed.stop()
         await database.close()
+
+
+async def test_the_probe_reads_each_queues_depth_and_consumers_with_the_monitors_own_user(
+    installation: Installation,
+) -> None:
+    import aio_pika
+
+    probe = QueueProbe(installation.url_for("service", "monitor"), lambda: NOW)
+    admin = await aio_pika.connect(installation.admin_url)
+    try:
+        channel = await admin.channel()
+        events = await channel.get_exchange("events", ensure=False)
+        for n in range(3):
+            await events.publish(
+                aio_pika.Message(b"{}", message_id=f"probe-{n}"), routing_key="status.probe.test"
+            )
+        async with await aio_pika.connect(installation.url_for("service", "monitor")) as connection:
+            await probe.sample(connection)
+    finally:
+        await admin.close()
+    assert set(probe.current) == set(probe.queues)  # every queue of the topology found, none refused
+    assert (probe.current["monitor.status"].messages, probe.current["monitor.status"].consumers) == (3, 0)
+    assert probe.current["registry.sdp"].messages == 0

@@ -11,12 +11,13 @@ from services.monitor import accounts, domain, web
 from services.monitor import live as live_stream
 from services.monitor.app import build_app
 from services.monitor.config import Settings
-from services.monitor.domain import live, pipeline, status
+from services.monitor.domain import live, operations, pipeline, status
 from services.monitor.domain import runs as domain_runs
 from services.monitor.domain.access import LoginPolicy, decide_login_gate, decide_same_origin
 from services.monitor.domain.live import LiveEvent
 from services.monitor.hub import Hub, Subscription
-from services.monitor.store import Account
+from services.monitor.probe import QueueProbe
+from services.monitor.store import Account, DeadLetterSeen
 from services.monitor.usecases import Monitor
 from shared import messaging
 from shared.contracts import (
@@ -171,8 +172,15 @@ async def store() -> FakeMonitorStore:
 
 
 @pytest.fixture
-async def client(store: FakeMonitorStore):  # type: ignore[no-untyped-def]
-    app = web.build_web(store, Hub(), store, SETTINGS, clock=lambda: NOW, checks={}, stopping=asyncio.Event())
+def probe() -> QueueProbe:
+    return QueueProbe("amqp://unused", lambda: NOW)  # never started: a test sets its samples
+
+
+@pytest.fixture
+async def client(store: FakeMonitorStore, probe: QueueProbe):  # type: ignore[no-untyped-def]
+    app = web.build_web(
+        store, Hub(), store, probe, SETTINGS, clock=lambda: NOW, checks={}, stopping=asyncio.Event()
+    )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://monitor") as c:
         yield c
 
@@ -525,3 +533,54 @@ async def test_a_run_is_followed_live_and_its_report_lines_are_shown_within_each
     await login(client, "pusat", "pw-pusat")
     report = (await client.get("/api/runs/run-1")).json()
     assert (report["totals"]["accepted"], report["summary"]) == (700, {"accepted": 700})
+
+
+def test_queues_and_services_are_judged_from_two_samples() -> None:
+    def sample(name: str, messages: int, consumers: int) -> operations.QueueSample:
+        return operations.QueueSample(name, messages, consumers, NOW)
+
+    assert operations.decide_queue(
+        sample("dedup.sdp", 5, 0), sample("dedup.sdp", 2, 0), "dedup.sdp", 100
+    ).state == ("growing_without_consumer")
+    assert operations.decide_queue(
+        sample("dedup.sdp", 2, 0), sample("dedup.sdp", 2, 0), "dedup.sdp", 100
+    ).state == ("no_consumer")
+    assert operations.decide_queue(sample("dedup.sdp", 500, 1), None, "dedup.sdp", 100).state == "backlog"
+    assert operations.decide_queue(sample("dead.letters", 9, 0), None, "dead.letters", 100).state == "ok"
+    assert operations.decide_queue(None, None, "registry.sdp", 100).state == "missing"
+    queues = [
+        operations.decide_queue(sample("registry.sdp", 40, 1), None, "registry.sdp", 100),
+        operations.decide_queue(sample("dedup.sdp", 0, 1), None, "dedup.sdp", 100),
+        operations.decide_queue(sample("consolidator.sdp", 0, 0), None, "consolidator.sdp", 100),
+    ]
+    seen = {"registry": NOW - timedelta(minutes=30), "dedup": NOW - timedelta(hours=5)}
+    states = {s.name: s for s in operations.decide_services(queues, seen, NOW, timedelta(minutes=10))}
+    assert states["registry"].quiet  # 40 messages wait and it said nothing for half an hour
+    assert not states["dedup"].quiet  # idle: nothing waits for it
+    assert states["consolidator"].quiet  # no consumer
+
+
+async def test_the_operations_view_is_the_centres_with_queues_services_and_dead_letters(
+    client: httpx.AsyncClient, store: FakeMonitorStore, probe: QueueProbe
+) -> None:
+    probe.current = {"registry.sdp": operations.QueueSample("registry.sdp", 3, 0, NOW)}
+    probe.previous = {"registry.sdp": operations.QueueSample("registry.sdp", 1, 0, NOW)}
+    monitor = Monitor(store.unit_of_work(), lambda: NOW)
+    letter = DeadLetterSeen(
+        "m1", "MESSAGE_NOT_JSON", None, "registry", "registry.sdp", "sdp.upt-1.submission", "upt-1"
+    )
+    await monitor.record_dead_letter(letter)
+    await monitor.heard_from("registry")
+    await login(client, "kanwil-32", "pw-jabar")
+    assert (await client.get("/api/operations")).status_code == 403
+    await client.post("/logout", headers=ORIGIN)
+    await login(client, "pusat", "pw-pusat")
+    ops = (await client.get("/api/operations")).json()
+    queue = next(q for q in ops["queues"] if q["name"] == "registry.sdp")
+    assert (queue["state"], queue["growth"]) == ("growing_without_consumer", 2)
+    assert next(q for q in ops["queues"] if q["name"] == "dedup.sdp")["state"] == "missing"
+    registry = next(s for s in ops["services"] if s["name"] == "registry")
+    assert (registry["quiet"], registry["last_message_at"]) == (True, NOW.isoformat())
+    assert [(d["reason"], d["routing_key"]) for d in ops["dead_letters"]] == [
+        ("MESSAGE_NOT_JSON", "sdp.upt-1.submission")
+    ]

@@ -27,3 +27,9 @@ CREATE TABLE run_lines (
     figures   jsonb   NOT NULL,
     PRIMARY KEY (run_id, upt_id)
 );
+
+-- When the monitor last heard from each service (its status events), for the operations view.
+CREATE TABLE services_seen (
+    service         text        PRIMARY KEY,
+    last_message_at timestamptz NOT NULL
+);

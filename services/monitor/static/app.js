@@ -80,7 +80,7 @@ function summarise() {
 
 function applyFilter() {
   const q = document.getElementById("filter").value.trim().toLowerCase();
-  if (state.view === "runs") return;
+  if (state.view === "runs" || state.view === "ops") return;
   const map = state.view === "sdp" ? units : offices;
   let shown = 0;
   for (const { tr, row } of map.values()) {
@@ -94,7 +94,7 @@ function applyFilter() {
 function show(view) {
   state.view = view;
   for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.view === view);
-  for (const name of ["sdp", "ektp", "runs"]) document.getElementById(`view-${name}`).hidden = view !== name;
+  for (const name of ["sdp", "ektp", "runs", "ops"]) document.getElementById(`view-${name}`).hidden = view !== name;
   applyFilter();
 }
 
@@ -112,6 +112,7 @@ async function load() {
   document.getElementById("tab-sdp").hidden = data.units.length === 0;
   document.getElementById("tab-ektp").hidden = data.offices.length === 0;
   document.getElementById("tab-runs").hidden = data.units.length === 0; // the prisons' runs, not Dukcapil's
+  document.getElementById("tab-ops").hidden = data.dead_letters_today === null; // the centre's alone
   show(data.units.length === 0 && data.offices.length > 0 ? "ektp" : "sdp");
   summarise();
   document.body.dataset.loaded = "true";
@@ -139,6 +140,7 @@ function connect(after) {
   source.addEventListener("dead_letters", (e) => {
     state.dead = JSON.parse(e.data).today;
     summarise();
+    window.dispatchEvent(new Event("simpul:dead_letters"));
   });
   source.addEventListener("run", (e) => {
     window.dispatchEvent(new CustomEvent("simpul:run", { detail: JSON.parse(e.data) }));

@@ -1,0 +1,57 @@
+"use strict";
+// The centre's operations view: each service (consuming? work waiting? last heard from), each queue's depth and
+// consumers as the monitor last sampled them, and the latest dead letters with their reasons.
+(() => {
+  const fmt = new Intl.NumberFormat("id-ID");
+  const STATE = { ok: "Baik", backlog: "Menumpuk", no_consumer: "Tanpa konsumen",
+    growing_without_consumer: "Bertambah tanpa konsumen", missing: "Tidak ada" };
+
+  function cell(text, cls) {
+    const td = document.createElement("td");
+    td.textContent = text;
+    if (cls) td.className = cls;
+    return td;
+  }
+
+  function time(iso) {
+    return iso ? new Date(iso).toLocaleString("id-ID", { timeZone: "Asia/Jakarta" }) + " WIB" : "–";
+  }
+
+  function rows(selector, items, make) {
+    document.querySelector(`${selector} tbody`).replaceChildren(...items.map((item) => {
+      const tr = document.createElement("tr");
+      tr.replaceChildren(...make(item, tr));
+      return tr;
+    }));
+  }
+
+  async function refresh() {
+    if (document.getElementById("tab-ops").hidden) return;
+    const response = await fetch("/api/operations", { credentials: "same-origin" });
+    if (response.status !== 200) return;
+    const ops = await response.json();
+    document.getElementById("sampled").textContent = ops.sampled_at ? `(${time(ops.sampled_at)})` : "";
+    rows("#services", ops.services, (s, tr) => {
+      tr.dataset.service = s.name;
+      return [cell(s.name), cell(s.consuming ? "ya · yes" : "tidak · no", s.consuming ? "" : "bad"),
+        cell(fmt.format(s.waiting), "num"), cell(time(s.last_message_at), "time"),
+        cell(s.quiet ? "Diam · Quiet" : "Baik · OK", s.quiet ? "state bad" : "state ok")];
+    });
+    rows("#queues", ops.queues, (q, tr) => {
+      tr.dataset.queue = q.name;
+      return [cell(q.name), cell(q.service), cell(fmt.format(q.messages), "num"), cell(fmt.format(q.consumers), "num"),
+        cell((q.growth > 0 ? "+" : "") + fmt.format(q.growth), "num"),
+        cell(STATE[q.state] || q.state, "state " + (q.state === "ok" ? "ok" : "bad"))];
+    });
+    const reasons = Object.entries(ops.dead_letter_reasons_today).map(([r, n]) => `${r} ${fmt.format(n)}`);
+    document.getElementById("reasons").textContent = reasons.length ? `(hari ini · today: ${reasons.join(", ")})` : "";
+    rows("#dead-letters", ops.dead_letters, (d) => [cell(time(d.dead_at), "time"), cell(d.reason),
+      cell(d.routing_key || "–"), cell(d.sender || "–"), cell(d.service || "–"), cell(d.queue || "–"),
+      cell(d.detail || "")]);
+    document.getElementById("view-ops").dataset.loaded = "true";
+  }
+
+  window.addEventListener("simpul:dead_letters", refresh);
+  document.getElementById("tab-ops").addEventListener("click", refresh);
+  setInterval(refresh, 15000);
+})();
