@@ -640,6 +640,23 @@ class RunLineReported(Message):
     )
 
 
+class AlertChanged(Message):
+    """Published by the monitor on `status.alert.<kind>` when an alert opens or closes: a UPT silent past its
+    deadline, overstaying detainees, stuck e-KTP captures, dead letters piling up, a quiet service, a queue
+    growing without a consumer. Counts and unit ids only: no person in it."""
+
+    ROUTING_KEY: ClassVar[str] = "status.alert.{kind}"
+
+    key: str = Field(description="Stable identity of the alert: the same condition keeps the same key.")
+    kind: str = Field(description="upt_silent, overstaying, stuck_captures, dead_letters, service_quiet or "
+                      "queue_unconsumed.")
+    state: Literal["opened", "closed"]
+    severity: Literal["warning", "critical"]
+    text_id: str = Field(description="What it is about, in Bahasa Indonesia.")
+    text_en: str = Field(description="The same in English.")
+    unit_id: str | None = Field(default=None, description="The UPT or Dukcapil office it is about, if one.")
+
+
 class CentralRecordChanged(Message):
     """Published by the consolidator to the stream `central.records` (`central.record.changed`): one
     central person record changed. Carries the NIK in full: only centre systems may read the stream."""

@@ -17,6 +17,7 @@ from services.consolidator.store import LinkFields, Stores, UnitOfWork
 from services.dedup.domain import Claim
 from services.dedup.store import Decide
 from services.monitor.domain import Role, Scope
+from services.monitor.domain.alerts import Alert
 from services.monitor.domain.live import LiveEvent
 from services.monitor.domain.pipeline import OPEN_STATUSES, CaptureTimes
 from services.monitor.domain.runs import LineSeen, RunSeen
@@ -280,6 +281,8 @@ class FakeMonitorStore:
     runs: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_lines_kept: dict[tuple[str, str], LineSeen] = field(default_factory=dict)
     seen: dict[str, datetime] = field(default_factory=dict)
+    alerts: dict[str, tuple[Alert, datetime, datetime | None]] = field(default_factory=dict)  # opened, closed
+    sent: list[db.Outgoing] = field(default_factory=list)
     now: datetime = datetime(2026, 11, 20, 5, tzinfo=UTC)
 
     async def load_units(self, units: Units) -> None:
@@ -290,6 +293,7 @@ class FakeMonitorStore:
         async def unit() -> AsyncIterator[FakeMonitorStores]:
             tx = FakeMonitorStores(self)
             yield tx
+            self.sent.extend(tx.outgoing)
             for event in tx.events:
                 self.log.append(dataclasses.replace(event, id=len(self.log) + 1))
             for listener in list(self.listeners):
@@ -414,6 +418,10 @@ class FakeMonitorStore:
     async def services_seen(self) -> dict[str, datetime]:
         return dict(self.seen)
 
+    async def open_alerts(self) -> list[Alert]:
+        found = [(opened, a.key, a) for a, opened, closed in self.alerts.values() if closed is None]
+        return [a for _, _, a in sorted(found, key=lambda x: (x[0], x[1]))]
+
     async def recent_dead_letters(self, limit: int) -> list[dict[str, Any]]:
         letters = [dataclasses.asdict(d) | {"dead_at": at} for d, at in self.dead_at()]
         return sorted(letters, key=lambda d: (d["dead_at"], d["message_id"]), reverse=True)[:limit]
@@ -486,6 +494,27 @@ class FakeMonitorStores:
     def __init__(self, store: FakeMonitorStore) -> None:
         self.store = store
         self.events: list[LiveEvent] = []
+        self.outgoing: list[db.Outgoing] = []
+
+    def send(self, *messages: db.Outgoing) -> None:
+        self.outgoing.extend(messages)
+
+    async def open_alert_keys(self) -> set[str]:
+        return {k for k, (_, _, closed) in self.store.alerts.items() if closed is None}
+
+    async def open_alert(self, alert: Alert, at: datetime) -> bool:
+        known = self.store.alerts.get(alert.key)
+        if known is not None and known[2] is None:
+            return False
+        self.store.alerts[alert.key] = (alert, at, None)
+        return True
+
+    async def close_alert(self, key: str, at: datetime) -> Alert | None:
+        known = self.store.alerts.get(key)
+        if known is None or known[2] is not None:
+            return None
+        self.store.alerts[key] = (known[0], known[1], at)
+        return known[0]
 
     async def claim(self, message_id: str) -> bool:
         if message_id in self.store.consumed:

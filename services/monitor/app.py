@@ -12,6 +12,7 @@ from shared.runtime import Database, build_service_app, utcnow
 from shared.units import load_units
 
 from . import handlers, web
+from .alerting import AlertWatch
 from .config import Settings
 from .hub import Hub
 from .journal import LiveLog, PostgresLiveLog, UnitOfWork, postgres_unit_of_work
@@ -44,6 +45,7 @@ def build_app(
     broker.include_router(handlers.build_router(monitor, settings))
     feed = LiveFeed(live_log, hub)
     probe = QueueProbe(settings.amqp_url, utcnow, interval=settings.queue_poll_seconds)
+    watch = AlertWatch(monitor, store, probe, settings, utcnow)
     metrics.gauge_from(metrics.LIVE_CLIENTS, lambda: hub.clients)
 
     stopping = asyncio.Event()
@@ -66,6 +68,7 @@ def build_app(
         await monitor_store.load_units(load_units(settings.units_dir))
         await feed.start()
         probe.start()
+        watch.start()
         await server.start()
         log.info("monitor web listening", extra={"url": f"http://{settings.web_host}:{server.port}/"})
 
@@ -73,6 +76,7 @@ def build_app(
         await server.stop()
         await feed.stop()
         await probe.stop()
+        await watch.stop()
 
     return build_service_app(
         service="monitor",

@@ -29,6 +29,9 @@ class Settings(ServiceSettings):
         gt=0,
         description="A service is quiet when work waits for it and it said nothing this long.",
     )
+    alert_seconds: float = Field(
+        default=30.0, gt=0, description="How often the alerts' conditions are checked."
+    )
     login_max_failures: int = Field(
         default=5,
         ge=1,

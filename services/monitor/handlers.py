@@ -58,7 +58,8 @@ def dead_letter_of(raw: Any) -> DeadLetterSeen:
 
 def build_router(monitor: Monitor, settings: Settings) -> RabbitRouter:
     router = RabbitRouter()
-    services = {settings.service_user(s): s for s in ("registry", "dedup", "consolidator")}
+    # (the monitor hears its own alerts on status.alert.*: believed, and shown by no handler here)
+    services = {settings.service_user(s): s for s in ("registry", "dedup", "consolidator", "monitor")}
     publishers = set(services)
 
     @router.subscriber(

@@ -12,6 +12,7 @@ from shared import db
 from shared.contracts import CentralInmatesUpdated
 from shared.runtime import Database
 
+from .domain.alerts import Alert
 from .domain.live import LiveEvent
 from .domain.runs import LineSeen, RunSeen
 from .domain.status import CaptureSeen, PartSeen, RefusalSeen
@@ -55,6 +56,16 @@ class Stores(Protocol):
     async def save_service_seen(self, service: str, at: datetime) -> None:
         """The service's latest message (the newer time wins)."""
 
+    def send(self, *messages: db.Outgoing) -> None:
+        """Messages to publish once the transaction commits (the outbox)."""
+
+    async def open_alert_keys(self) -> set[str]: ...
+    async def open_alert(self, alert: Alert, at: datetime) -> bool:
+        """False if it is open already (another instance opened it)."""
+
+    async def close_alert(self, key: str, at: datetime) -> Alert | None:
+        """The alert closed now, or None if it was not open."""
+
     async def unit_row(self, upt_id: str, day: date) -> dict[str, Any] | None:
         """The UPT's day as every page shows it, read inside the transaction (for its live event)."""
 
@@ -84,6 +95,32 @@ class PostgresStores:
     def __init__(self, conn: db.Conn) -> None:
         self.conn = conn
         self.events: list[LiveEvent] = []
+        self.outgoing: list[db.Outgoing] = []
+
+    def send(self, *messages: db.Outgoing) -> None:
+        self.outgoing.extend(messages)
+
+    async def open_alert_keys(self) -> set[str]:
+        return {r["key"] for r in await self.conn.fetch("SELECT key FROM alerts WHERE closed_at IS NULL")}
+
+    async def open_alert(self, a: Alert, at: datetime) -> bool:
+        row = await self.conn.fetchval(
+            "INSERT INTO alerts AS x (key, kind, severity, text_id, text_en, unit_id, kanwil_id, centre_only, "
+            "opened_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (key) DO UPDATE SET "
+            "closed_at = NULL, opened_at = EXCLUDED.opened_at, text_id = EXCLUDED.text_id, text_en = EXCLUDED.text_en "
+            "WHERE x.closed_at IS NOT NULL RETURNING key",
+            a.key, a.kind, a.severity, a.text_id, a.text_en, a.unit_id, a.kanwil_id, a.centre_only, at,
+        )  # fmt: skip
+        return row is not None
+
+    async def close_alert(self, key: str, at: datetime) -> Alert | None:
+        row = await self.conn.fetchrow(
+            "UPDATE alerts SET closed_at = $2 WHERE key = $1 AND closed_at IS NULL "
+            "RETURNING key, kind, severity, text_id, text_en, unit_id, kanwil_id, centre_only",
+            key,
+            at,
+        )
+        return None if row is None else Alert(**dict(row))
 
     async def claim(self, message_id: str) -> bool:
         return await db.claim(self.conn, CONSUMER, message_id)
@@ -220,6 +257,7 @@ def postgres_unit_of_work(database: Database) -> UnitOfWork:
         async with database.pool.acquire() as conn, conn.transaction():
             stores = PostgresStores(conn)
             yield stores
+            await db.enqueue(conn, database.schema, stores.outgoing)
             await stores.append_live()
 
     return unit

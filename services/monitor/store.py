@@ -12,6 +12,7 @@ from shared.runtime import Database
 from shared.units import Units
 
 from .domain import Scope
+from .domain.alerts import Alert
 from .domain.pipeline import OPEN_STATUSES, CaptureTimes
 
 
@@ -49,6 +50,9 @@ class MonitorStore(Protocol):
         """The runs of a day, the latest first."""
 
     async def services_seen(self) -> dict[str, datetime]: ...
+    async def open_alerts(self) -> list[Alert]:
+        """Every open alert, the oldest first (each page filters them by its login's scope)."""
+
     async def recent_dead_letters(self, limit: int) -> list[dict[str, Any]]:
         """The latest dead letters (metadata only), newest first."""
 
@@ -190,6 +194,13 @@ class PostgresMonitorStore:
             return []
         async with self.database.pool.acquire() as conn:
             return await unit_rows(conn, day, kanwil, only)
+
+    async def open_alerts(self) -> list[Alert]:
+        rows = await self.database.pool.fetch(
+            "SELECT key, kind, severity, text_id, text_en, unit_id, kanwil_id, centre_only FROM alerts "
+            "WHERE closed_at IS NULL ORDER BY opened_at, key"
+        )
+        return [Alert(**dict(r)) for r in rows]
 
     async def services_seen(self) -> dict[str, datetime]:
         return {

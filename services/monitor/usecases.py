@@ -15,7 +15,8 @@ from shared.contracts import (
 )
 from shared.runtime import Clock
 
-from .domain import runs, status, views
+from . import messages
+from .domain import alerts, runs, status, views
 from .domain.live import LiveEvent
 from .journal import Stores, UnitOfWork
 from .store import DeadLetterSeen
@@ -113,6 +114,20 @@ class Monitor:
         async with self.unit_of_work() as tx:
             if await tx.claim(event.message_id):
                 await tx.save_run_line(runs.decide_line(event))
+
+    async def watch(self, watched: alerts.Watched, policy: alerts.AlertPolicy) -> tuple[int, int]:
+        """Open the alerts whose condition now holds, close those whose condition passed; (opened, closed)."""
+        current = alerts.decide_alerts(watched, policy)
+        async with self.unit_of_work() as tx:
+            opening, closing = alerts.decide_changes(await tx.open_alert_keys(), current)
+            opened = [a for a in opening if await tx.open_alert(a, watched.now)]
+            closed = [a for key in closing if (a := await tx.close_alert(key, watched.now)) is not None]
+            if opened or closed:
+                await tx.take_live_turn()
+            for alert, state in [*((a, "opened") for a in opened), *((a, "closed") for a in closed)]:
+                tx.live(messages.alert_event(alert, state))
+                tx.send(messages.alert_message(alert, state, watched.now))
+        return len(opened), len(closed)
 
     @staticmethod
     async def _unit_changed(tx: Stores, upt_id: str, day: date) -> None:

@@ -23,9 +23,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from shared.contracts import WIB
 from shared.webserver import WebServer
 
-from . import domain
+from . import domain, messages
 from .config import Settings
 from .domain import access, operations, pipeline, runs, views
+from .domain import live as live_rules
 from .domain.access import LoginPolicy
 from .hub import Hub
 from .journal import LiveLog
@@ -209,6 +210,15 @@ def build_web(
         )
         return JSONResponse(summary.as_dict(), headers=SECURITY_HEADERS)
 
+    async def api_alerts(request: Request) -> Response:
+        who = await current(request)
+        if who is None:
+            return JSONResponse({"error": "login required"}, status_code=401)
+        shown = [messages.alert_event(a, "opened") for a in await store.open_alerts()]
+        return JSONResponse(
+            {"alerts": [e.payload for e in shown if live_rules.visible(e, who[1])]}, headers=SECURITY_HEADERS
+        )
+
     async def api_operations(request: Request) -> Response:
         who = await current(request)
         if who is None:
@@ -367,6 +377,7 @@ def build_web(
             Route("/api/pipeline", api_pipeline),
             Route("/api/runs", api_runs),
             Route("/api/operations", api_operations),
+            Route("/api/alerts", api_alerts),
             Route("/api/runs/{run_id}", api_run),
             Route("/runs/{run_id}.csv", run_csv),
             Route("/units.csv", units_csv),

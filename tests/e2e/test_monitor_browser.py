@@ -286,20 +286,52 @@ async def test_a_run_and_its_report_appear_for_the_centre_and_a_kanwil_its_own_u
 async def test_the_centre_sees_services_queues_and_a_dead_letter_with_its_reason(
     browser: Browser, suite: Suite
 ) -> None:
-    cred = creds.find(suite.installation.credentials, "upt", LIVE_UPT)
-    async with UnitClient(suite.installation.url_for("upt", LIVE_UPT), cred.username, LIVE_UPT) as client:
-        await client.publish_body(
-            b"\\x00 not json", message_id="e2e-garbage", routing_key=f"sdp.{LIVE_UPT}.submission"
+    # A dead letter as the monitor records one (written here, not sent: the suite's other tests count on a day
+    # without any; the path from the broker is tested in test_hostile_input and the unit tests).
+    conn = await asyncpg.connect(suite.installation.database_url)
+    try:
+        await conn.execute(
+            "INSERT INTO monitor.dead_letters (message_id, reason, detail, service, queue, routing_key, sender) "
+            "VALUES ('e2e-dead', 'MESSAGE_NOT_JSON', 'line 1 column 1', 'registry', 'registry.sdp', $1, $2)",
+            f"sdp.{LIVE_UPT}.submission",
+            LIVE_UPT,
         )
+        page, _ = await login(browser, suite, "pusat")
+        await page.click("#tab-ops")
+        await expect(page.locator("#view-ops[data-loaded=true]")).to_have_count(1)
+        await expect(page.locator("#services tr[data-service='registry'] td").nth(1)).to_have_text("ya · yes")
+        sdp = page.locator("#queues tr[data-queue='registry.sdp'] td")
+        await expect(sdp.nth(3)).not_to_have_text("0", timeout=20_000)  # the registry consumes it
+        letter = page.locator("#dead-letters tbody tr", has_text=f"sdp.{LIVE_UPT}.submission").first
+        await expect(letter).to_contain_text("MESSAGE_NOT_JSON")
+        await shot(page, "operations-pusat")
+        kanwil, _ = await login(browser, suite, "kanwil-32")
+        await expect(kanwil.locator("#tab-ops")).to_be_hidden()
+        assert (await kanwil.request.get(f"{suite.monitor_url}/api/operations")).status == 403
+    finally:
+        await conn.execute("DELETE FROM monitor.dead_letters WHERE message_id = 'e2e-dead'")
+        await conn.close()
+
+
+async def test_a_service_without_consumers_raises_an_alert_the_centre_sees_live(
+    browser: Browser, suite: Suite
+) -> None:
+    # The monitor restarted to sample queues and check alerts every second (the defaults are 15 and 30 s).
+    suite.stop("monitor")
+    suite.start("monitor", QUEUE_POLL_SECONDS="1", ALERT_SECONDS="1")
     page, _ = await login(browser, suite, "pusat")
-    await page.click("#tab-ops")
-    await expect(page.locator("#view-ops[data-loaded=true]")).to_have_count(1)
-    await expect(page.locator("#services tr[data-service='registry'] td").nth(1)).to_have_text("ya · yes")
-    sdp = page.locator("#queues tr[data-queue='registry.sdp'] td")
-    assert int(await sdp.nth(3).inner_text()) >= 1  # the registry consumes it
-    letter = page.locator("#dead-letters tbody tr", has_text=f"sdp.{LIVE_UPT}.submission").first
-    await expect(letter).to_be_visible(timeout=20_000)
-    await shot(page, "operations-pusat")
     kanwil, _ = await login(browser, suite, "kanwil-32")
-    await expect(kanwil.locator("#tab-ops")).to_be_hidden()
-    assert (await kanwil.request.get(f"{suite.monitor_url}/api/operations")).status == 403
+    suite.stop("dedup")
+    try:
+        alert = page.locator(".alert[data-kind='service_quiet']", has_text="dedup")
+        await expect(alert).to_be_visible(timeout=20_000)
+        await expect(alert).to_have_class(re.compile(r"\bcritical\b"))
+        await shot(page, "alerts-pusat")
+        assert await kanwil.locator(".alert[data-kind='service_quiet']").count() == 0  # the centre's alone
+    finally:
+        suite.start("dedup")
+    await expect(page.locator(".alert[data-kind='service_quiet']")).to_have_count(
+        0, timeout=20_000
+    )  # closed live
+    suite.stop("monitor")
+    suite.start("monitor")

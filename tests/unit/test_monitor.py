@@ -1,6 +1,7 @@
 """Monitor: scopes, live fan-out, and the web endpoints (with an in-memory store)."""
 
 import asyncio
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -11,7 +12,7 @@ from services.monitor import accounts, domain, web
 from services.monitor import live as live_stream
 from services.monitor.app import build_app
 from services.monitor.config import Settings
-from services.monitor.domain import live, operations, pipeline, status
+from services.monitor.domain import alerts, live, operations, pipeline, status
 from services.monitor.domain import runs as domain_runs
 from services.monitor.domain.access import LoginPolicy, decide_login_gate, decide_same_origin
 from services.monitor.domain.live import LiveEvent
@@ -584,3 +585,58 @@ async def test_the_operations_view_is_the_centres_with_queues_services_and_dead_
     assert [(d["reason"], d["routing_key"]) for d in ops["dead_letters"]] == [
         ("MESSAGE_NOT_JSON", "sdp.upt-1.submission")
     ]
+
+
+def test_alerts_open_for_each_condition_and_keep_their_key() -> None:
+    at_15 = datetime(2026, 11, 20, 8, tzinfo=UTC)  # 15:00 WIB: past the 14:00 deadline
+    quiet = operations.ServiceState("dedup", consuming=False, waiting=3, last_message_at=None, quiet=True)
+    unconsumed = operations.QueueState("dedup.sdp", "dedup", 30, 0, "growing_without_consumer", 5)
+    watched = alerts.Watched(
+        now=at_15,
+        units=[
+            alerts.UnitDay("upt-3273-1", "kanwil-32", "Lapas Bandung", sent=False),
+            alerts.UnitDay("upt-1101-1", "kanwil-11", "Lapas Aceh", sent=True, overstaying=2),
+        ],
+        stuck_by_office={"dukcapil-3273": 11, "dukcapil-1101": 3},
+        dead_letters_recent=21,
+        services=[quiet],
+        queues=[unconsumed],
+    )
+    found = {a.kind: a for a in alerts.decide_alerts(watched, alerts.AlertPolicy())}
+    assert set(found) == {
+        "upt_silent", "overstaying", "stuck_captures", "dead_letters", "service_quiet", "queue_unconsumed"
+    }  # fmt: skip
+    assert (found["upt_silent"].key, found["upt_silent"].kanwil_id) == (
+        "upt_silent:upt-3273-1:2026-11-20",
+        "kanwil-32",
+    )
+    assert found["stuck_captures"].unit_id == "dukcapil-3273"  # 3 stuck in Aceh is under the threshold
+    assert found["dead_letters"].centre_only
+    assert found["queue_unconsumed"].centre_only
+    before_deadline = alerts.Watched(now=datetime(2026, 11, 20, 6, tzinfo=UTC), units=watched.units)
+    assert [a.kind for a in alerts.decide_alerts(before_deadline, alerts.AlertPolicy())] == ["overstaying"]
+    opening, closing = alerts.decide_changes(
+        {"upt_silent:upt-3273-1:2026-11-20", "gone"}, list(found.values())
+    )
+    assert closing == ["gone"]
+    assert "upt_silent" not in {a.kind for a in opening}
+
+
+async def test_an_alert_opens_once_reaches_its_scope_and_closes_when_its_condition_passes(
+    client: httpx.AsyncClient, store: FakeMonitorStore
+) -> None:
+    monitor = Monitor(store.unit_of_work(), lambda: NOW)
+    silent = alerts.UnitDay("upt-3273-1", "kanwil-32", "Lapas Bandung", sent=False)
+    late = datetime(2026, 11, 20, 8, tzinfo=UTC)
+    assert await monitor.watch(alerts.Watched(now=late, units=[silent]), alerts.AlertPolicy()) == (1, 0)
+    assert await monitor.watch(alerts.Watched(now=late, units=[silent]), alerts.AlertPolicy()) == (0, 0)
+    assert [m.routing_key for m in store.sent] == ["status.alert.upt_silent"]
+    await login(client, "kanwil-32", "pw-jabar")
+    assert [a["kind"] for a in (await client.get("/api/alerts")).json()["alerts"]] == ["upt_silent"]
+    await client.post("/logout", headers=ORIGIN)
+    await login(client, "upt-3273-1", "pw-upt")
+    assert len((await client.get("/api/alerts")).json()["alerts"]) == 1
+    sent = dataclasses.replace(silent, sent=True)
+    assert await monitor.watch(alerts.Watched(now=late, units=[sent]), alerts.AlertPolicy()) == (0, 1)
+    assert (await client.get("/api/alerts")).json()["alerts"] == []
+    assert [e.payload["state"] for e in store.log if e.kind == "alert"] == ["opened", "closed"]

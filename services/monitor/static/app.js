@@ -145,7 +145,10 @@ function connect(after) {
   source.addEventListener("run", (e) => {
     window.dispatchEvent(new CustomEvent("simpul:run", { detail: JSON.parse(e.data) }));
   });
-  source.addEventListener("reload", () => { load(); });
+  source.addEventListener("alert", (e) => {
+    window.dispatchEvent(new CustomEvent("simpul:alert", { detail: JSON.parse(e.data) }));
+  });
+  source.addEventListener("reload", () => { load(); window.dispatchEvent(new Event("simpul:reload")); });
 }
 
 document.getElementById("filter").addEventListener("input", applyFilter);
