@@ -54,7 +54,11 @@ SERVICE_GRANTS: dict[str, dict[str, Any]] = {
         "read": r"consolidator\..*",
         "topics": {"events": r"^(central|consolidation|status\.consolidator)\."},
     },
-    "monitor": {"write": ["events", "dead"], "read": r"monitor\..*", "topics": {"events": r"^status\.alert\."}},
+    "monitor": {
+        "write": ["events", "dead"],
+        "read": r"monitor\..*",
+        "topics": {"events": r"^status\.alert\."},
+    },
 }
 
 
