@@ -648,8 +648,10 @@ class AlertChanged(Message):
     ROUTING_KEY: ClassVar[str] = "status.alert.{kind}"
 
     key: str = Field(description="Stable identity of the alert: the same condition keeps the same key.")
-    kind: str = Field(description="upt_silent, overstaying, stuck_captures, dead_letters, service_quiet or "
-                      "queue_unconsumed.")
+    kind: str = Field(
+        description="upt_silent, overstaying, stuck_captures, dead_letters, service_quiet or "
+        "queue_unconsumed."
+    )
     state: Literal["opened", "closed"]
     severity: Literal["warning", "critical"]
     text_id: str = Field(description="What it is about, in Bahasa Indonesia.")
