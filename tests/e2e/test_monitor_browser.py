@@ -299,7 +299,7 @@ async def test_the_centre_sees_services_queues_and_a_dead_letter_with_its_reason
         page, _ = await login(browser, suite, "pusat")
         await page.click("#tab-ops")
         await expect(page.locator("#view-ops[data-loaded=true]")).to_have_count(1)
-        await expect(page.locator("#services tr[data-service='registry'] td").nth(1)).to_have_text("ya · yes")
+        await expect(page.locator("#services tr[data-service='registry'] td").nth(1)).to_have_text("ya")
         sdp = page.locator("#queues tr[data-queue='registry.sdp'] td")
         await expect(sdp.nth(3)).not_to_have_text("0", timeout=20_000)  # the registry consumes it
         letter = page.locator("#dead-letters tbody tr", has_text=f"sdp.{LIVE_UPT}.submission").first
@@ -335,3 +335,36 @@ async def test_a_service_without_consumers_raises_an_alert_the_centre_sees_live(
     )  # closed live
     suite.stop("monitor")
     suite.start("monitor")
+
+
+async def test_no_full_nik_in_any_page_api_answer_or_csv(browser: Browser, suite: Suite) -> None:
+    page, _ = await login(browser, suite, "pusat")
+    run = (await (await page.request.get(f"{suite.monitor_url}/api/runs")).json())["runs"]
+    paths = ["/", "/api/units", "/units.csv", "/api/pipeline", "/api/runs", "/api/operations", "/api/alerts"]
+    paths += [f"/api/runs/{r['run_id']}" for r in run] + [f"/runs/{r['run_id']}.csv" for r in run]
+    paths += [f"/api/units/{u.upt_id}" for u in suite.installation.units.upts]
+    for path in paths:
+        answer = await page.request.get(suite.monitor_url + path)
+        assert answer.status == 200, path
+        assert not re.search(r"(?<!\d)\d{16}(?!\d)", await answer.text()), path
+    for view in ("sdp", "ektp", "runs", "ops"):
+        await page.click(f"#tab-{view}")
+        assert not re.search(r"(?<!\d)\d{16}(?!\d)", await page.locator("body").inner_text()), view
+
+
+async def test_the_pages_switch_to_english_and_back(browser: Browser, suite: Suite) -> None:
+    page, _ = await login(browser, suite, "kanwil-32")
+    logout = page.locator("form[action='/logout'] button")
+    await expect(logout).to_have_text("Keluar", use_inner_text=True)  # Bahasa Indonesia by default
+    state = page.locator(f"#units tr[data-unit='{LIVE_UPT}'] td.state")
+    indonesian = await state.inner_text()
+    await page.click("#lang")
+    await expect(page.locator("body[data-loaded=true]")).to_have_count(1)
+    await expect(logout).to_have_text("Log out", use_inner_text=True)
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+    english = await state.inner_text()
+    assert english != indonesian
+    assert english in {"Not sent", "Partial", "Complete"}
+    await shot(page, "overview-kanwil-en")
+    await page.click("#lang")
+    await expect(logout).to_have_text("Keluar", use_inner_text=True)

@@ -9,8 +9,8 @@
       div.className = `alert ${a.severity}`;
       div.dataset.alert = a.key;
       div.dataset.kind = a.kind;
-      div.title = a.text_en;
-      div.textContent = a.text_id;
+      div.title = t(a.text_en, a.text_id);
+      div.textContent = t(a.text_id, a.text_en);
       return div;
     });
     document.getElementById("alerts").replaceChildren(...items);

@@ -4,8 +4,10 @@ const units = new Map();
 const offices = new Map();
 const state = { day: null, dead: null, view: "sdp" };
 const fmt = new Intl.NumberFormat("id-ID");
-const STATE_LABEL = { missing: "Belum kirim", partial: "Sebagian", complete: "Lengkap" };
-const LATENESS_LABEL = { on_time: "Tepat waktu", after_10: "Lewat 10:00", after_14: "Lewat 14:00" };
+const STATE_LABEL = { missing: t("Belum kirim", "Not sent"), partial: t("Sebagian", "Partial"),
+  complete: t("Lengkap", "Complete") };
+const LATENESS_LABEL = { on_time: t("Tepat waktu", "On time"), after_10: t("Lewat 10:00", "After 10:00"),
+  after_14: t("Lewat 14:00", "After 14:00") };
 
 function cell(text, cls) {
   const td = document.createElement("td");

@@ -3,8 +3,9 @@
 // consumers as the monitor last sampled them, and the latest dead letters with their reasons.
 (() => {
   const fmt = new Intl.NumberFormat("id-ID");
-  const STATE = { ok: "Baik", backlog: "Menumpuk", no_consumer: "Tanpa konsumen",
-    growing_without_consumer: "Bertambah tanpa konsumen", missing: "Tidak ada" };
+  const STATE = { ok: t("Baik", "OK"), backlog: t("Menumpuk", "Backlog"), no_consumer: t("Tanpa konsumen", "No consumer"),
+    growing_without_consumer: t("Bertambah tanpa konsumen", "Growing without a consumer"),
+    missing: t("Tidak ada", "Missing") };
 
   function cell(text, cls) {
     const td = document.createElement("td");
@@ -33,9 +34,9 @@
     document.getElementById("sampled").textContent = ops.sampled_at ? `(${time(ops.sampled_at)})` : "";
     rows("#services", ops.services, (s, tr) => {
       tr.dataset.service = s.name;
-      return [cell(s.name), cell(s.consuming ? "ya · yes" : "tidak · no", s.consuming ? "" : "bad"),
+      return [cell(s.name), cell(s.consuming ? t("ya", "yes") : t("tidak", "no"), s.consuming ? "" : "bad"),
         cell(fmt.format(s.waiting), "num"), cell(time(s.last_message_at), "time"),
-        cell(s.quiet ? "Diam · Quiet" : "Baik · OK", s.quiet ? "state bad" : "state ok")];
+        cell(s.quiet ? t("Diam", "Quiet") : t("Baik", "OK"), s.quiet ? "state bad" : "state ok")];
     });
     rows("#queues", ops.queues, (q, tr) => {
       tr.dataset.queue = q.name;
@@ -44,7 +45,7 @@
         cell(STATE[q.state] || q.state, "state " + (q.state === "ok" ? "ok" : "bad"))];
     });
     const reasons = Object.entries(ops.dead_letter_reasons_today).map(([r, n]) => `${r} ${fmt.format(n)}`);
-    document.getElementById("reasons").textContent = reasons.length ? `(hari ini · today: ${reasons.join(", ")})` : "";
+    document.getElementById("reasons").textContent = reasons.length ? `(${t("hari ini", "today")}: ${reasons.join(", ")})` : "";
     rows("#dead-letters", ops.dead_letters, (d) => [cell(time(d.dead_at), "time"), cell(d.reason),
       cell(d.routing_key || "–"), cell(d.sender || "–"), cell(d.service || "–"), cell(d.queue || "–"),
       cell(d.detail || "")]);

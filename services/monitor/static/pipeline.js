@@ -39,15 +39,15 @@
     document.getElementById("print-backlog").textContent = fmt.format(p.print_backlog);
     document.getElementById("stuck-total").textContent = fmt.format(p.stuck_total);
     const order = Object.keys(p.statuses).sort((a, b) => p.statuses[b] - p.statuses[a]);
-    bars("chart-status", order, [{ label: "Perekaman · Captures", data: order.map((s) => p.statuses[s]),
+    bars("chart-status", order, [{ label: t("Perekaman", "Captures"), data: order.map((s) => p.statuses[s]),
       backgroundColor: "#2f6f9f" }], true);
     bars("chart-i", p.buckets, [
-      { label: "Menunggu · Waiting", data: p.waiting_i, backgroundColor: "#d97706" },
-      { label: "Selesai 24 jam · Done in 24 h", data: p.took_i, backgroundColor: "#2f6f9f" },
+      { label: t("Menunggu", "Waiting"), data: p.waiting_i, backgroundColor: "#d97706" },
+      { label: t("Selesai 24 jam", "Done in 24 h"), data: p.took_i, backgroundColor: "#2f6f9f" },
     ]);
     bars("chart-ii", p.buckets, [
-      { label: "Menunggu · Waiting", data: p.waiting_ii, backgroundColor: "#d97706" },
-      { label: "Selesai 24 jam · Done in 24 h", data: p.took_ii, backgroundColor: "#2f6f9f" },
+      { label: t("Menunggu", "Waiting"), data: p.waiting_ii, backgroundColor: "#d97706" },
+      { label: t("Selesai 24 jam", "Done in 24 h"), data: p.took_ii, backgroundColor: "#2f6f9f" },
     ]);
     const rows = p.stuck.map((s) => {
       const tr = document.createElement("tr");

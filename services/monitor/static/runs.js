@@ -3,10 +3,13 @@
 // the consolidator's own figures, for the UPTs this login sees, with the same lines as CSV.
 (() => {
   const fmt = new Intl.NumberFormat("id-ID");
-  const STATE = { started: "Dimulai", progress: "Berjalan", finished: "Selesai", failed: "Gagal" };
-  const APPLIED = { applied: "Diterapkan", held: "Ditahan (menyusut)", unchanged: "Tidak berubah",
-    incomplete: "Belum lengkap", not_sent: "Tidak kirim" };
-  const LATENESS = { on_time: "Tepat waktu", after_10: "Lewat 10:00", after_14: "Lewat 14:00" };
+  const STATE = { started: t("Dimulai", "Started"), progress: t("Berjalan", "Running"),
+    finished: t("Selesai", "Finished"), failed: t("Gagal", "Failed") };
+  const APPLIED = { applied: t("Diterapkan", "Applied"), held: t("Ditahan (menyusut)", "Held (shrunken)"),
+    unchanged: t("Tidak berubah", "Unchanged"), incomplete: t("Belum lengkap", "Incomplete"),
+    not_sent: t("Tidak kirim", "Not sent") };
+  const LATENESS = { on_time: t("Tepat waktu", "On time"), after_10: t("Lewat 10:00", "After 10:00"),
+    after_14: t("Lewat 14:00", "After 14:00") };
   const runs = new Map();
   let shown = null;
 
@@ -23,7 +26,7 @@
       div.className = `run ${run.state}`;
       div.dataset.run = run.run_id;
       const title = document.createElement("span");
-      title.textContent = `${run.day} · ${STATE[run.state] || run.state} · ${run.requested_by || run.trigger}`;
+      title.textContent = `${run.day} – ${STATE[run.state] || run.state} – ${run.requested_by || run.trigger}`;
       const bar = document.createElement("progress");
       bar.max = run.steps_total || 1;
       bar.value = run.state === "finished" ? bar.max : run.steps_done;
