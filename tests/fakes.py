@@ -30,6 +30,7 @@ from services.registry.store import CaptureSaved, DecideCapture, PartKey, PartWr
 from services.registry.store import Decide as DecidePart
 from shared import db
 from shared.contracts import (
+    WIB,
     CentralInmatesUpdated,
     InmateRecord,
     SubmissionReceipt,
@@ -417,6 +418,24 @@ class FakeMonitorStore:
 
     async def services_seen(self) -> dict[str, datetime]:
         return dict(self.seen)
+
+    async def parts_by_hour(self, scope: Scope, day: date) -> list[tuple[int, str, int, int]]:
+        assert self.units is not None
+        out: dict[tuple[int, str], list[int]] = {}
+        for (upt_id, d, _, _), p in self.parts.items():
+            unit = self.units.upt(upt_id)
+            if (
+                d != day
+                or unit is None
+                or scope.role is Role.DUKCAPIL
+                or not scope.sees(upt_id, unit.kanwil_id)
+            ):
+                continue
+            hour = p.received_at.astimezone(WIB).hour
+            counts = out.setdefault((hour, p.lateness or "on_time"), [0, 0])
+            counts[0] += 1
+            counts[1] += p.accepted
+        return [(h, lateness, n, accepted) for (h, lateness), (n, accepted) in sorted(out.items())]
 
     async def open_alerts(self) -> list[Alert]:
         found = [(opened, a.key, a) for a, opened, closed in self.alerts.values() if closed is None]

@@ -50,6 +50,9 @@ class MonitorStore(Protocol):
         """The runs of a day, the latest first."""
 
     async def services_seen(self) -> dict[str, datetime]: ...
+    async def parts_by_hour(self, scope: Scope, day: date) -> list[tuple[int, str, int, int]]:
+        """(WIB hour received, lateness, parts, records accepted) of the day's parts of the UPTs the scope sees."""
+
     async def open_alerts(self) -> list[Alert]:
         """Every open alert, the oldest first (each page filters them by its login's scope)."""
 
@@ -194,6 +197,23 @@ class PostgresMonitorStore:
             return []
         async with self.database.pool.acquire() as conn:
             return await unit_rows(conn, day, kanwil, only)
+
+    async def parts_by_hour(self, scope: Scope, day: date) -> list[tuple[int, str, int, int]]:
+        if scope.role.value == "dukcapil":
+            return []
+        kanwil = scope.unit_id if scope.role.value == "kanwil" else None
+        only = scope.unit_id if scope.role.value == "upt" else None
+        rows = await self.database.pool.fetch(
+            "SELECT extract(hour FROM p.received_at AT TIME ZONE 'Asia/Jakarta')::int AS hour, "
+            "COALESCE(p.lateness, 'on_time') AS lateness, count(*) AS parts, sum(p.accepted) AS accepted "
+            "FROM submission_parts p JOIN units u USING (upt_id) WHERE p.day = $1 "
+            "AND ($2::text IS NULL OR u.kanwil_id = $2) AND ($3::text IS NULL OR p.upt_id = $3) "
+            "GROUP BY 1, 2 ORDER BY 1, 2",
+            day,
+            kanwil,
+            only,
+        )
+        return [(r["hour"], r["lateness"], r["parts"], int(r["accepted"] or 0)) for r in rows]
 
     async def open_alerts(self) -> list[Alert]:
         rows = await self.database.pool.fetch(

@@ -164,6 +164,9 @@ async def shot(page: Page, name: str) -> None:
 
 async def test_login_then_logout_ends_the_session(browser: Browser, suite: Suite) -> None:
     page, _ = await login(browser, suite, "pusat")
+    await expect(page.locator("#sdp-charts[data-loaded=true]")).to_have_count(1)
+    drawn = await page.evaluate("['chart-hours', 'chart-kanwil'].map((id) => Boolean(Chart.getChart(id)))")
+    assert drawn == [True, True]
     await shot(page, "overview-pusat")
     await page.click("form[action='/logout'] button")
     await expect(page).to_have_url(re.compile(r"/login$"))

@@ -20,6 +20,7 @@ from services.monitor.store import Account, MonitorStore, PostgresMonitorStore
 from services.monitor.usecases import Monitor
 from shared import db
 from shared.contracts import (
+    WIB,
     ConsolidationRunReported,
     ReceiptStatus,
     RunLineReported,
@@ -236,3 +237,20 @@ async def test_the_probe_reads_each_queues_depth_and_consumers_with_the_monitors
     assert set(probe.current) == set(probe.queues)  # every queue of the topology found, none refused
     status, before = probe.current["monitor.status"], probe.previous["monitor.status"]
     assert (status.messages - before.messages, status.consumers) == (3, 0)
+
+
+async def test_the_days_parts_are_counted_per_wib_hour_within_the_scope(url: str) -> None:
+    database, _, feed = await instance(url)
+    monitor = Monitor(postgres_unit_of_work(database), lambda: NOW)
+    try:
+        for n in (1, 2):
+            await monitor.record_submission(part("upt-3273-1", n))
+        await monitor.record_submission(part("upt-1101-1", 3))
+        store = PostgresMonitorStore(database)
+        noon = NOW.astimezone(WIB).hour
+        assert await store.parts_by_hour(scope_of_login("kanwil-32"), DAY) == [(noon, "on_time", 2, 3)]
+        assert await store.parts_by_hour(scope_of_login("pusat"), DAY) == [(noon, "on_time", 3, 6)]
+        assert await store.parts_by_hour(scope_of_login("dukcapil-3273"), DAY) == []
+    finally:
+        await feed.stop()
+        await database.close()

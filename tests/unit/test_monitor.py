@@ -22,6 +22,7 @@ from services.monitor.store import Account, DeadLetterSeen
 from services.monitor.usecases import Monitor
 from shared import messaging
 from shared.contracts import (
+    WIB,
     ConsolidationRunReported,
     ReceiptStatus,
     RunLineReported,
@@ -640,3 +641,18 @@ async def test_an_alert_opens_once_reaches_its_scope_and_closes_when_its_conditi
     assert await monitor.watch(alerts.Watched(now=late, units=[sent]), alerts.AlertPolicy()) == (0, 1)
     assert (await client.get("/api/alerts")).json()["alerts"] == []
     assert [e.payload["state"] for e in store.log if e.kind == "alert"] == ["opened", "closed"]
+
+
+async def test_the_days_parts_per_hour_are_counted_within_the_scope(
+    client: httpx.AsyncClient, store: FakeMonitorStore
+) -> None:
+    monitor = Monitor(store.unit_of_work(), lambda: NOW)
+    await monitor.record_submission(
+        status_event("upt-1101-1", 7, 1)
+    )  # Aceh's: not for the Kanwil of Jawa Barat
+    await login(client, "kanwil-32", "pw-jabar")
+    hours = (await client.get("/api/timeline", params={"day": DAY.isoformat()})).json()
+    noon = NOW.astimezone(WIB).hour  # the fixture's part arrived at NOW (12:00 WIB)
+    assert hours["on_time"][noon] == 1
+    assert hours["accepted"][noon] == 480
+    assert sum(hours["on_time"]) + sum(hours["after_10"]) + sum(hours["after_14"]) == 1

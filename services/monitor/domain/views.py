@@ -95,3 +95,12 @@ def units_csv(rows: list[dict[str, Any]]) -> str:
 def spreadsheet_safe(value: Any) -> str:
     text = "" if value is None else str(value)
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
+
+
+def timeline(hours: list[tuple[int, str, int, int]]) -> dict[str, list[int]]:
+    """A day's parts per WIB hour (0..23), by lateness, and the records they brought (counts only)."""
+    out = {k: [0] * 24 for k in ("on_time", "after_10", "after_14", "accepted")}
+    for hour, lateness, parts, accepted in hours:
+        out[lateness if lateness in out else "on_time"][hour] += parts
+        out["accepted"][hour] += accepted
+    return out

@@ -133,6 +133,7 @@ function connect(after) {
     if (event.day !== state.day) return;
     renderUnit(event.row);
     summarise();
+    window.dispatchEvent(new Event("simpul:unit"));
   });
   source.addEventListener("ektp", (e) => {
     renderOffice(JSON.parse(e.data).row);
