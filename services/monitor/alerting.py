@@ -3,12 +3,11 @@ alerts table makes sure each opens and closes once)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from datetime import timedelta
 
 from shared.runtime import Clock
+from shared.tasks import Background, every
 
 from .config import Settings
 from .domain import operations, pipeline
@@ -76,30 +75,23 @@ class AlertWatch:
             clock,
         )
         self.policy = AlertPolicy()
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background(
+            "monitor-alerts",
+            lambda: every(settings.alert_seconds, self._once_logged),
+            retry_after=settings.alert_seconds,
+        )
 
     async def once(self) -> tuple[int, int]:
         watched = await gather(self.store, self.probe, self.settings, self.clock)
         return await self.monitor.watch(watched, self.policy)
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                opened, closed = await self.once()
-                if opened or closed:
-                    log.info("alerts changed", extra={"opened": opened, "closed": closed})
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("watching for alerts failed; retrying", exc_info=True)
-            await asyncio.sleep(self.settings.alert_seconds)
+    async def _once_logged(self) -> None:
+        opened, closed = await self.once()
+        if opened or closed:
+            log.info("alerts changed", extra={"opened": opened, "closed": closed})
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="monitor-alerts")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()

@@ -8,6 +8,8 @@ import json
 import logging
 from collections.abc import AsyncIterator
 
+from shared.tasks import Background
+
 from .domain.live import MAX_REPLAY, LiveEvent, decide_resume, visible
 from .domain.scope import Scope
 from .hub import Hub
@@ -30,21 +32,17 @@ class LiveFeed:
         self.keep_hours = keep_hours
         self.last = 0
         self._wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("monitor-live-feed", self._follow, retry_after=1.0)
 
     def wake(self) -> None:
         self._wake.set()
 
     async def start(self) -> None:
         self.last = (await self.log.bounds())[1]  # pages read their view after this: they need nothing older
-        self._task = asyncio.create_task(self._run(), name="monitor-live-feed")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()
 
     async def catch_up(self) -> int:
         """Publish what the log holds after the last event published; how many."""
@@ -58,26 +56,19 @@ class LiveFeed:
                 break
         return done
 
-    async def _run(self) -> None:
+    async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
         pruned = loop.time()
-        while True:
-            try:
-                async with self.log.listening(self.wake):
-                    while True:
-                        self._wake.clear()
-                        await self.catch_up()
-                        if loop.time() - pruned > 600:
-                            await self.log.prune(self.keep_hours)
-                            pruned = loop.time()
-                        with contextlib.suppress(TimeoutError):
-                            async with asyncio.timeout(self.poll_seconds):
-                                await self._wake.wait()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("following the live-event log failed; retrying")
-                await asyncio.sleep(1)
+        async with self.log.listening(self.wake):
+            while True:
+                self._wake.clear()
+                await self.catch_up()
+                if loop.time() - pruned > 600:
+                    await self.log.prune(self.keep_hours)
+                    pruned = loop.time()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_seconds):
+                        await self._wake.wait()
 
 
 def frame(event: LiveEvent) -> str:

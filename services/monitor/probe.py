@@ -3,7 +3,6 @@ queue and changes nothing), for the operations view and its alerts."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from datetime import datetime
@@ -13,6 +12,7 @@ import aiormq
 
 from shared import messaging
 from shared.runtime import Clock
+from shared.tasks import Background, every
 
 from .domain.operations import QueueSample
 
@@ -28,7 +28,7 @@ class QueueProbe:
         self.current: dict[str, QueueSample] = {}
         self.previous: dict[str, QueueSample] = {}
         self.sampled_at: datetime | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._task = Background("monitor-queue-probe", self._sample_for_ever, retry_after=interval)
 
     async def sample(self, connection: aio_pika.abc.AbstractConnection) -> None:
         found: dict[str, QueueSample] = {}
@@ -47,26 +47,13 @@ class QueueProbe:
                     await channel.close()
         self.previous, self.current, self.sampled_at = self.current, found, self.clock()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                connection = await aio_pika.connect_robust(self.amqp_url, timeout=10)
-                async with connection:
-                    while True:
-                        await self.sample(connection)
-                        await asyncio.sleep(self.interval)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.warning("sampling the queues failed; retrying", exc_info=True)
-                await asyncio.sleep(self.interval)
+    async def _sample_for_ever(self) -> None:
+        connection = await aio_pika.connect_robust(self.amqp_url, timeout=10)
+        async with connection:
+            await every(self.interval, lambda: self.sample(connection))
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="monitor-queue-probe")
+        self._task.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._task.stop()

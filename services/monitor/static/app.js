@@ -3,18 +3,11 @@
 const units = new Map();
 const offices = new Map();
 const state = { day: null, dead: null, view: "sdp" };
-const fmt = new Intl.NumberFormat("id-ID");
+const { fmt, cell } = simpul;
 const STATE_LABEL = { missing: t("Belum kirim", "Not sent"), partial: t("Sebagian", "Partial"),
   complete: t("Lengkap", "Complete") };
 const LATENESS_LABEL = { on_time: t("Tepat waktu", "On time"), after_10: t("Lewat 10:00", "After 10:00"),
   after_14: t("Lewat 14:00", "After 14:00") };
-
-function cell(text, cls) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  if (cls) td.className = cls;
-  return td;
-}
 
 function place(map, tbody, key, row, cells) {
   let tr = map.get(key)?.tr;

@@ -2,21 +2,10 @@
 // The centre's operations view: each service (consuming? work waiting? last heard from), each queue's depth and
 // consumers as the monitor last sampled them, and the latest dead letters with their reasons.
 (() => {
-  const fmt = new Intl.NumberFormat("id-ID");
+  const { fmt, cell, time } = simpul;
   const STATE = { ok: t("Baik", "OK"), backlog: t("Menumpuk", "Backlog"), no_consumer: t("Tanpa konsumen", "No consumer"),
     growing_without_consumer: t("Bertambah tanpa konsumen", "Growing without a consumer"),
     missing: t("Tidak ada", "Missing") };
-
-  function cell(text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (cls) td.className = cls;
-    return td;
-  }
-
-  function time(iso) {
-    return iso ? new Date(iso).toLocaleString("id-ID", { timeZone: "Asia/Jakarta" }) + " WIB" : "–";
-  }
 
   function rows(selector, items, make) {
     document.querySelector(`${selector} tbody`).replaceChildren(...items.map((item) => {

@@ -2,7 +2,7 @@
 // The centre's consolidation runs of the day: a running one's progress (live), and a finished one's report,
 // the consolidator's own figures, for the UPTs this login sees, with the same lines as CSV.
 (() => {
-  const fmt = new Intl.NumberFormat("id-ID");
+  const { fmt, cell } = simpul;
   const STATE = { started: t("Dimulai", "Started"), progress: t("Berjalan", "Running"),
     finished: t("Selesai", "Finished"), failed: t("Gagal", "Failed") };
   const APPLIED = { applied: t("Diterapkan", "Applied"), held: t("Ditahan (menyusut)", "Held (shrunken)"),
@@ -12,13 +12,6 @@
     after_14: t("Lewat 14:00", "After 14:00") };
   const runs = new Map();
   let shown = null;
-
-  function cell(text, cls) {
-    const td = document.createElement("td");
-    td.textContent = text;
-    if (cls) td.className = cls;
-    return td;
-  }
 
   function renderList() {
     const items = [...runs.values()].sort((a, b) => b.started_at.localeCompare(a.started_at)).map((run) => {

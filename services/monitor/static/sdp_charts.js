@@ -2,23 +2,8 @@
 // The SDP day at a glance: parts received per WIB hour (by lateness) and records accepted per Kanwil, redrawn
 // at most every five seconds while live updates arrive.
 (() => {
-  const charts = {};
+  const draw = simpul.chart;
   let pending = null;
-
-  function draw(id, type, labels, datasets, options) {
-    if (typeof Chart === "undefined") return; // without the library the table still says everything
-    const data = { labels, datasets };
-    if (charts[id]) {
-      charts[id].data = data;
-      charts[id].update("none");
-      return;
-    }
-    charts[id] = new Chart(document.getElementById(id), {
-      type, data,
-      options: { animation: false, maintainAspectRatio: false, plugins: { legend: { display: datasets.length > 1 } },
-        ...options },
-    });
-  }
 
   async function refresh() {
     pending = null;
