@@ -280,12 +280,14 @@ class PostgresConsolidationStore:
         await self.database.pool.execute("SELECT refresh_statistics()")
 
     async def central_totals(self, run_id: str) -> list[tuple[str, int, int]]:
-        """(upt_id, inmates in custody, of them flagged by dedup) of every UPT the run applied."""
+        """(upt_id, inmates in custody, of them flagged by dedup) of every UPT the run applied (none in custody
+        included: its total is 0 now). The custody count is the report's; only the few flagged are counted here."""
         rows = await self.database.pool.fetch(
-            "SELECT e.upt_id, count(*) AS total, count(*) FILTER (WHERE f.flags <> '[]') AS flagged "
-            "FROM episodes e LEFT JOIN inmate_flags f USING (upt_id, inmate_id) "
-            "WHERE e.state = 'active' AND e.upt_id IN "
-            "(SELECT upt_id FROM run_upts WHERE run_id = $1 AND applied = 'applied') GROUP BY e.upt_id",
+            "SELECT ru.upt_id, ru.inmates AS total, COALESCE(f.flagged, 0) AS flagged FROM run_upts ru "
+            "LEFT JOIN (SELECT f.upt_id, count(*) AS flagged FROM inmate_flags f "
+            "           JOIN episodes e USING (upt_id, inmate_id) "
+            "           WHERE f.flags <> '[]' AND e.state = 'active' GROUP BY f.upt_id) f USING (upt_id) "
+            "WHERE ru.run_id = $1 AND ru.applied = 'applied' ORDER BY ru.upt_id",
             run_id,
         )
         return [(r["upt_id"], r["total"], r["flagged"]) for r in rows]

@@ -152,6 +152,8 @@ async def test_a_day_then_transfers_departures_releases_and_a_held_snapshot(cent
     assert (b["applied"], b["admissions"]) == ("applied", 1)
     assert (c["applied"], c["sent"]) == ("not_sent", False)
     assert await centre.items(first, "overstaying") == [(A, "A-1")]
+    # What the monitor is told per UPT the run applied: in custody now, of them flagged by dedup.
+    assert await centre.consolidator.runs.central_totals(first) == [(A, 10, 0), (B, 5, 0)]
     assert await centre.database.pool.fetchval("SELECT count(*) FROM persons") == 15
 
     # Next day: A-2 went to B (new id there, same NIK), A-3 left and appears nowhere.
