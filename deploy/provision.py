@@ -55,9 +55,10 @@ SERVICE_GRANTS: dict[str, dict[str, Any]] = {
         "topics": {"events": r"^(central|consolidation|status\.consolidator)\."},
     },
     "monitor": {
-        "write": ["events", "dead"],
+        "write": ["events", "commands", "dead"],
         "read": r"monitor\..*",
-        "topics": {"events": r"^status\.alert\."},
+        # its alerts, and the adjudication desk's decisions (made by a logged-in centre operator)
+        "topics": {"events": r"^status\.alert\.", "commands": r"^command\.adjudication\.decide$"},
     },
 }
 

@@ -552,6 +552,47 @@ class AdjudicationDecision(Message):
     reason: str = Field(min_length=1, max_length=500, description="Why, for the audit trail.")
 
 
+class CaseCandidate(BaseModel):
+    """A gallery person a grey-zone capture resembles, as the adjudication desk shows it: never a template."""
+
+    model_config = ConfigDict(frozen=True)
+
+    person_id: int = Field(description="The person's id in dedup's gallery.")
+    nik_masked: str = Field(description="The person's NIK, masked (3201********0001).")
+    llr: float = Field(description="Fused log-likelihood ratio (same person vs different people).")
+    modalities: int = Field(description="Comparisons (eyes, face, fingers) the score rests on.")
+    iris_hd: list[float | None] = Field(
+        description="Masked Hamming distance per eye (right, left); null: not compared."
+    )
+    face_cosine: float | None = Field(default=None, description="Face similarity; null: not compared.")
+    finger_cosines: list[float | None] = Field(
+        description="Cosine per finger position 1..10; null: not compared."
+    )
+
+
+class AdjudicationCaseChanged(Message):
+    """Published by dedup on `status.dedup.adjudication`: a grey-zone capture waits for the centre's decision
+    (`opened`), or the centre decided it (`decided`). For the adjudication desk: masked NIKs, the capture's
+    demographics and the scores per modality; never a template."""
+
+    ROUTING_KEY: ClassVar[str] = "status.dedup.adjudication"
+
+    kabkota: str = Field(pattern=r"^\d{4}$")
+    packet_id: str
+    state: Literal["opened", "decided"]
+    nik_masked: str = Field(description="The capture's NIK, masked.")
+    full_name: str | None = Field(default=None, description="The capture's demographics, for the operator.")
+    sex: str | None = None
+    birth_date: date | None = None
+    birth_place: str | None = None
+    candidates: list[CaseCandidate] = Field(default_factory=list, description="Best first.")
+    duplicate_threshold: float | None = None
+    adjudicate_threshold: float | None = None
+    decision: Literal["duplicate", "unique"] | None = None
+    operator: str | None = Field(default=None, description="The person who decided.")
+    reason: str | None = None
+
+
 # --- the centre: consolidation runs and the central feed ------------------------------------------------
 
 

@@ -66,6 +66,7 @@ def build_app(
             consumer,
             registry_user=settings.service_user("registry"),
             centre_user=settings.unit_user("pusat"),
+            desk_user=settings.service_user("monitor"),
             adjudications=adjudications,
             clock=utcnow,
             batch_size=settings.batch_size,

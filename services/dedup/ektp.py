@@ -10,10 +10,17 @@ import aio_pika
 from faststream.rabbit.annotations import RabbitMessage
 
 from shared import db, messaging
-from shared.contracts import AdjudicationDecision, EnrolmentAccepted, EnrolmentVerdict, derive_message_id
+from shared.contracts import (
+    AdjudicationDecision,
+    EnrolmentAccepted,
+    EnrolmentVerdict,
+    Message,
+    derive_message_id,
+)
 from shared.ektp import EktpStatus
 from shared.runtime import Clock
 
+from . import cases
 from .batching import Batcher
 from .domain import linkage
 from .enrolment import Decided, Engine, verdict_event
@@ -40,6 +47,7 @@ class EnrolmentPipeline:
         registry_user: str,
         centre_user: str,
         clock: Clock,
+        desk_user: str | None = None,
         adjudications: AdjudicationStore | None = None,
         batch_size: int = 128,
         batch_wait: float = 0.05,
@@ -48,6 +56,7 @@ class EnrolmentPipeline:
         self.engine, self.store, self.vault, self.consumer = engine, store, vault, consumer
         self.registry_user = registry_user
         self.centre_user = centre_user
+        self.deciders = (centre_user, desk_user) if desk_user else (centre_user,)
         self.adjudications = adjudications
         self.clock = clock
         self.batcher: Batcher[Pending] = Batcher(self.process, max_size=batch_size, max_wait=batch_wait)
@@ -198,6 +207,11 @@ class EnrolmentPipeline:
             if d.row is not None
             else None
         )
+
+        def case(verdict: Message) -> Message:
+            assert isinstance(verdict, EnrolmentVerdict)
+            return cases.case_opened(verdict, demographics)
+
         return VerdictWrite(
             packet.message_id,
             packet.kabkota,
@@ -207,17 +221,22 @@ class EnrolmentPipeline:
             d.verdict.status is EktpStatus.ADJUDICATE_RECORD,
             event,
             person,
+            case,
         )
 
     async def adjudicate(self, cmd: AdjudicationDecision, raw: aio_pika.abc.AbstractIncomingMessage) -> str:
         """A centre user's decision on a grey-zone capture; refused for anyone else. Returns the outcome."""
         messaging.check_envelope(raw, cmd)
-        messaging.require_publisher(raw, self.centre_user)
+        # The centre's own user, or the monitor's adjudication desk deciding for a logged-in centre operator.
+        messaging.require_publisher(raw, *self.deciders)
         assert self.adjudications is not None
         now = self.clock()
         limits = self.engine.thresholds()
 
-        def event(person_id: int | None, nik: str) -> EnrolmentVerdict:
+        def events(person_id: int | None, nik: str) -> list[Message]:
+            return [verdict(person_id, nik), cases.case_decided(cmd, nik, now)]
+
+        def verdict(person_id: int | None, nik: str) -> EnrolmentVerdict:
             unique = cmd.decision == "unique"
             return EnrolmentVerdict(
                 message_id=derive_message_id("dedup", "adjudicated", cmd.message_id),
@@ -237,7 +256,7 @@ class EnrolmentPipeline:
         store = self.adjudications
         async with self.batcher.lock:
             done: Adjudicated = await db.retrying(
-                lambda: store.adjudicate(cmd.message_id, raw.user_id or "", cmd, event), what="adjudication"
+                lambda: store.adjudicate(cmd.message_id, raw.user_id or "", cmd, events), what="adjudication"
             )
             if done.sealed is not None and done.nik is not None and done.person_id is not None:
                 people = self.vault.open_people([done.sealed], [done.nik])

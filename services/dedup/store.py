@@ -151,6 +151,8 @@ class VerdictWrite:
     # Given the person_ids given so far in this transaction (by message id): the verdict event.
     event: Callable[[dict[str, int]], Message]
     person: linkage.Person | None = None  # demographics entering the population record (a unique capture)
+    # For a capture that waits for adjudication: the desk's case, from the verdict event.
+    case: Callable[[Message], Message] | None = None
 
 
 class VerdictStore(Protocol):
@@ -217,6 +219,9 @@ class PostgresVerdictStore:
                         w.sealed,
                     )
                 outgoing.append(db.Outgoing("events", event.ROUTING_KEY, event))
+                if w.adjudicate and w.case is not None:
+                    case = w.case(event)
+                    outgoing.append(db.Outgoing("events", case.ROUTING_KEY, case))
             await db.enqueue(conn, self.database.schema, outgoing)
         return people
 
@@ -283,8 +288,9 @@ class AdjudicationStore(Protocol):
         message_id: str,
         user_id: str,
         cmd: AdjudicationDecision,
-        event: Callable[[int | None, str], Message],
-    ) -> Adjudicated: ...
+        events: Callable[[int | None, str], Sequence[Message]],
+    ) -> Adjudicated:
+        """`events`: given the new gallery person (or None) and the capture's NIK, what the decision publishes."""
 
 
 class PostgresAdjudicationStore:
@@ -296,7 +302,7 @@ class PostgresAdjudicationStore:
         message_id: str,
         user_id: str,
         cmd: AdjudicationDecision,
-        event: Callable[[int | None, str], Message],
+        events: Callable[[int | None, str], Sequence[Message]],
     ) -> Adjudicated:
         """Apply a decision once, in one transaction with its audit entry and the verdict it publishes."""
         async with self.database.pool.acquire() as conn, conn.transaction():
@@ -335,9 +341,10 @@ class PostgresAdjudicationStore:
                     cmd.operator,
                     cmd.reason,
                 )
-                verdict = event(person_id, row["nik"])
                 await db.enqueue(
-                    conn, self.database.schema, [db.Outgoing("events", verdict.ROUTING_KEY, verdict)]
+                    conn,
+                    self.database.schema,
+                    [db.Outgoing("events", m.ROUTING_KEY, m) for m in events(person_id, row["nik"])],
                 )
                 result = Adjudicated(
                     "applied", row["nik"], sealed if cmd.decision == "unique" else None, person_id

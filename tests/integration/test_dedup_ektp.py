@@ -16,7 +16,13 @@ from services.dedup.app import build_app
 from services.dedup.config import Settings
 from services.dedup.vault import Vault
 from shared import messaging
-from shared.contracts import AdjudicationDecision, EnrolmentAccepted, EnrolmentVerdict, derive_message_id
+from shared.contracts import (
+    AdjudicationCaseChanged,
+    AdjudicationDecision,
+    EnrolmentAccepted,
+    EnrolmentVerdict,
+    derive_message_id,
+)
 from shared.runtime import Database
 from sim import gallery as seeding
 from tests.builders import packets
@@ -173,11 +179,24 @@ def decision(body: dict[str, Any], choice: str, n: int = 1) -> AdjudicationDecis
     )
 
 
+async def cases_of(inst: Installation, count: int) -> list[AdjudicationCaseChanged]:
+    """The desk's cases dedup published (the monitor is not running here: they wait in its queue)."""
+    found = []
+    for m in await take(inst.admin_url, "monitor.status", count=count + 20, timeout=10):
+        if m.routing_key == AdjudicationCaseChanged.ROUTING_KEY:
+            found.append(AdjudicationCaseChanged.model_validate_json(m.body))
+        if len(found) == count:
+            break
+    return found
+
+
 async def test_grey_zone_captures_wait_for_the_centre_and_only_the_centre_decides(
     installation: Installation,
 ) -> None:
     inst = installation
-    await purge(inst.admin_url, "dedup.ektp", "consolidator.ektp", "dedup.commands", "dead.letters")
+    await purge(
+        inst.admin_url, "dedup.ektp", "consolidator.ektp", "dedup.commands", "dead.letters", "monitor.status"
+    )
     # thresholds far apart, so that a face alone (one capped comparison) lands in the grey zone
     settings = inst.settings(
         "dedup", Settings, retry_backoff_max=0.05, batch_wait=0.1, duplicate_fpir=1e-30, adjudicate_fpir=1e-2
@@ -202,13 +221,23 @@ async def test_grey_zone_captures_wait_for_the_centre_and_only_the_centre_decide
             ]
             assert sorted((v.status, v.finding) for v in got) == [("ADJUDICATE_RECORD", "grey_zone")] * 2
             gallery_before = await fetchval(inst.database_url, "SELECT count(*) FROM dedup.gallery")
+            # each case, as the monitor's adjudication desk gets it: masked, scored, never a template
+            opened = await cases_of(inst, 2)
+            assert {c.packet_id for c in opened} == {b["packet_id"] for b in bodies}
+            for case in opened:
+                assert (case.state, case.nik_masked[4:12]) == ("opened", "********")
+                assert case.candidates
+                assert case.candidates[0].face_cosine is not None  # the face was compared
+                assert set(case.candidates[0].iris_hd) == {None}  # the eyes were not
+                assert "templates" not in case.model_dump_json()
 
             # nobody but the centre may send the command: the broker refuses the others
             for role, unit in (("upt", "upt-3273-1"), ("service", "registry"), ("dukcapil", "dukcapil-3273")):
                 with pytest.raises(aiormq.exceptions.ChannelAccessRefused):
                     await publish_command(inst, role, unit, decision(bodies[0], "unique", 9))
 
-            await publish_command(inst, "pusat", "pusat", decision(bodies[0], "duplicate"))
+            # the monitor's desk decides for a logged-in centre operator (its broker user may, and only that)
+            await publish_command(inst, "service", "monitor", decision(bodies[0], "duplicate"))
             await publish_command(inst, "pusat", "pusat", decision(bodies[1], "unique"))
             await publish_command(inst, "pusat", "pusat", decision(bodies[1], "duplicate", 2))  # too late
             decided = {
@@ -219,6 +248,11 @@ async def test_grey_zone_captures_wait_for_the_centre_and_only_the_centre_decide
                 )
             }
             assert decided[bodies[0]["packet_id"]].status == "DUPLICATE_RECORD"
+            closed = {c.packet_id: c for c in await cases_of(inst, 2)}
+            assert (closed[bodies[0]["packet_id"]].decision, closed[bodies[0]["packet_id"]].operator) == (
+                "duplicate",
+                "Operator Pusat 7",
+            )
             assert decided[bodies[1]["packet_id"]].status == "PRINT_READY_RECORD"
             assert decided[bodies[1]["packet_id"]].person_id is not None
 
