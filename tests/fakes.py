@@ -18,6 +18,7 @@ from services.dedup.domain import Claim
 from services.dedup.store import Decide
 from services.monitor.domain import Role, Scope
 from services.monitor.domain.alerts import Alert
+from services.monitor.domain.cases import CaseState, DecisionRequest
 from services.monitor.domain.live import LiveEvent
 from services.monitor.domain.pipeline import OPEN_STATUSES, CaptureTimes
 from services.monitor.domain.runs import LineSeen, RunSeen
@@ -31,6 +32,7 @@ from services.registry.store import Decide as DecidePart
 from shared import db
 from shared.contracts import (
     WIB,
+    AdjudicationCaseChanged,
     CentralInmatesUpdated,
     InmateRecord,
     SubmissionReceipt,
@@ -283,6 +285,8 @@ class FakeMonitorStore:
     run_lines_kept: dict[tuple[str, str], LineSeen] = field(default_factory=dict)
     seen: dict[str, datetime] = field(default_factory=dict)
     alerts: dict[str, tuple[Alert, datetime, datetime | None]] = field(default_factory=dict)  # opened, closed
+    cases_kept: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    case_reads: list[tuple[str, str, str]] = field(default_factory=list)
     sent: list[db.Outgoing] = field(default_factory=list)
     now: datetime = datetime(2026, 11, 20, 5, tzinfo=UTC)
 
@@ -437,6 +441,20 @@ class FakeMonitorStore:
             counts[1] += p.accepted
         return [(h, lateness, n, accepted) for (h, lateness), (n, accepted) in sorted(out.items())]
 
+    async def cases(self, limit: int) -> list[dict[str, Any]]:
+        open_ = sorted(
+            (c for c in self.cases_kept.values() if c["decision"] is None), key=lambda c: c["opened_at"]
+        )
+        done = sorted((c for c in self.cases_kept.values() if c["decision"] is not None),
+                      key=lambda c: c["decided_at"], reverse=True)  # fmt: skip
+        return [*open_[:limit], *done[:20]]
+
+    async def case(self, kabkota: str, packet_id: str, reader: str) -> dict[str, Any] | None:
+        found = self.cases_kept.get((kabkota, packet_id))
+        if found is not None:
+            self.case_reads.append((reader, kabkota, packet_id))
+        return found
+
     async def open_alerts(self) -> list[Alert]:
         found = [(opened, a.key, a) for a, opened, closed in self.alerts.values() if closed is None]
         return [a for _, _, a in sorted(found, key=lambda x: (x[0], x[1]))]
@@ -517,6 +535,42 @@ class FakeMonitorStores:
 
     def send(self, *messages: db.Outgoing) -> None:
         self.outgoing.extend(messages)
+
+    async def save_case(self, c: AdjudicationCaseChanged) -> bool:
+        key = (c.kabkota, c.packet_id)
+        known = self.store.cases_kept.get(key)
+        if c.state == "opened":
+            if known is not None and not (known["decided_at"] and known["decided_at"] < c.produced_at):
+                return False
+            detail = c.model_dump(
+                mode="json", exclude={"message_id", "produced_at", "decision", "operator", "reason"}
+            )
+            self.store.cases_kept[key] = {
+                "kabkota": c.kabkota, "packet_id": c.packet_id, "opened_at": c.produced_at, "detail": detail,
+                "requested": None, "requested_by": None, "requested_at": None, "decision": None, "operator": None,
+                "reason": None, "decided_at": None,
+            }  # fmt: skip
+            return True
+        if known is None or known["decision"] is not None:
+            return False
+        known |= {
+            "decision": c.decision,
+            "operator": c.operator,
+            "reason": c.reason,
+            "decided_at": c.produced_at,
+        }
+        return True
+
+    async def load_case(self, kabkota: str, packet_id: str) -> CaseState:
+        known = self.store.cases_kept.get((kabkota, packet_id))
+        if known is None:
+            return CaseState(known=False, decided=False)
+        return CaseState(known=True, decided=known["decision"] is not None, requested=known["requested"])
+
+    async def save_request(self, request: DecisionRequest, at: datetime) -> None:
+        self.store.cases_kept[(request.kabkota, request.packet_id)] |= {
+            "requested": request.decision, "requested_by": request.operator, "requested_at": at,
+        }  # fmt: skip
 
     async def open_alert_keys(self) -> set[str]:
         return {k for k, (_, _, closed) in self.store.alerts.items() if closed is None}

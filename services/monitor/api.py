@@ -4,6 +4,7 @@ and alerts."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -17,11 +18,12 @@ from shared.runtime import Clock
 
 from . import domain, messages
 from .config import Settings
+from .domain import cases, operations, pipeline, runs, views
 from .domain import live as live_rules
-from .domain import operations, pipeline, runs, views
 from .journal import LiveLog
 from .probe import QueueProbe
 from .store import Account, MonitorStore
+from .usecases import Monitor
 
 Row = dict[str, Any]
 Who = Callable[[Request], Awaitable[tuple[Account, domain.Scope] | None]]
@@ -43,6 +45,7 @@ def routes(
     store: MonitorStore,
     live_log: LiveLog,
     probe: QueueProbe,
+    monitor: Monitor,
     settings: Settings,
     *,
     clock: Clock,
@@ -147,6 +150,49 @@ def routes(
             headers=SECURITY_HEADERS,
         )
 
+    async def centre_only(request: Request) -> tuple[Account, domain.Scope] | Response:
+        who = await current(request)
+        if who is None:
+            return JSONResponse({"error": "login required"}, status_code=401)
+        if who[1].role is not domain.Role.PUSAT:
+            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+        return who
+
+    async def api_cases(request: Request) -> Response:
+        who = await centre_only(request)
+        if isinstance(who, Response):
+            return who
+        return JSONResponse(
+            {"cases": [views.case_row(c) for c in await store.cases(200)]}, headers=SECURITY_HEADERS
+        )
+
+    async def api_case(request: Request) -> Response:
+        who = await centre_only(request)
+        if isinstance(who, Response):
+            return who
+        p = request.path_params
+        found = await store.case(p["kabkota"], p["packet_id"], who[0].username)
+        if found is None:
+            return JSONResponse({"error": "unknown_case"}, status_code=404, headers=SECURITY_HEADERS)
+        return JSONResponse(views.case_row(found) | {"detail": found["detail"]}, headers=SECURITY_HEADERS)
+
+    async def api_case_decision(request: Request) -> Response:
+        who = await centre_only(request)
+        if isinstance(who, Response):
+            return who
+        try:
+            body = json.loads((await request.body())[:4_096] or b"{}")
+            decision, reason = str(body.get("decision", "")), str(body.get("reason", ""))
+        except (ValueError, AttributeError):
+            return JSONResponse({"error": "bad_request"}, status_code=400, headers=SECURITY_HEADERS)
+        p = request.path_params
+        found = await monitor.request_decision(
+            who[0].username, p["kabkota"], p["packet_id"], decision, reason
+        )
+        if isinstance(found, cases.Refusal):
+            return JSONResponse({"error": found.code}, status_code=found.status, headers=SECURITY_HEADERS)
+        return JSONResponse({"requested": found.decision}, status_code=202, headers=SECURITY_HEADERS)
+
     async def api_runs(request: Request) -> Response:
         who = await current(request)
         if who is None:
@@ -234,4 +280,7 @@ def routes(
         Route("/runs/{run_id}.csv", run_csv),
         Route("/api/operations", api_operations),
         Route("/api/alerts", api_alerts),
+        Route("/api/adjudications", api_cases),
+        Route("/api/adjudications/{kabkota}/{packet_id}", api_case),
+        Route("/api/adjudications/{kabkota}/{packet_id}/decision", api_case_decision, methods=["POST"]),
     ]

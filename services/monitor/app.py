@@ -57,7 +57,9 @@ def build_app(
     if database is not None:
         checks["database"] = database.ping
     server = web.WebServer(
-        web.build_web(store, hub, live_log, probe, settings, clock=utcnow, checks=checks, stopping=stopping),
+        web.build_web(
+            store, hub, live_log, probe, monitor, settings, clock=utcnow, checks=checks, stopping=stopping
+        ),
         settings.web_host,
         settings.web_port,
         stopping,

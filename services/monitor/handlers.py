@@ -10,6 +10,7 @@ from faststream.rabbit.annotations import RabbitMessage
 
 from shared import db, messaging
 from shared.contracts import (
+    AdjudicationCaseChanged,
     CentralInmatesUpdated,
     ConsolidationRunReported,
     NikCollisionsFound,
@@ -105,6 +106,7 @@ StatusEvent = (
     | NikCollisionsFound
     | ConsolidationRunReported
     | RunLineReported
+    | AdjudicationCaseChanged
 )
 STATUS_EVENTS: dict[str, type[StatusEvent]] = {
     **{
@@ -115,6 +117,7 @@ STATUS_EVENTS: dict[str, type[StatusEvent]] = {
         ConsolidationRunReported.ROUTING_KEY.format(state=s.value): ConsolidationRunReported for s in RunState
     },
     RunLineReported.ROUTING_KEY: RunLineReported,
+    AdjudicationCaseChanged.ROUTING_KEY: AdjudicationCaseChanged,
 }
 
 
@@ -132,3 +135,5 @@ async def record(monitor: Monitor, event: StatusEvent) -> None:
             await monitor.record_run(event)
         case RunLineReported():
             await monitor.record_run_line(event)
+        case AdjudicationCaseChanged():
+            await monitor.record_case(event)

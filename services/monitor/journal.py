@@ -9,10 +9,11 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from shared import db
-from shared.contracts import CentralInmatesUpdated
+from shared.contracts import AdjudicationCaseChanged, CentralInmatesUpdated
 from shared.runtime import Database
 
 from .domain.alerts import Alert
+from .domain.cases import CaseState, DecisionRequest
 from .domain.live import LiveEvent
 from .domain.runs import LineSeen, RunSeen
 from .domain.status import CaptureSeen, PartSeen, RefusalSeen
@@ -60,6 +61,11 @@ class Stores(Protocol):
         """Messages to publish once the transaction commits (the outbox)."""
 
     async def open_alert_keys(self) -> set[str]: ...
+    async def save_case(self, case: AdjudicationCaseChanged) -> bool:
+        """An opened case kept (again, if dedup reopened it); a decided one closes it. False if nothing changed."""
+
+    async def load_case(self, kabkota: str, packet_id: str) -> CaseState: ...
+    async def save_request(self, request: DecisionRequest, at: datetime) -> None: ...
     async def open_alert(self, alert: Alert, at: datetime) -> bool:
         """False if it is open already (another instance opened it)."""
 
@@ -99,6 +105,44 @@ class PostgresStores:
 
     def send(self, *messages: db.Outgoing) -> None:
         self.outgoing.extend(messages)
+
+    async def save_case(self, c: AdjudicationCaseChanged) -> bool:
+        if c.state == "opened":
+            detail = c.model_dump(
+                mode="json", exclude={"message_id", "produced_at", "decision", "operator", "reason"}
+            )
+            status = await self.conn.execute(
+                "INSERT INTO cases AS x (kabkota, packet_id, opened_at, detail) VALUES ($1, $2, $3, $4) "
+                "ON CONFLICT (kabkota, packet_id) DO UPDATE SET opened_at = EXCLUDED.opened_at, "
+                "detail = EXCLUDED.detail, requested = NULL, requested_by = NULL, requested_at = NULL, "
+                "decision = NULL, operator = NULL, reason = NULL, decided_at = NULL "
+                "WHERE x.decided_at IS NOT NULL AND x.decided_at < EXCLUDED.opened_at",
+                c.kabkota, c.packet_id, c.produced_at, detail,
+            )  # fmt: skip
+        else:
+            status = await self.conn.execute(
+                "UPDATE cases SET decision = $3, operator = $4, reason = $5, decided_at = $6 "
+                "WHERE kabkota = $1 AND packet_id = $2 AND decision IS NULL",
+                c.kabkota, c.packet_id, c.decision, c.operator, c.reason, c.produced_at,
+            )  # fmt: skip
+        return not status.endswith(" 0")
+
+    async def load_case(self, kabkota: str, packet_id: str) -> CaseState:
+        row = await self.conn.fetchrow(
+            "SELECT decision, requested FROM cases WHERE kabkota = $1 AND packet_id = $2 FOR UPDATE",
+            kabkota,
+            packet_id,
+        )
+        if row is None:
+            return CaseState(known=False, decided=False)
+        return CaseState(known=True, decided=row["decision"] is not None, requested=row["requested"])
+
+    async def save_request(self, r: DecisionRequest, at: datetime) -> None:
+        await self.conn.execute(
+            "UPDATE cases SET requested = $3, requested_by = $4, requested_at = $5 "
+            "WHERE kabkota = $1 AND packet_id = $2",
+            r.kabkota, r.packet_id, r.decision, r.operator, at,
+        )  # fmt: skip
 
     async def open_alert_keys(self) -> set[str]:
         return {r["key"] for r in await self.conn.fetch("SELECT key FROM alerts WHERE closed_at IS NULL")}

@@ -50,6 +50,12 @@ class MonitorStore(Protocol):
         """The runs of a day, the latest first."""
 
     async def services_seen(self) -> dict[str, datetime]: ...
+    async def cases(self, limit: int) -> list[dict[str, Any]]:
+        """The desk's queue: open cases the oldest first, then the latest decided."""
+
+    async def case(self, kabkota: str, packet_id: str, reader: str) -> dict[str, Any] | None:
+        """One case with its candidates; the read is recorded (who, when, which capture) in the same transaction."""
+
     async def parts_by_hour(self, scope: Scope, day: date) -> list[tuple[int, str, int, int]]:
         """(WIB hour received, lateness, parts, records accepted) of the day's parts of the UPTs the scope sees."""
 
@@ -214,6 +220,31 @@ class PostgresMonitorStore:
             only,
         )
         return [(r["hour"], r["lateness"], r["parts"], int(r["accepted"] or 0)) for r in rows]
+
+    async def cases(self, limit: int) -> list[dict[str, Any]]:
+        rows = await self.database.pool.fetch(
+            "(SELECT kabkota, packet_id, opened_at, requested, requested_by, decision, operator, decided_at "
+            " FROM cases WHERE decision IS NULL ORDER BY opened_at LIMIT $1) "
+            "UNION ALL (SELECT kabkota, packet_id, opened_at, requested, requested_by, decision, operator, decided_at "
+            " FROM cases WHERE decision IS NOT NULL ORDER BY decided_at DESC LIMIT 20)",
+            limit,
+        )
+        return [dict(r) for r in rows]
+
+    async def case(self, kabkota: str, packet_id: str, reader: str) -> dict[str, Any] | None:
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "SELECT * FROM cases WHERE kabkota = $1 AND packet_id = $2", kabkota, packet_id
+            )
+            if row is None:
+                return None
+            await conn.execute(
+                "INSERT INTO case_reads (username, kabkota, packet_id) VALUES ($1, $2, $3)",
+                reader,
+                kabkota,
+                packet_id,
+            )
+            return dict(row)
 
     async def open_alerts(self) -> list[Alert]:
         rows = await self.database.pool.fetch(

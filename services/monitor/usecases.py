@@ -6,6 +6,7 @@ from datetime import date, datetime
 
 from shared.contracts import (
     WIB,
+    AdjudicationCaseChanged,
     CentralInmatesUpdated,
     ConsolidationRunReported,
     NikCollisionsFound,
@@ -16,7 +17,7 @@ from shared.contracts import (
 from shared.runtime import Clock
 
 from . import messages
-from .domain import alerts, runs, status, views
+from .domain import alerts, cases, runs, status, views
 from .domain.live import LiveEvent
 from .journal import Stores, UnitOfWork
 from .store import DeadLetterSeen
@@ -114,6 +115,29 @@ class Monitor:
         async with self.unit_of_work() as tx:
             if await tx.claim(event.message_id):
                 await tx.save_run_line(runs.decide_line(event))
+
+    async def record_case(self, event: AdjudicationCaseChanged) -> None:
+        async with self.unit_of_work() as tx:
+            if not await tx.claim(event.message_id) or not await tx.save_case(event):
+                return
+            await tx.take_live_turn()
+            payload = {"kabkota": event.kabkota, "packet_id": event.packet_id, "state": event.state}
+            tx.live(LiveEvent("case", payload, centre_only=True))
+
+    async def request_decision(
+        self, operator: str, kabkota: str, packet_id: str, decision: str, reason: str
+    ) -> cases.DecisionRequest | cases.Refusal:
+        """A centre operator's decision on a case, sent to dedup as `command.adjudication.decide` in the operator's
+        own name; dedup applies it (or says why not) and publishes the outcome, which closes the case here."""
+        now = self.clock()
+        async with self.unit_of_work() as tx:
+            found = cases.decide_request(
+                await tx.load_case(kabkota, packet_id), kabkota, packet_id, decision, reason, operator
+            )
+            if isinstance(found, cases.DecisionRequest):
+                await tx.save_request(found, now)
+                tx.send(messages.decision_command(found, now))
+        return found
 
     async def watch(self, watched: alerts.Watched, policy: alerts.AlertPolicy) -> tuple[int, int]:
         """Open the alerts whose condition now holds, close those whose condition passed; (opened, closed)."""

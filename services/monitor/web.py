@@ -30,6 +30,7 @@ from .live import stream as live_stream
 from .logins import Logins, token_hash
 from .probe import QueueProbe
 from .store import Account, MonitorStore
+from .usecases import Monitor
 
 log = logging.getLogger("simpul.monitor.web")
 COOKIE = "simpul_session"
@@ -85,6 +86,7 @@ def build_web(
     hub: Hub,
     live_log: LiveLog,
     probe: QueueProbe,
+    monitor: Monitor,
     settings: Settings,
     *,
     clock: Clock,
@@ -186,7 +188,7 @@ def build_web(
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
-            *api.routes(store, live_log, probe, settings, clock=clock, current=current),
+            *api.routes(store, live_log, probe, monitor, settings, clock=clock, current=current),
             Route("/events", events),
             Route("/health/ready", ready),
             Route("/health/live", alive),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 import asyncpg
 import pytest
@@ -16,6 +18,7 @@ from sim.publisher import UnitClient
 from tests.builders import inmate, submission
 from tests.e2e.conftest import Suite, consolidate, wait_staged
 from tests.e2e.test_sdp_day import LIVE_UPT, OPTIONS
+from tests.integration.helpers import eventually
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
@@ -371,3 +374,60 @@ async def test_the_pages_switch_to_english_and_back(browser: Browser, suite: Sui
     await shot(page, "overview-kanwil-en")
     await page.click("#lang")
     await expect(logout).to_have_text("Keluar", use_inner_text=True)
+
+
+async def test_the_adjudication_desk_sends_the_operators_decision_to_dedup(
+    browser: Browser, suite: Suite
+) -> None:
+    import aio_pika
+
+    from shared.contracts import AdjudicationCaseChanged, CaseCandidate
+
+    # A grey-zone case as dedup announces it (the desk's side; planting a real grey-zone capture in the shared
+    # suite is bench/integration work: tests/integration/test_dedup_ektp.py decides real ones).
+    case = AdjudicationCaseChanged(
+        message_id="e2e-case-1", produced_at=datetime.now(UTC), kabkota="3273", packet_id="e2e-grey-1",
+        state="opened", nik_masked="3273********0001", full_name="Siti Aminah", sex="F",
+        candidates=[CaseCandidate(person_id=7, nik_masked="3273********0007", llr=4.2, modalities=1,
+                                  iris_hd=[None, None], face_cosine=0.71, finger_cosines=[None] * 10)],
+    )  # fmt: skip
+    dedup_url = suite.installation.url_for("service", "dedup")
+    async with await aio_pika.connect(dedup_url) as connection:
+        channel = await connection.channel(publisher_confirms=True)
+        events = await channel.get_exchange("events", ensure=False)
+        await events.publish(
+            aio_pika.Message(case.model_dump_json().encode(), message_id=case.message_id,
+                             user_id=urlsplit(dedup_url).username, content_type="application/json"),
+            routing_key=case.ROUTING_KEY,
+        )  # fmt: skip
+    page, requests = await login(browser, suite, "pusat")
+    await page.click("#tab-cases")
+    row = page.locator("#cases tr[data-case='3273/e2e-grey-1']")
+    await expect(row).to_have_count(1, timeout=20_000)
+    await row.click()
+    await expect(page.locator("#case-title")).to_contain_text("3273********0001")
+    await expect(page.locator("#candidates tbody tr")).to_have_count(1)
+    await page.check("input[name=decision][value=duplicate]")
+    await page.fill("textarea[name=reason]", "the same face; fingers not captured")
+    await shot(page, "adjudication-desk")
+    await page.click("#decide button[type=submit]")
+    await expect(page.locator("#decide-result")).to_contain_text("Dikirim")
+    conn = await asyncpg.connect(suite.installation.database_url)
+    try:
+
+        async def audited() -> asyncpg.Record | None:
+            return await conn.fetchrow(
+                "SELECT operator, decision, outcome FROM dedup.adjudication_audit WHERE packet_id = 'e2e-grey-1'"
+            )
+
+        found = await eventually(audited, what="the desk's decision at dedup")
+        # dedup audits it in the operator's own name (it holds no such capture: the case was announced here only)
+        assert (found["operator"], found["decision"], found["outcome"]) == (
+            "pusat",
+            "duplicate",
+            "unknown_capture",
+        )
+    finally:
+        await conn.execute("DELETE FROM monitor.cases WHERE packet_id = 'e2e-grey-1'")
+        await conn.close()
+    assert all(url.startswith(suite.monitor_url) for url in requests)

@@ -7,10 +7,13 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+import asyncpg
 import pytest
 
 from services.monitor.domain import scope_of_login
+from services.monitor.domain.cases import DecisionRequest, Refusal
 from services.monitor.domain.live import LiveEvent
 from services.monitor.hub import Hub
 from services.monitor.journal import PostgresLiveLog, PostgresStores, postgres_unit_of_work
@@ -21,6 +24,7 @@ from services.monitor.usecases import Monitor
 from shared import db
 from shared.contracts import (
     WIB,
+    AdjudicationCaseChanged,
     ConsolidationRunReported,
     ReceiptStatus,
     RunLineReported,
@@ -251,6 +255,40 @@ async def test_the_days_parts_are_counted_per_wib_hour_within_the_scope(url: str
         assert await store.parts_by_hour(scope_of_login("kanwil-32"), DAY) == [(noon, "on_time", 2, 3)]
         assert await store.parts_by_hour(scope_of_login("pusat"), DAY) == [(noon, "on_time", 3, 6)]
         assert await store.parts_by_hour(scope_of_login("dukcapil-3273"), DAY) == []
+    finally:
+        await feed.stop()
+        await database.close()
+
+
+async def test_a_desk_case_opens_takes_one_request_closes_and_every_read_of_it_is_kept(url: str) -> None:
+    database, _, feed = await instance(url)
+    monitor = Monitor(postgres_unit_of_work(database), lambda: NOW)
+    store = PostgresMonitorStore(database)
+
+    def case(state: str, **extra: Any) -> AdjudicationCaseChanged:
+        return AdjudicationCaseChanged(
+            message_id=f"case-{state}", produced_at=NOW, kabkota="3273", packet_id="p-grey", state=state,
+            nik_masked="3273********0001", **extra,
+        )  # fmt: skip
+
+    try:
+        await monitor.record_case(case("opened", full_name="Siti Aminah"))
+        asked = await monitor.request_decision("andi", "3273", "p-grey", "unique", "faces differ at the eyes")
+        assert asked == DecisionRequest("3273", "p-grey", "unique", "andi", "faces differ at the eyes")
+        again = await monitor.request_decision("budi", "3273", "p-grey", "duplicate", "second opinion")
+        assert again == Refusal("already_requested", 409)
+        await monitor.record_case(case("decided", decision="unique", operator="andi", reason="faces differ"))
+        (row,) = await store.cases(10)
+        assert (row["requested_by"], row["decision"], row["operator"]) == ("andi", "unique", "andi")
+        found = await store.case("3273", "p-grey", "andi")
+        assert found is not None
+        assert found["detail"]["full_name"] == "Siti Aminah"
+        async with database.pool.acquire() as conn:
+            assert await conn.fetchval("SELECT count(*) FROM case_reads WHERE username = 'andi'") == 1
+            command = await conn.fetchval("SELECT routing_key FROM outbox WHERE exchange = 'commands'")
+            assert command == "command.adjudication.decide"
+            with pytest.raises(asyncpg.exceptions.RaiseError, match="append-only"):
+                await conn.execute("DELETE FROM case_reads")
     finally:
         await feed.stop()
         await database.close()

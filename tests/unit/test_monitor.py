@@ -12,7 +12,7 @@ from services.monitor import accounts, domain, web
 from services.monitor import live as live_stream
 from services.monitor.app import build_app
 from services.monitor.config import Settings
-from services.monitor.domain import alerts, live, operations, pipeline, status
+from services.monitor.domain import alerts, cases, live, operations, pipeline, status
 from services.monitor.domain import runs as domain_runs
 from services.monitor.domain.access import LoginPolicy, decide_login_gate, decide_same_origin
 from services.monitor.domain.live import LiveEvent
@@ -23,6 +23,9 @@ from services.monitor.usecases import Monitor
 from shared import messaging
 from shared.contracts import (
     WIB,
+    AdjudicationCaseChanged,
+    AdjudicationDecision,
+    CaseCandidate,
     ConsolidationRunReported,
     ReceiptStatus,
     RunLineReported,
@@ -180,8 +183,9 @@ def probe() -> QueueProbe:
 
 @pytest.fixture
 async def client(store: FakeMonitorStore, probe: QueueProbe):  # type: ignore[no-untyped-def]
+    monitor = Monitor(store.unit_of_work(), lambda: NOW)
     app = web.build_web(
-        store, Hub(), store, probe, SETTINGS, clock=lambda: NOW, checks={}, stopping=asyncio.Event()
+        store, Hub(), store, probe, monitor, SETTINGS, clock=lambda: NOW, checks={}, stopping=asyncio.Event()
     )
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://monitor") as c:
         yield c
@@ -656,3 +660,79 @@ async def test_the_days_parts_per_hour_are_counted_within_the_scope(
     assert hours["on_time"][noon] == 1
     assert hours["accepted"][noon] == 480
     assert sum(hours["on_time"]) + sum(hours["after_10"]) + sum(hours["after_14"]) == 1
+
+
+def opened_case(packet: str = "p-grey", **extra: Any) -> AdjudicationCaseChanged:
+    candidate = CaseCandidate(
+        person_id=7, nik_masked="3273********0007", llr=4.2, modalities=1, iris_hd=[None, None],
+        face_cosine=0.71, finger_cosines=[None] * 10,
+    )  # fmt: skip
+    return AdjudicationCaseChanged(
+        message_id=f"case-{packet}-{extra.get('state', 'opened')}", produced_at=NOW, kabkota="3273", packet_id=packet,
+        nik_masked="3273********0001", full_name="Siti Aminah", sex="F", candidates=[candidate],
+        **({"state": "opened"} | extra),
+    )  # fmt: skip
+
+
+def code_of(found: cases.DecisionRequest | cases.Refusal) -> str:
+    assert isinstance(found, cases.Refusal)
+    return found.code
+
+
+def test_a_decision_needs_a_known_open_case_a_choice_and_a_reason() -> None:
+    open_ = cases.CaseState(known=True, decided=False)
+    ok = cases.decide_request(open_, "3273", "p", "unique", " faces differ ", "andi")
+    assert ok == cases.DecisionRequest("3273", "p", "unique", "andi", "faces differ")
+    assert cases.decide_request(
+        cases.CaseState(False, False), "3273", "p", "unique", "reason", "a"
+    ) == cases.Refusal("unknown_case", 404)
+    decided = cases.CaseState(True, True)
+    assert code_of(cases.decide_request(decided, "3273", "p", "unique", "reason", "a")) == "already_decided"
+    requested = cases.CaseState(True, False, requested="duplicate")
+    assert (
+        code_of(cases.decide_request(requested, "3273", "p", "unique", "reason", "a")) == "already_requested"
+    )
+    assert code_of(cases.decide_request(open_, "3273", "p", "maybe", "reason", "a")) == "bad_decision"
+    assert code_of(cases.decide_request(open_, "3273", "p", "unique", "  ", "a")) == "reason_required"
+
+
+async def test_the_desk_sends_the_operators_decision_and_shows_the_outcome_dedup_applied(
+    client: httpx.AsyncClient, store: FakeMonitorStore
+) -> None:
+    monitor = Monitor(store.unit_of_work(), lambda: NOW)
+    await monitor.record_case(opened_case())
+    path = "/api/adjudications/3273/p-grey"
+    await login(client, "kanwil-32", "pw-jabar")
+    assert (await client.get("/api/adjudications")).status_code == 403
+    assert (
+        await client.post(path + "/decision", json={"decision": "unique"}, headers=ORIGIN)
+    ).status_code == 403
+    await client.post("/logout", headers=ORIGIN)
+    await login(client, "pusat", "pw-pusat")
+    assert [c["packet_id"] for c in (await client.get("/api/adjudications")).json()["cases"]] == ["p-grey"]
+    case = (await client.get(path)).json()
+    assert case["detail"]["candidates"][0]["face_cosine"] == 0.71
+    assert store.case_reads == [("pusat", "3273", "p-grey")]  # opening a case is a recorded read
+    refused = await client.post(path + "/decision", json={"decision": "unique", "reason": ""}, headers=ORIGIN)
+    assert (refused.status_code, refused.json()) == (422, {"error": "reason_required"})
+    asked = await client.post(
+        path + "/decision", json={"decision": "duplicate", "reason": "same face, one finger"}, headers=ORIGIN
+    )
+    assert (asked.status_code, asked.json()) == (202, {"requested": "duplicate"})
+    (command,) = [m for m in store.sent if m.routing_key == "command.adjudication.decide"]
+    assert isinstance(command.message, AdjudicationDecision)
+    assert (command.exchange, command.message.operator, command.message.decision) == (
+        "commands",
+        "pusat",
+        "duplicate",
+    )
+    again = await client.post(
+        path + "/decision", json={"decision": "unique", "reason": "other view"}, headers=ORIGIN
+    )
+    assert again.status_code == 409
+    await monitor.record_case(
+        opened_case(state="decided", decision="duplicate", operator="pusat", reason="same face")
+    )
+    shown = (await client.get("/api/adjudications")).json()["cases"][0]
+    assert (shown["requested"], shown["decision"], shown["operator"]) == ("duplicate", "duplicate", "pusat")
+    assert [e.payload["state"] for e in store.log if e.kind == "case"] == ["opened", "decided"]

@@ -104,3 +104,13 @@ def timeline(hours: list[tuple[int, str, int, int]]) -> dict[str, list[int]]:
         out[lateness if lateness in out else "on_time"][hour] += parts
         out["accepted"][hour] += accepted
     return out
+
+
+def case_row(case: dict[str, Any]) -> dict[str, Any]:
+    """A desk case as the list shows it (the detail, with the candidates, is sent only when it is opened)."""
+    return {
+        "kabkota": case["kabkota"], "packet_id": case["packet_id"], "opened_at": case["opened_at"].isoformat(),
+        "requested": case["requested"], "requested_by": case["requested_by"], "decision": case["decision"],
+        "operator": case["operator"],
+        "decided_at": case["decided_at"].isoformat() if case["decided_at"] else None,
+    }  # fmt: skip

@@ -75,7 +75,7 @@ function summarise() {
 
 function applyFilter() {
   const q = document.getElementById("filter").value.trim().toLowerCase();
-  if (state.view === "runs" || state.view === "ops") return;
+  if (!["sdp", "ektp"].includes(state.view)) return;
   const map = state.view === "sdp" ? units : offices;
   let shown = 0;
   for (const { tr, row } of map.values()) {
@@ -89,7 +89,9 @@ function applyFilter() {
 function show(view) {
   state.view = view;
   for (const tab of document.querySelectorAll(".tab")) tab.classList.toggle("active", tab.dataset.view === view);
-  for (const name of ["sdp", "ektp", "runs", "ops"]) document.getElementById(`view-${name}`).hidden = view !== name;
+  for (const name of ["sdp", "ektp", "runs", "ops", "cases"]) {
+    document.getElementById(`view-${name}`).hidden = view !== name;
+  }
   applyFilter();
 }
 
@@ -108,6 +110,7 @@ async function load() {
   document.getElementById("tab-ektp").hidden = data.offices.length === 0;
   document.getElementById("tab-runs").hidden = data.units.length === 0; // the prisons' runs, not Dukcapil's
   document.getElementById("tab-ops").hidden = data.dead_letters_today === null; // the centre's alone
+  document.getElementById("tab-cases").hidden = data.dead_letters_today === null;
   show(data.units.length === 0 && data.offices.length > 0 ? "ektp" : "sdp");
   summarise();
   document.body.dataset.loaded = "true";
@@ -140,6 +143,9 @@ function connect(after) {
   });
   source.addEventListener("run", (e) => {
     window.dispatchEvent(new CustomEvent("simpul:run", { detail: JSON.parse(e.data) }));
+  });
+  source.addEventListener("case", (e) => {
+    window.dispatchEvent(new CustomEvent("simpul:case", { detail: JSON.parse(e.data) }));
   });
   source.addEventListener("alert", (e) => {
     window.dispatchEvent(new CustomEvent("simpul:alert", { detail: JSON.parse(e.data) }));
