@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -57,10 +58,17 @@ class Database:
         )
         await db.apply_migrations(self.pool, self.schema, db.read_migrations(self.migrations))
 
-    async def close(self) -> None:
-        if self._pool is not None:
-            await self._pool.close()
-            self._pool = None
+    async def close(self, timeout: float = 10.0) -> None:
+        """Close the pool once its connections are back; after `timeout`, close them anyway (a connection still
+        held by work that did not stop must not keep the service from exiting)."""
+        pool, self._pool = self._pool, None
+        if pool is None:
+            return
+        try:
+            await asyncio.wait_for(pool.close(), timeout)
+        except TimeoutError:
+            log.warning("database connections still in use at shutdown; closed", extra={"seconds": timeout})
+            pool.terminate()
 
     async def ping(self) -> bool:
         return bool(await self.pool.fetchval("SELECT 1"))

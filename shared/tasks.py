@@ -23,12 +23,19 @@ class Background:
     def start(self) -> None:
         self._task = asyncio.create_task(self._keep_going(), name=self.name)
 
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Cancel it and wait for it, at most `timeout` seconds: a stop never hangs the service's shutdown (what
+        did not end in time is logged, and left to the process's exit)."""
+        task, self._task = self._task, None
+        if task is None:
+            return
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=timeout)
+        if not done:
+            log.warning("background work did not stop in time", extra={"task": self.name, "seconds": timeout})
+            return
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
     async def _keep_going(self) -> None:
         while True:

@@ -38,3 +38,24 @@ async def test_every_repeats_its_step_until_the_step_fails() -> None:
     with pytest.raises(ValueError, match="stop"):
         await asyncio.wait_for(every(0.001, step), 2)
     assert len(steps) == 3
+
+
+async def test_a_stop_never_waits_longer_than_its_timeout() -> None:
+    release = asyncio.Event()
+
+    async def stubborn() -> None:
+        while not release.is_set():
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                continue  # work that will not end when asked
+
+    task = Background("stubborn", stubborn, retry_after=0.01)
+    task.start()
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await task.stop(timeout=0.1)
+    assert loop.time() - began < 1
+    release.set()
+    await asyncio.sleep(0.05)  # it ends by itself now

@@ -92,6 +92,7 @@ function show(view) {
   for (const name of ["sdp", "ektp", "runs", "ops", "cases"]) {
     document.getElementById(`view-${name}`).hidden = view !== name;
   }
+  document.querySelector(".controls").hidden = !["sdp", "ektp"].includes(view); // the filter is the tables
   applyFilter();
 }
 
