@@ -144,12 +144,9 @@ async def measure(
     done = asyncio.Event()
     half = time.time() + args.events / args.rate / 2
     step = max(1, args.clients // max(1, args.reconnects))
-    dropping = set(range(0, args.clients, step)) if args.reconnects else set()
+    dropping = set(range(0, args.clients, step)[: args.reconnects])  # spread out, exactly that many
     readers = [
-        asyncio.create_task(
-            c.follow(done, half if i in dropping and len(dropping) <= args.reconnects else None)
-        )
-        for i, c in enumerate(clients)
+        asyncio.create_task(c.follow(done, half if i in dropping else None)) for i, c in enumerate(clients)
     ]
     await asyncio.sleep(2)  # every client connected
 

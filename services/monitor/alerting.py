@@ -4,7 +4,7 @@ alerts table makes sure each opens and closes once)."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from shared.runtime import Clock
 from shared.tasks import Background, every
@@ -20,6 +20,21 @@ from .usecases import Monitor
 
 log = logging.getLogger("simpul.monitor.alerts")
 CENTRE = Scope(Role.PUSAT, "pusat")
+
+
+async def plumbing(
+    store: MonitorStore, probe: QueueProbe, settings: Settings, now: datetime
+) -> tuple[list[operations.QueueState], list[operations.ServiceState]]:
+    """Each queue and each service as the probe's last two samples and the services' last messages show them
+    (what the operations view shows, and what its alerts watch)."""
+    queues = [
+        operations.decide_queue(probe.current.get(q), probe.previous.get(q), q, settings.queue_backlog)
+        for q in probe.queues
+    ]
+    last_seen = await store.services_seen()
+    return queues, operations.decide_services(
+        queues, last_seen, now, timedelta(minutes=settings.quiet_after_minutes)
+    )
 
 
 async def gather(store: MonitorStore, probe: QueueProbe, settings: Settings, clock: Clock) -> Watched:
@@ -48,13 +63,7 @@ async def gather(store: MonitorStore, probe: QueueProbe, settings: Settings, clo
     stuck: dict[str, int] = {}
     for s in summary.stuck:
         stuck[f"dukcapil-{s.kabkota}"] = stuck.get(f"dukcapil-{s.kabkota}", 0) + 1
-    queues = [
-        operations.decide_queue(probe.current.get(q), probe.previous.get(q), q, settings.queue_backlog)
-        for q in probe.queues
-    ]
-    services = operations.decide_services(
-        queues, await store.services_seen(), now, timedelta(minutes=settings.quiet_after_minutes)
-    )
+    queues, services = await plumbing(store, probe, settings, now)
     return Watched(
         now=now, units=units, stuck_by_office=stuck,
         dead_letters_recent=await store.dead_letter_count(now - timedelta(minutes=15)),

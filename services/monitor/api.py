@@ -17,8 +17,9 @@ from shared.contracts import WIB
 from shared.runtime import Clock
 
 from . import domain, messages
+from .alerting import plumbing
 from .config import Settings
-from .domain import cases, operations, pipeline, runs, views
+from .domain import cases, pipeline, runs, views
 from .domain import live as live_rules
 from .journal import LiveLog
 from .probe import QueueProbe
@@ -27,6 +28,7 @@ from .usecases import Monitor
 
 Row = dict[str, Any]
 Who = Callable[[Request], Awaitable[tuple[Account, domain.Scope] | None]]
+Handler = Callable[[Request, Account, domain.Scope], Awaitable[Response]]
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
     "X-Content-Type-Options": "nosniff",
@@ -35,6 +37,11 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cache-Control": "no-store",
 }
+
+
+def not_yours() -> Response:
+    """Another's unit or run, or none: the same answer, so ids cannot be probed."""
+    return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
 
 
 def _iso(moment: datetime | None) -> str | None:
@@ -57,11 +64,7 @@ def routes(
         except (KeyError, ValueError):
             return domain.today_wib(clock())
 
-    async def api_units(request: Request) -> Response:
-        who = await current(request)
-        if who is None:
-            return JSONResponse({"error": "login required"}, status_code=401)
-        account, scope = who
+    async def api_units(request: Request, account: Account, scope: domain.Scope) -> Response:
         day = _day(request)
         # Read before the view: the page follows the live events from here, so none between is missed.
         live_id = (await live_log.bounds())[1]
@@ -89,20 +92,11 @@ def routes(
             headers=SECURITY_HEADERS,
         )
 
-    async def api_timeline(request: Request) -> Response:
-        who = await current(request)
-        if who is None:
-            return JSONResponse({"error": "login required"}, status_code=401)
-        hours = await store.parts_by_hour(who[1], _day(request))
+    async def api_timeline(request: Request, account: Account, scope: domain.Scope) -> Response:
+        hours = await store.parts_by_hour(scope, _day(request))
         return JSONResponse(views.timeline(hours), headers=SECURITY_HEADERS)
 
-    async def api_pipeline(request: Request) -> Response:
-        who = await current(request)
-        if who is None:
-            return JSONResponse({"error": "login required"}, status_code=401)
-        _, scope = who
-        if scope.role not in (domain.Role.PUSAT, domain.Role.DUKCAPIL):
-            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+    async def api_pipeline(request: Request, account: Account, scope: domain.Scope) -> Response:
         now = clock()
         captures = await store.pipeline_captures(scope, now - timedelta(days=30))
         summary = pipeline.summarise(
@@ -110,29 +104,15 @@ def routes(
         )
         return JSONResponse(summary.as_dict(), headers=SECURITY_HEADERS)
 
-    async def api_alerts(request: Request) -> Response:
-        who = await current(request)
-        if who is None:
-            return JSONResponse({"error": "login required"}, status_code=401)
+    async def api_alerts(request: Request, account: Account, scope: domain.Scope) -> Response:
         shown = [messages.alert_event(a, "opened") for a in await store.open_alerts()]
         return JSONResponse(
-            {"alerts": [e.payload for e in shown if live_rules.visible(e, who[1])]}, headers=SECURITY_HEADERS
+            {"alerts": [e.payload for e in shown if live_rules.visible(e, scope)]}, headers=SECURITY_HEADERS
         )
 
-    async def api_operations(request: Request) -> Response:
-        who = await current(request)
-        if who is None:
-            return JSONResponse({"error": "login required"}, status_code=401)
-        if who[1].role is not domain.Role.PUSAT:
-            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+    async def api_operations(request: Request, account: Account, scope: domain.Scope) -> Response:
         now = clock()
-        queues = [
-            operations.decide_queue(probe.current.get(q), probe.previous.get(q), q, settings.queue_backlog)
-            for q in probe.queues
-        ]
-        services = operations.decide_services(
-            queues, await store.services_seen(), now, timedelta(minutes=settings.quiet_after_minutes)
-        )
+        queues, services = await plumbing(store, probe, settings, now)
         since = datetime.combine(domain.today_wib(now), datetime.min.time(), tzinfo=WIB)
         letters = await store.recent_dead_letters(50)
         return JSONResponse(
@@ -140,9 +120,7 @@ def routes(
                 "sampled_at": _iso(probe.sampled_at),
                 "queues": [dataclasses.asdict(q) for q in queues],
                 "services": [
-                    dataclasses.asdict(s)
-                    | {"last_message_at": s.last_message_at.isoformat() if s.last_message_at else None}
-                    for s in services
+                    dataclasses.asdict(s) | {"last_message_at": _iso(s.last_message_at)} for s in services
                 ],
                 "dead_letters": [d | {"dead_at": d["dead_at"].isoformat()} for d in letters],
                 "dead_letter_reasons_today": await store.dead_letter_reasons(since),
@@ -150,36 +128,19 @@ def routes(
             headers=SECURITY_HEADERS,
         )
 
-    async def centre_only(request: Request) -> tuple[Account, domain.Scope] | Response:
-        who = await current(request)
-        if who is None:
-            return JSONResponse({"error": "login required"}, status_code=401)
-        if who[1].role is not domain.Role.PUSAT:
-            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
-        return who
-
-    async def api_cases(request: Request) -> Response:
-        who = await centre_only(request)
-        if isinstance(who, Response):
-            return who
+    async def api_cases(request: Request, account: Account, scope: domain.Scope) -> Response:
         return JSONResponse(
             {"cases": [views.case_row(c) for c in await store.cases(200)]}, headers=SECURITY_HEADERS
         )
 
-    async def api_case(request: Request) -> Response:
-        who = await centre_only(request)
-        if isinstance(who, Response):
-            return who
+    async def api_case(request: Request, account: Account, scope: domain.Scope) -> Response:
         p = request.path_params
-        found = await store.case(p["kabkota"], p["packet_id"], who[0].username)
+        found = await store.case(p["kabkota"], p["packet_id"], account.username)
         if found is None:
             return JSONResponse({"error": "unknown_case"}, status_code=404, headers=SECURITY_HEADERS)
         return JSONResponse(views.case_row(found) | {"detail": found["detail"]}, headers=SECURITY_HEADERS)
 
-    async def api_case_decision(request: Request) -> Response:
-        who = await centre_only(request)
-        if isinstance(who, Response):
-            return who
+    async def api_case_decision(request: Request, account: Account, scope: domain.Scope) -> Response:
         try:
             body = json.loads((await request.body())[:4_096] or b"{}")
             decision, reason = str(body.get("decision", "")), str(body.get("reason", ""))
@@ -187,38 +148,25 @@ def routes(
             return JSONResponse({"error": "bad_request"}, status_code=400, headers=SECURITY_HEADERS)
         p = request.path_params
         found = await monitor.request_decision(
-            who[0].username, p["kabkota"], p["packet_id"], decision, reason
+            account.username, p["kabkota"], p["packet_id"], decision, reason
         )
         if isinstance(found, cases.Refusal):
             return JSONResponse({"error": found.code}, status_code=found.status, headers=SECURITY_HEADERS)
         return JSONResponse({"requested": found.decision}, status_code=202, headers=SECURITY_HEADERS)
 
-    async def api_runs(request: Request) -> Response:
-        who = await current(request)
-        if who is None:
-            return JSONResponse({"error": "login required"}, status_code=401)
-        _, scope = who
-        if scope.role is domain.Role.DUKCAPIL:
-            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+    async def api_runs(request: Request, account: Account, scope: domain.Scope) -> Response:
         found = [runs.run_view(r) for r in await store.runs_of_day(_day(request))]
         return JSONResponse({"runs": found}, headers=SECURITY_HEADERS)
 
-    async def run_report(request: Request) -> tuple[domain.Scope, Row, list[Row]] | Response:
-        who = await current(request)
-        if who is None:
-            return JSONResponse({"error": "login required"}, status_code=401)
-        _, scope = who
+    async def run_report(request: Request, scope: domain.Scope) -> tuple[Row, list[Row]] | None:
         run = await store.run(request.path_params["run_id"])
-        if scope.role is domain.Role.DUKCAPIL or run is None:
-            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
-        lines = await store.run_lines(scope, run["run_id"])
-        return scope, run, lines
+        return None if run is None else (run, await store.run_lines(scope, run["run_id"]))
 
-    async def api_run(request: Request) -> Response:
-        found = await run_report(request)
-        if isinstance(found, Response):
-            return found
-        scope, run, lines = found
+    async def api_run(request: Request, account: Account, scope: domain.Scope) -> Response:
+        found = await run_report(request, scope)
+        if found is None:
+            return not_yours()
+        run, lines = found
         view = runs.run_view(run) | {
             "totals": runs.totals(lines),
             "lines": [runs.line_view(line) for line in lines],
@@ -227,11 +175,11 @@ def routes(
         }
         return JSONResponse(view, headers=SECURITY_HEADERS)
 
-    async def run_csv(request: Request) -> Response:
-        found = await run_report(request)
-        if isinstance(found, Response):
-            return found
-        _, run, lines = found
+    async def run_csv(request: Request, account: Account, scope: domain.Scope) -> Response:
+        found = await run_report(request, scope)
+        if found is None:
+            return not_yours()
+        run, lines = found
         name = f"konsolidasi-{run['day']}-{run['run_id'][-8:]}.csv"
         return Response(
             runs.lines_csv([runs.line_view(line) for line in lines]),
@@ -239,27 +187,19 @@ def routes(
             headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
         )
 
-    async def api_unit(request: Request) -> Response:
-        who = await current(request)
-        if who is None:
-            return JSONResponse({"error": "login required"}, status_code=401)
-        _, scope = who
+    async def api_unit(request: Request, account: Account, scope: domain.Scope) -> Response:
         upt_id = request.path_params["upt_id"]
         rows = await store.unit_rows(scope, _day(request), upt_id)
         if not rows:  # another's UPT, or none: the same answer, so ids cannot be probed
-            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+            return not_yours()
         return JSONResponse(domain.unit_row(rows[0]), headers=SECURITY_HEADERS)
 
-    async def units_csv(request: Request) -> Response:
-        who = await current(request)
-        if who is None:
-            return JSONResponse({"error": "login required"}, status_code=401)
-        _, scope = who
+    async def units_csv(request: Request, account: Account, scope: domain.Scope) -> Response:
         day = _day(request)
         upt_id = request.query_params.get("upt")
         rows = [domain.unit_row(r) for r in await store.unit_rows(scope, day, upt_id)]
         if upt_id and not rows:
-            return JSONResponse({"error": "not in your scope"}, status_code=403, headers=SECURITY_HEADERS)
+            return not_yours()
         return Response(
             views.units_csv(rows),
             media_type="text/csv; charset=utf-8",
@@ -269,18 +209,36 @@ def routes(
             },
         )
 
+    def logged_in(handler: Handler, *roles: domain.Role) -> Callable[[Request], Awaitable[Response]]:
+        """The endpoint for a login (401 without one), of one of `roles` if any are named (403 for the others)."""
+
+        async def endpoint(request: Request) -> Response:
+            who = await current(request)
+            if who is None:
+                return JSONResponse({"error": "login required"}, status_code=401, headers=SECURITY_HEADERS)
+            if roles and who[1].role not in roles:
+                return not_yours()
+            return await handler(request, *who)
+
+        return endpoint
+
+    centre, prisons = (domain.Role.PUSAT,), (domain.Role.PUSAT, domain.Role.KANWIL, domain.Role.UPT)
     return [
-        Route("/api/units", api_units),
-        Route("/api/units/{upt_id}", api_unit),
-        Route("/units.csv", units_csv),
-        Route("/api/pipeline", api_pipeline),
-        Route("/api/timeline", api_timeline),
-        Route("/api/runs", api_runs),
-        Route("/api/runs/{run_id}", api_run),
-        Route("/runs/{run_id}.csv", run_csv),
-        Route("/api/operations", api_operations),
-        Route("/api/alerts", api_alerts),
-        Route("/api/adjudications", api_cases),
-        Route("/api/adjudications/{kabkota}/{packet_id}", api_case),
-        Route("/api/adjudications/{kabkota}/{packet_id}/decision", api_case_decision, methods=["POST"]),
+        Route("/api/units", logged_in(api_units)),
+        Route("/api/units/{upt_id}", logged_in(api_unit)),
+        Route("/units.csv", logged_in(units_csv)),
+        Route("/api/pipeline", logged_in(api_pipeline, domain.Role.PUSAT, domain.Role.DUKCAPIL)),
+        Route("/api/timeline", logged_in(api_timeline)),
+        Route("/api/runs", logged_in(api_runs, *prisons)),
+        Route("/api/runs/{run_id}", logged_in(api_run, *prisons)),
+        Route("/runs/{run_id}.csv", logged_in(run_csv, *prisons)),
+        Route("/api/operations", logged_in(api_operations, *centre)),
+        Route("/api/alerts", logged_in(api_alerts)),
+        Route("/api/adjudications", logged_in(api_cases, *centre)),
+        Route("/api/adjudications/{kabkota}/{packet_id}", logged_in(api_case, *centre)),
+        Route(
+            "/api/adjudications/{kabkota}/{packet_id}/decision",
+            logged_in(api_case_decision, *centre),
+            methods=["POST"],
+        ),
     ]

@@ -118,6 +118,17 @@ ORDER BY u.kanwil_id, u.upt_id
 """
 
 
+def prisons_seen(scope: Scope) -> tuple[str | None, str | None] | None:
+    """The (Kanwil, UPT) a scope narrows the prisons' figures to (None: all), or None when it sees none of them
+    (a civil registry watches e-KTP, not prisons)."""
+    if scope.role.value == "dukcapil":
+        return None
+    return (
+        scope.unit_id if scope.role.value == "kanwil" else None,
+        scope.unit_id if scope.role.value == "upt" else None,
+    )
+
+
 async def unit_rows(conn: db.Conn, day: date, kanwil: str | None, upt_id: str | None) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(ROWS_SQL, day, kanwil, upt_id)]
 
@@ -195,20 +206,17 @@ class PostgresMonitorStore:
             return await office_rows(conn, day, unit_id=only)
 
     async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]:
-        if scope.role.value == "dukcapil":
-            return []  # civil registries watch e-KTP, not prisons
-        kanwil = scope.unit_id if scope.role.value == "kanwil" else None
-        only = scope.unit_id if scope.role.value == "upt" else upt_id
-        if upt_id is not None and only != upt_id:
+        seen = prisons_seen(scope)
+        if seen is None or (upt_id is not None and seen[1] not in (None, upt_id)):
             return []
         async with self.database.pool.acquire() as conn:
-            return await unit_rows(conn, day, kanwil, only)
+            return await unit_rows(conn, day, seen[0], seen[1] or upt_id)
 
     async def parts_by_hour(self, scope: Scope, day: date) -> list[tuple[int, str, int, int]]:
-        if scope.role.value == "dukcapil":
+        seen = prisons_seen(scope)
+        if seen is None:
             return []
-        kanwil = scope.unit_id if scope.role.value == "kanwil" else None
-        only = scope.unit_id if scope.role.value == "upt" else None
+        kanwil, only = seen
         rows = await self.database.pool.fetch(
             "SELECT extract(hour FROM p.received_at AT TIME ZONE 'Asia/Jakarta')::int AS hour, "
             "COALESCE(p.lateness, 'on_time') AS lateness, count(*) AS parts, sum(p.accepted) AS accepted "
@@ -284,10 +292,10 @@ class PostgresMonitorStore:
         return None if row is None else dict(row)
 
     async def run_lines(self, scope: Scope, run_id: str) -> list[dict[str, Any]]:
-        if scope.role.value == "dukcapil":
+        seen = prisons_seen(scope)
+        if seen is None:
             return []
-        kanwil = scope.unit_id if scope.role.value == "kanwil" else None
-        only = scope.unit_id if scope.role.value == "upt" else None
+        kanwil, only = seen
         rows = await self.database.pool.fetch(
             "SELECT l.*, u.name, u.kanwil_id, u.kanwil_name FROM run_lines l JOIN units u USING (upt_id) "
             "WHERE l.run_id = $1 AND ($2::text IS NULL OR u.kanwil_id = $2) AND ($3::text IS NULL OR l.upt_id = $3) "

@@ -36,7 +36,7 @@ from shared.contracts import (
 from shared.settings import PROJECT_ROOT
 from shared.units import load_units
 from tests.fakes import FakeMonitorStore
-from tests.unit.harness import in_memory
+from tests.unit.harness import in_memory, publish_event
 
 SETTINGS = Settings(amqp_url="amqp://svc-monitor:secret@localhost:5672/simpul", health_port=0, web_port=0)
 UNITS = load_units(PROJECT_ROOT / "deploy" / "units")
@@ -129,14 +129,7 @@ async def test_a_status_event_updates_the_view_and_reaches_the_clients_that_see_
     async with in_memory(monitor_app(store, hub)) as (broker, _spies):
         event = status_event("upt-3273-1", 480)
         for _ in range(2):  # a redelivered copy changes nothing and is shown once
-            await broker.publish(
-                event.model_dump_json().encode(),
-                exchange=messaging.EVENTS,
-                routing_key=event.ROUTING_KEY,
-                message_id=event.message_id,
-                user_id="svc-registry",
-                content_type="application/json",
-            )
+            await publish_event(broker, event, user="svc-registry")
         pushed = await next_event(jabar)
     assert (pushed.kind, pushed.id) == ("unit", 1)
     assert pushed.payload["row"]["upt_id"] == "upt-3273-1"
@@ -268,14 +261,7 @@ async def test_capture_moves_build_each_offices_pipeline_and_reach_only_those_wh
     ]
     async with in_memory(monitor_app(store, hub)) as (broker, _):
         for event in events:
-            await broker.publish(
-                event.model_dump_json().encode(),
-                exchange=messaging.EVENTS,
-                routing_key=event.ROUTING_KEY,
-                message_id=event.message_id,
-                user_id="svc-registry",
-                content_type="application/json",
-            )
+            await publish_event(broker, event, user="svc-registry")
         seen = [await next_event(bandung) for _ in events]
     last = seen[-1]
     assert last.kind == "ektp"
