@@ -35,13 +35,14 @@ from aiormq.abc import ConfirmationFrameType
 from bench import harness
 from deploy import credentials as creds
 from deploy.sandbox import Sandbox
-from services.consolidator import feed
+from services.consolidator import feed, stream_wire
 from shared.contracts import CentralRecordChanged
 from shared.settings import PROJECT_ROOT
 from shared.units import load_units
 
 UNITS = ("upt-3273-1",)  # the broker users of one UPT are enough: only the centre and the consolidator act
 WINDOW = 2_000  # publishes awaiting their confirms at once
+RELAY_BATCH = 500  # the outbox relay's batch (shared/db.py OutboxRelay)
 PROGRESS = 20_000
 NAMES = ("Budi", "Siti", "Agus", "Dewi", "Eko", "Sri", "Joko", "Rina", "Hendra", "Wati", "Yusuf", "Ani")
 PLACES = ("Bandung", "Cimahi", "Garut", "Bogor", "Bekasi", "Depok", "Medan", "Banda Aceh")
@@ -84,6 +85,36 @@ def record_body(rng: random.Random, n: int, produced_at: str) -> tuple[str, byte
         },
     }  # fmt: skip
     return message_id, orjson.dumps(document)
+
+
+async def publish_stream(sandbox: Sandbox, count: int, seed: int) -> int:
+    """As the consolidator's outbox relay publishes the feed: over the stream protocol, a relay batch (500)
+    in flight at once, each confirmed. Returns the bytes of the bodies."""
+    user = creds.find(sandbox.credentials, "service", "consolidator").username
+    url = stream_wire.stream_url(sandbox.url_for("service", "consolidator"), harness.servers().stream_port)
+    rng, total, began = random.Random(seed), 0, time.monotonic()
+    wire = await stream_wire.StreamWire.connect(url)
+    try:
+        await wire.declare_publisher()
+        pending: list[asyncio.Future[None]] = []
+        for n in range(count):
+            now = datetime.now(UTC)
+            message_id, body = record_body(rng, n, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            total += len(body)
+            pending.append(wire.publish(stream_wire.encode_message(
+                body, message_id=message_id, created=now, user_id=user, exchange="events",
+                routing_key=CentralRecordChanged.ROUTING_KEY, headers={"schema_version": 1},
+            )))  # fmt: skip
+            if len(pending) >= RELAY_BATCH or n == count - 1:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if (n + 1) % PROGRESS == 0:
+                harness.say(
+                    f"  published {n + 1:,}/{count:,} ({(n + 1) / (time.monotonic() - began):,.0f}/s)"
+                )
+    finally:
+        await wire.close()
+    return total
 
 
 async def publish(sandbox: Sandbox, count: int, seed: int) -> int:
@@ -154,9 +185,8 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # user and system time
 
 
-async def replay(sandbox: Sandbox, count: int, prefetch: int, out: BinaryIO) -> dict[str, Any]:
-    url, broker = sandbox.url_for("pusat", "pusat"), broker_pid()
-    harness.say("replaying with a callback that only checks the offsets")
+async def plain_replay(url: str, count: int, prefetch: int, broker: int | None) -> dict[str, Any]:
+    """`read_feed` from the first message with a callback that only checks the offsets, and the CPU spent."""
     cpu, broker_cpu, check = time.process_time(), cpu_seconds(broker), InOrder()
     plain = await feed.read_feed(
         url, start="first", follow=False, limit=None, idle=2.0, on_message=check, prefetch=prefetch,
@@ -164,7 +194,32 @@ async def replay(sandbox: Sandbox, count: int, prefetch: int, out: BinaryIO) -> 
     )  # fmt: skip
     cpu, broker_cpu = time.process_time() - cpu, cpu_seconds(broker) - broker_cpu  # the idle wait costs none
     harness.say(feed.summary_line(plain))
-    harness.say("replaying as the command line does (JSON lines to /dev/null, the offset saved per batch)")
+    if (
+        plain.messages != count
+        or plain.first_offset != 0
+        or plain.last_offset != count - 1
+        or check.count != count
+    ):
+        raise AssertionError(f"expected offsets 0..{count - 1}, got {feed.summary_line(plain)}")
+    seconds = max(plain.seconds, 1e-9)
+    return {
+        "records_per_s": round(plain.rate), "seconds": round(plain.seconds, 2),
+        "reader_cpu_us_per_message": round(cpu / count * 1e6, 1), "client_cpu_share": round(cpu / seconds, 2),
+        "broker_cpu_us_per_message": round(broker_cpu / count * 1e6, 1) if broker else None,
+        "broker_cpu_share": round(broker_cpu / seconds, 2) if broker else None,
+    }  # fmt: skip
+
+
+async def replay(sandbox: Sandbox, count: int, prefetch: int, out: BinaryIO) -> dict[str, Any]:
+    amqp_url, broker = sandbox.url_for("pusat", "pusat"), broker_pid()
+    url = stream_wire.stream_url(amqp_url, harness.servers().stream_port)
+    harness.say("replaying over AMQP 0-9-1 (the baseline), with a callback that only checks the offsets")
+    amqp = await plain_replay(amqp_url, count, prefetch, broker)
+    harness.say("replaying over the stream protocol, with the same callback")
+    stream = await plain_replay(url, count, prefetch, broker)
+    harness.say(
+        "replaying as the command line does (stream protocol, JSON lines to /dev/null, offset per batch)"
+    )
     with tempfile.TemporaryDirectory(prefix="simpul-feed-") as tmp:
         tally = feed._Tally(out, Path(tmp) / "feed.offset", PROGRESS, quiet=False)
         cli = await feed.read_feed(
@@ -173,17 +228,18 @@ async def replay(sandbox: Sandbox, count: int, prefetch: int, out: BinaryIO) -> 
         )  # fmt: skip
         saved = feed.read_offset(Path(tmp) / "feed.offset")
     harness.say(feed.summary_line(cli))
-    for summary in (plain, cli):
-        if summary.messages != count or summary.first_offset != 0 or summary.last_offset != count - 1:
-            raise AssertionError(f"expected offsets 0..{count - 1}, got {feed.summary_line(summary)}")
-    if check.count != count or saved != count - 1:
-        raise AssertionError(f"{check.count} messages checked, offset file {saved}")
-    seconds = max(plain.seconds, 1e-9)
+    if cli.messages != count or cli.first_offset != 0 or saved != count - 1:
+        raise AssertionError(f"expected offsets 0..{count - 1}, got {feed.summary_line(cli)}, saved {saved}")
     return {
-        "replay_records_per_s": round(plain.rate), "messages": plain.messages, "seconds": round(plain.seconds, 2),
-        "reader_cpu_us_per_message": round(cpu / count * 1e6, 1), "replay_client_cpu_share": round(cpu / seconds, 2),
-        "broker_cpu_us_per_message": round(broker_cpu / count * 1e6, 1) if broker else None,
-        "broker_cpu_share": round(broker_cpu / seconds, 2) if broker else None,
+        "replay_records_per_s": stream["records_per_s"], "messages": count, "seconds": stream["seconds"],
+        "reader_cpu_us_per_message": stream["reader_cpu_us_per_message"],
+        "replay_client_cpu_share": stream["client_cpu_share"],
+        "broker_cpu_us_per_message": stream["broker_cpu_us_per_message"],
+        "broker_cpu_share": stream["broker_cpu_share"],
+        "amqp_replay_records_per_s": amqp["records_per_s"],
+        "amqp_reader_cpu_us_per_message": amqp["reader_cpu_us_per_message"],
+        "amqp_broker_cpu_us_per_message": amqp["broker_cpu_us_per_message"],
+        "ratio_to_amqp": round(stream["records_per_s"] / max(amqp["records_per_s"], 1), 2),
         "cli_records_per_s": round(cli.rate), "cli_seconds": round(cli.seconds, 2),
     }  # fmt: skip
 
@@ -192,7 +248,7 @@ async def measure(sandbox: Sandbox, args: argparse.Namespace, out: BinaryIO) -> 
     count = args.messages
     harness.say(f"publishing {count:,} central.record.changed messages as the consolidator")
     began = time.monotonic()
-    size = await publish(sandbox, count, args.seed)
+    size = await (publish_stream if args.publish == "stream" else publish)(sandbox, count, args.seed)
     published = time.monotonic() - began
     harness.say(
         f"published {count:,} messages, {size / count:,.0f} bytes each on average, in {published:.1f} s"
@@ -208,6 +264,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=2025)
     parser.add_argument("--prefetch", type=int, default=1_000, help="the reader's (read_feed's default)")
+    parser.add_argument(
+        "--publish", choices=("stream", "amqp"), default="stream",
+        help="how the messages are published: as the consolidator does (stream protocol) or over AMQP 0-9-1",
+    )  # fmt: skip
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
     if args.messages < 1:

@@ -30,6 +30,7 @@ def servers() -> Servers:
         os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
         os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         tuple(os.environ.get("RABBITMQCTL", "rabbitmqctl").split()),
+        int(os.environ.get("STREAM_PORT", "5552")),
     )
 
 

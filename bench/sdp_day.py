@@ -7,8 +7,8 @@ refuses snapshot dates after today, and D+1 must be sendable too): every UPT but
 snapshot with planted transfers, releases, admissions and overstayers (receipts checked against the truth);
 once every part is staged at the consolidator the centre commands the run of D, and its report is compared
 with the report the truth predicts (sim/centre.py). Day D+1 (about 1 % changed, one UPT's snapshot halved)
-follows the same way. Then the central feed is replayed from its first message, and 50 clients look persons
-up by NIK through the centre's API. A plain COPY and upsert of D's accepted rows is measured for comparison.
+follows the same way. Then the central feed is replayed from its first message (stream protocol), and 50
+clients look persons up by NIK through the centre's API. A plain COPY and upsert of D's accepted rows is measured for comparison.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ from services.consolidator.command import request_run
 from services.consolidator.consolidation import PostgresConsolidationStore
 from services.consolidator.domain.runs import STEPS
 from services.consolidator.feed import read_feed
+from services.consolidator.stream_wire import stream_url
 from shared.contracts import WIB, InmateRecord
 from shared.runtime import Database
 from shared.units import Units
@@ -208,10 +209,13 @@ class Bench:
         outbox = await self.scalar("SELECT count(*) FROM outbox WHERE routing_key = 'central.record.changed'")
         harness.say(f"replaying the central feed ({outbox:,} central.record.changed messages sent)")
         cpu = time.process_time()
+        amqp = self.sandbox.url_for("pusat", "pusat")
         summary = await read_feed(
-            self.sandbox.url_for("pusat", "pusat"), start="first", follow=False, limit=None, idle=5.0,
-            on_message=lambda m: None, notice=harness.say,
+            stream_url(amqp, harness.servers().stream_port), start="first", follow=False, limit=None, idle=5.0,
+            on_message=lambda m: None, notice=harness.say, fallback_url=amqp,
         )  # fmt: skip
+        if summary.notices:
+            raise RuntimeError(f"the replay did not go as measured: {summary.notices}")
         # The reader's own CPU per second of replay: near 1.0, the client (one Python process) is the limit.
         busy = (time.process_time() - cpu) / max(summary.seconds, 1e-9)  # the idle wait costs no CPU
         return {"feed_messages": summary.messages, "feed_outbox_rows": outbox,
@@ -349,7 +353,10 @@ def main() -> None:
             "on the central feed (written in batches after the run, then relayed from the outbox). D's UPTs all "
             f"connect at once; D+1's {args.next_day_wave or 'all'} at a time (`--next-day-wave`): with RabbitMQ's "
             "default open-files limit, the handles D's queues keep no longer leave a socket for every UPT. The "
-            "feed replay and the lookups run in the bench's own process (one asyncio loop).",
+            "consolidator publishes the feed over the stream protocol (a relay batch per frame, large chunks); "
+            "`replay_records_per_s`: the whole stream read from its first message over the stream protocol, as "
+            "`python -m services.consolidator.feed` reads it. The feed replay and the lookups run in the bench's "
+            "own process (one asyncio loop).",
         ], info)  # fmt: skip
     harness.finish(figures)
 

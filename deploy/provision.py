@@ -50,7 +50,9 @@ SERVICE_GRANTS: dict[str, dict[str, Any]] = {
         "topics": {"events": r"^(dedup|status\.dedup)\."},
     },
     "consolidator": {
-        "write": ["events", "dead"],
+        # the central feed goes straight into its stream over the stream protocol (services/consolidator/
+        # stream_wire.py), which checks write on the stream itself
+        "write": ["events", "dead", messaging.CENTRAL_RECORDS.name],
         "read": r"consolidator\..*",
         "topics": {"events": r"^(central|consolidation|status\.consolidator)\."},
     },

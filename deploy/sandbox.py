@@ -34,6 +34,7 @@ class Servers:
     amqp_url: str  # an administrator on the broker
     database_url: str  # a superuser on the PostgreSQL server
     rabbitmqctl: tuple[str, ...] = ("rabbitmqctl",)
+    stream_port: int = 5552  # the rabbitmq_stream plugin's, on the same host as amqp_url
 
 
 @dataclass
@@ -84,6 +85,7 @@ class Sandbox:
             "LOG_JSON": "true",
             "GRACEFUL_TIMEOUT": "10",
             **({"DEDUP_GALLERY_KEY": self.gallery_key()} if service == "dedup" else {}),
+            **({"FEED_STREAM_PORT": str(self.servers.stream_port)} if service == "consolidator" else {}),
             **extra,
         }
 

@@ -105,11 +105,15 @@ def build_service_app(
     on_started: Callable[[], Awaitable[None]] | None = None,
     on_stopping: Callable[[], Awaitable[None]] | None = None,
     details: Callable[[], Mapping[str, Any]] | None = None,
+    route_outbox: Callable[[db.Publisher], db.Publisher] | None = None,
+    on_closing: Callable[[], Awaitable[None]] | None = None,
 ) -> FastStream:
     """The FastStream app of one service with start-up and graceful shutdown in the right order.
 
     Start: database and migrations, relay, then the broker consumes. Stop: consumers finish what they hold
     (the rest is requeued unacked), the relay publishes what those handlers committed, then connections close.
+    `route_outbox` wraps the relay's AMQP publisher (to send some rows another way); `on_closing` runs after
+    the relay's last batch, before the database closes.
     """
     relay: db.OutboxRelay | None = None
     health: HealthServer | None = None
@@ -127,10 +131,11 @@ def build_service_app(
         nonlocal relay, health
         if database is not None:
             await database.open()
+            publisher = outbox_publisher(broker, messaging.broker_user(settings.amqp_url))
             relay = db.OutboxRelay(
                 database.pool,
                 database.schema,
-                outbox_publisher(broker, messaging.broker_user(settings.amqp_url)),
+                route_outbox(publisher) if route_outbox is not None else publisher,
                 # A whole batch in flight: a stream (central.records) confirms only once a chunk is on disk,
                 # so 64 at a time capped the central feed at about 200 messages a second.
                 concurrency=500,
@@ -145,6 +150,8 @@ def build_service_app(
         finally:
             if health is not None:
                 await health.stop()
+            if on_closing is not None:
+                await on_closing()
             if database is not None:
                 await database.close()
             log.info("stopped", extra={"service": service})

@@ -44,7 +44,8 @@ def servers() -> Iterator[Servers]:
     """The local servers named by AMQP_URL/DATABASE_URL, or containers when a Docker engine answers."""
     amqp, database = os.environ.get("AMQP_URL"), os.environ.get("DATABASE_URL")
     if amqp and database:
-        yield Servers(amqp, database, tuple(os.environ.get("RABBITMQCTL", "rabbitmqctl").split()))
+        rabbitmqctl = tuple(os.environ.get("RABBITMQCTL", "rabbitmqctl").split())
+        yield Servers(amqp, database, rabbitmqctl, int(os.environ.get("STREAM_PORT", "5552")))
         return
     if not _docker_available():
         pytest.skip("AMQP_URL/DATABASE_URL not set and no Docker engine answers")

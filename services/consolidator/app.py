@@ -16,6 +16,7 @@ from . import handlers
 from .api import build_api
 from .config import Settings
 from .consolidation import ConsolidationStore, PostgresConsolidationStore
+from .feed_publisher import FeedPublisher
 from .rules import load_rules
 from .store import UnitOfWork, postgres_unit_of_work
 from .usecases import Consolidator
@@ -43,6 +44,7 @@ def build_app(
         runs_store = runs_store or PostgresConsolidationStore(database)
     consolidator = Consolidator(unit_of_work, runs_store, settings.policy(), clock)
     worker = RunWorker(consolidator, settings.run_check_interval)
+    feed = FeedPublisher(settings.feed_stream_url(), messaging.broker_user(settings.amqp_url))
     broker.include_router(handlers.build_router(consolidator, settings, run_requested=worker.wake))
 
     api: WebServer | None = None
@@ -79,5 +81,7 @@ def build_app(
         on_opened=opened,
         on_started=started,
         on_stopping=stopping,
-        details=lambda: {"run_pass_failures": worker.failures},
+        details=lambda: {"run_pass_failures": worker.failures, "feed_over_stream": feed.over_stream},
+        route_outbox=feed.route,
+        on_closing=feed.close,
     )

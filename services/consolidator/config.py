@@ -10,6 +10,7 @@ from pydantic import Field
 from shared.settings import ServiceSettings
 
 from .domain.runs import RunPolicy
+from .stream_wire import stream_url
 
 
 class Settings(ServiceSettings):
@@ -34,9 +35,19 @@ class Settings(ServiceSettings):
     detention_rules: Path | None = Field(
         default=None, description="Detention limits file; the packaged data/detention_limits.yaml if unset."
     )
+    feed_stream_port: int = Field(
+        default=5552,
+        ge=0,
+        le=65535,
+        description="The broker's stream-protocol port (rabbitmq_stream plugin), on the host of AMQP_URL, "
+        "for publishing the central feed; 0 = publish it over AMQP 0-9-1 (slower to replay).",
+    )
     run_check_interval: float = Field(
         default=30.0, gt=0, description="Seconds between checks for due or unfinished runs."
     )
+
+    def feed_stream_url(self) -> str | None:
+        return stream_url(self.amqp_url, self.feed_stream_port) if self.feed_stream_port else None
 
     def policy(self) -> RunPolicy:
         schedule = time.fromisoformat(self.consolidation_schedule) if self.consolidation_schedule else None

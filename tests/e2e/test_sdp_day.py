@@ -14,7 +14,9 @@ import pytest
 
 from deploy import credentials as creds
 from services.consolidator.consolidation import WORKLIST
-from shared.contracts import WIB
+from services.consolidator.feed import FeedMessage, read_feed
+from services.consolidator.stream_wire import stream_url
+from shared.contracts import WIB, CentralRecordChanged
 from sim import population
 from sim.day import DayReport, run_day
 from tests.e2e.conftest import Suite, consolidate
@@ -220,3 +222,50 @@ async def test_the_run_report_matches_the_simulators_truth(
     details = [(r["upt_id"], r["inmate_id"], json.loads(r["detail"])) for r in without]
     assert {(u, i) for u, i, d in details if d["reason"] == "no_nik" and u in by_upt} == no_nik
     assert not re.search(r"\d{16}", str(details))  # NIKs masked in the list
+
+
+async def test_the_central_feed_carries_every_central_record_once_at_its_last_version(
+    suite: Suite, consolidated: str
+) -> None:
+    inst = suite.installation
+
+    async def fed() -> dict[str, int] | None:
+        conn = await asyncpg.connect(inst.database_url)
+        try:
+            behind = await conn.fetchval(
+                "SELECT count(*) FROM consolidator.persons WHERE fed_version < version"
+            )
+            unsent = await conn.fetchval(
+                "SELECT count(*) FROM consolidator.outbox "
+                "WHERE routing_key = 'central.record.changed' AND published_at IS NULL"
+            )
+            rows = await conn.fetch("SELECT person_id, version FROM consolidator.persons")
+        finally:
+            await conn.close()
+        return {f"C{r[0]}": r[1] for r in rows} if behind == unsent == 0 else None
+
+    persons = await eventually(fed, timeout=120, what="every central record's change on the feed")
+    assert len(persons) >= 2_000
+    got: dict[str, list[FeedMessage]] = {}
+    for protocol, url in (("amqp", inst.url_for("pusat", "pusat")), ("stream", feed_url(inst))):
+        messages: list[FeedMessage] = []
+        await read_feed(url, start="first", follow=False, limit=None, idle=2.0, on_message=messages.append)
+        got[protocol] = messages
+    assert [(m.offset, m.message_id) for m in got["amqp"]] == [
+        (m.offset, m.message_id) for m in got["stream"]
+    ]
+    ids = [m.message_id for m in got["stream"]]
+    assert len(ids) == len(set(ids))  # each change once
+    last: dict[str, int] = {}
+    for m in got["stream"]:
+        change = CentralRecordChanged.model_validate_json(m.body)
+        assert m.message_id == change.message_id
+        last[change.central_id] = max(last.get(change.central_id, 0), change.version)
+    assert last == persons
+    async with httpx.AsyncClient() as client:
+        health = (await client.get(suite.ready_url("consolidator"))).json()
+    assert health["feed_over_stream"] >= len(persons)  # the consolidator wrote it over the stream protocol
+
+
+def feed_url(inst: Any) -> str:
+    return stream_url(inst.url_for("pusat", "pusat"), inst.servers.stream_port)

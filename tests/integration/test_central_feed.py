@@ -20,7 +20,9 @@ import aiormq
 import pytest
 
 from deploy import credentials as creds
+from deploy.sandbox import free_port
 from services.consolidator.feed import FeedMessage, read_feed
+from services.consolidator.stream_wire import StreamError, StreamWire, encode_message, stream_url
 from shared.contracts import CentralRecordChanged, derive_message_id
 from shared.settings import PROJECT_ROOT
 from tests.conftest import Installation
@@ -79,6 +81,35 @@ async def publish(inst: Installation, batch: list[CentralRecordChanged]) -> None
         await connection.close()
 
 
+async def publish_stream(inst: Installation, batch: list[CentralRecordChanged]) -> None:
+    """As the consolidator's relay publishes the feed now: over the stream protocol, one batch in flight."""
+    cred = creds.find(inst.credentials, "service", "consolidator")
+    wire = await StreamWire.connect(
+        stream_url(inst.url_for("service", "consolidator"), inst.servers.stream_port)
+    )
+    try:
+        await wire.declare_publisher()
+        created = datetime.now(UTC)
+        sent = [
+            wire.publish(
+                encode_message(
+                    r.model_dump_json().encode(), message_id=r.message_id, created=created,
+                    user_id=cred.username, exchange="events", routing_key=CentralRecordChanged.ROUTING_KEY,
+                    headers={"schema_version": 1},
+                )
+            )
+            for r in batch
+        ]  # fmt: skip
+        await asyncio.gather(*sent)
+    finally:
+        await wire.close()
+
+
+def url(inst: Installation, protocol: str, role: str = "pusat", unit: str = "pusat") -> str:
+    amqp = inst.url_for(role, unit)
+    return stream_url(amqp, inst.servers.stream_port) if protocol == "stream" else amqp
+
+
 async def read(url: str, start: str | int | datetime, **kw: Any) -> list[FeedMessage]:
     got: list[FeedMessage] = []
     kw = {"follow": False, "limit": None, "idle": 1.0} | kw
@@ -89,12 +120,12 @@ async def read(url: str, start: str | int | datetime, **kw: Any) -> list[FeedMes
 async def publish_two_batches(inst: Installation) -> Published:
     run = uuid.uuid4().hex[:8]
     early, late = records(run, range(25)), records(run, range(25, 50))
-    await publish(inst, early)
+    await publish(inst, early)  # over AMQP, as any publisher may
     # The broker finds a time by the chunks' timestamps, whole seconds on AMQP: the next whole second is after
     # every confirmed early message and, after the sleep, before every late one.
     between = datetime.fromtimestamp(math.floor(time.time()) + 1, UTC)
     await asyncio.sleep(between.timestamp() - time.time() + 0.3)
-    await publish(inst, late)
+    await publish_stream(inst, late)  # over the stream protocol, as the consolidator does
     everything = await read(inst.url_for("pusat", "pusat"), "first")
     offsets = {m.message_id: m.offset for m in everything if m.message_id}
     return Published(early, late, between, {r.message_id: offsets[r.message_id] for r in early + late})
@@ -131,16 +162,47 @@ def ours(rows: list[dict[str, Any]], wanted: list[str]) -> list[str]:
     return [r["message_id"] for r in rows if r["message_id"] in set(wanted)]
 
 
+@pytest.mark.parametrize("protocol", ["amqp", "stream"])
 async def test_a_replay_from_the_first_message_reads_all_in_order(
-    installation: Installation, published: Published
+    installation: Installation, published: Published, protocol: str
 ) -> None:
-    got = await read(installation.url_for("pusat", "pusat"), "first")
+    got = await read(url(installation, protocol), "first")
     mine = [m for m in got if m.message_id in set(published.ids)]
     assert [m.message_id for m in mine] == published.ids
     assert [m.offset for m in got] == sorted({m.offset for m in got})  # in order, each once
-    first = CentralRecordChanged.model_validate_json(mine[0].body)
-    assert first == published.early[0]
-    assert mine[0].timestamp is not None
+    assert [m.offset for m in mine] == [published.offsets[i] for i in published.ids]
+    # what went in over either protocol comes out the same over either
+    assert [
+        CentralRecordChanged.model_validate_json(m.body) for m in mine
+    ] == published.early + published.late
+    assert all(
+        m.timestamp is not None and abs(m.timestamp - datetime.now(UTC)).total_seconds() < 600 for m in mine
+    )
+
+
+async def test_both_protocols_read_the_same_messages_at_the_same_offsets(
+    installation: Installation, published: Published
+) -> None:
+    start = min(published.offsets.values())
+    amqp = await read(url(installation, "amqp"), start)
+    stream = await read(url(installation, "stream"), start)
+    assert len(amqp) >= len(published.ids)
+    assert [(m.offset, m.message_id, m.body) for m in amqp] == [
+        (m.offset, m.message_id, m.body) for m in stream
+    ]
+    # AMQP carries whole seconds; the stream protocol the milliseconds: the same second
+    assert [m.timestamp for m in amqp] == [m.timestamp for m in stream]
+
+
+def test_the_command_line_reads_over_amqp_where_the_stream_port_refuses(
+    installation: Installation, published: Published
+) -> None:
+    closed = free_port()  # nothing listens there
+    result = feed(installation, "--stream-port", str(closed), "--from", str(min(published.offsets.values())))
+    assert result.returncode == 0, result.stderr
+    assert ours(lines(result.stdout), published.ids) == published.ids
+    assert f"127.0.0.1:{closed}: no stream protocol there" in result.stderr
+    assert "reading over AMQP 0-9-1 instead" in result.stderr
 
 
 def test_a_saved_offset_resumes_without_repeating_or_losing(
@@ -190,16 +252,17 @@ def test_a_replay_from_before_the_stream_began_reads_everything_and_says_so(
     assert not any(nik in result.stderr for nik in niks)  # ... and never says them
 
 
+@pytest.mark.parametrize("protocol", ["amqp", "stream"])
 async def test_a_record_larger_than_a_frame_arrives_whole(
-    installation: Installation, published: Published
+    installation: Installation, published: Published, protocol: str
 ) -> None:
     (record,) = records(uuid.uuid4().hex[:8], range(1))
     big = record.model_copy(update={"person": record.person | {"notes": "catatan " * 60_000}})  # ~480 KB
     await publish(installation, [big])
-    got = await read(installation.url_for("pusat", "pusat"), max(published.offsets.values()) + 1)
+    got = await read(url(installation, protocol), max(published.offsets.values()) + 1)
     mine = [m for m in got if m.message_id == big.message_id]
     assert len(mine) == 1
-    assert len(mine[0].body) > 3 * 131_072  # the broker's largest frame: the body came in four
+    assert len(mine[0].body) > 3 * 131_072  # the broker's largest AMQP frame: there the body came in four
     assert CentralRecordChanged.model_validate_json(mine[0].body) == big
 
 
@@ -233,8 +296,21 @@ async def test_following_reads_new_messages_until_stopped_and_saves_the_offset(
 async def test_a_upt_user_may_not_read_the_feed(installation: Installation, published: Published) -> None:
     with pytest.raises(aiormq.exceptions.ChannelAccessRefused, match="ACCESS_REFUSED"):
         await read(installation.url_for("upt", UPT), "first")
+    with pytest.raises(StreamError, match="access refused: only centre users may read the feed") as refused:
+        await read(url(installation, "stream", "upt", UPT), "first")
+    assert refused.value.code == 16
     upt = creds.find(installation.credentials, "upt", UPT)
     result = feed(installation, "--user", upt.username, f"--password={upt.password}")
     assert result.returncode == 1
-    assert "ACCESS_REFUSED" in result.stderr
+    assert "access refused" in result.stderr
     assert result.stdout == ""
+
+
+async def test_only_the_consolidator_may_publish_to_the_feed(installation: Installation) -> None:
+    for role, unit in (("pusat", "pusat"), ("upt", UPT), ("service", "registry")):
+        wire = await StreamWire.connect(url(installation, "stream", role, unit))
+        try:
+            with pytest.raises(StreamError, match="access refused"):
+                await wire.declare_publisher()
+        finally:
+            await wire.close()

@@ -73,3 +73,15 @@ def test_prometheus_scrapes_every_services_metrics_port_in_its_own_profile() -> 
         assert env["HEALTH_HOST"] == "0.0.0.0"  # noqa: S104 (reachable by Prometheus in the compose network)
         published = [p for p in services[name].get("ports", []) if p.endswith(f":{env['HEALTH_PORT']}")]
         assert published == []  # and nowhere else
+
+
+def test_the_broker_speaks_the_stream_protocol_for_the_central_feed_on_loopback_only() -> None:
+    broker = COMPOSE["services"]["rabbitmq"]
+    mount = next(v for v in broker["volumes"] if v.endswith(":/etc/rabbitmq/enabled_plugins:ro"))
+    plugins = (PROJECT_ROOT / mount.split(":")[0]).read_text()
+    assert re.fullmatch(r"\[([a-z_]+,)*[a-z_]+\]\.\n", plugins)  # an Erlang list, as the broker reads it
+    assert {"rabbitmq_stream", "rabbitmq_management"} <= set(plugins.strip("[].\n").split(","))
+    assert "127.0.0.1:5552:5552" in broker["ports"]
+    assert "FEED_STREAM_PORT" not in COMPOSE["services"]["consolidator"].get(
+        "environment", {}
+    )  # default 5552
