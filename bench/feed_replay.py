@@ -279,12 +279,15 @@ def main() -> None:
     if not args.no_record:
         harness.record("central feed replay", figures, [
             f"{args.messages:,} `CentralRecordChanged` messages (~{figures['body_bytes_mean']:,} bytes each) "
-            "published as the consolidator to the stream `central.records` of an isolated vhost, then replayed "
-            "from the first message by the centre user in the bench's process (one asyncio loop, one "
-            "connection). `replay_records_per_s`: `read_feed` with a callback that only checks the offsets; "
-            "`cli_records_per_s`: the command line's path (JSON lines to /dev/null, offset file saved per "
-            "batch). `replay_client_cpu_share` and `broker_cpu_share`: CPU seconds per second of the plain "
-            "replay, of the reader and of the broker's OS process (near 1.0: that side is the limit).",
+            f"published as the consolidator publishes the feed ({args.publish}: over the stream protocol a relay "
+            "batch of 500 per frame, which the broker stores as a few large chunks) to the stream "
+            "`central.records` of an isolated vhost, then replayed from the first message by the centre user in "
+            "the bench's process (one asyncio loop, one connection), first over AMQP 0-9-1 (the baseline, "
+            "`amqp_*`), then over the stream protocol. `replay_records_per_s`: `read_feed` over the stream "
+            "protocol with a callback that only checks the offsets; `cli_records_per_s`: the command line's path "
+            "(JSON lines to /dev/null, offset file saved per batch). `*_cpu_us_per_message` and "
+            "`*_cpu_share`: CPU per message and per second of the replay, of the reader and of the broker's OS "
+            "process (a share near 1.0: that side is the limit).",
         ], info)  # fmt: skip
     harness.finish(figures)
 

@@ -8,7 +8,8 @@ snapshot with planted transfers, releases, admissions and overstayers (receipts 
 once every part is staged at the consolidator the centre commands the run of D, and its report is compared
 with the report the truth predicts (sim/centre.py). Day D+1 (about 1 % changed, one UPT's snapshot halved)
 follows the same way. Then the central feed is replayed from its first message (stream protocol), and 50
-clients look persons up by NIK through the centre's API. A plain COPY and upsert of D's accepted rows is measured for comparison.
+clients look persons up by NIK through the centre's API. A plain COPY and upsert of D's accepted rows is
+measured for comparison.
 """
 
 from __future__ import annotations
