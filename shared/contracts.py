@@ -679,6 +679,13 @@ class RunLineReported(Message):
         "previous, admissions, releases, transfers_in, transfers_out, in_transit, dual_custody, overstaying, "
         "notices, without_ektp."
     )
+    breakdowns: dict[str, dict[str, int]] = Field(
+        default_factory=dict,
+        description="The report's lists counted: overstaying_by_register, notice_10_by_register and "
+        "notice_3_by_register (register -> detainees), without_ektp_by_reason (no_nik, nik_not_in_population, "
+        "no_print_ready_capture -> inmates) and without_ektp_by_nik_kabkota (the NIK's kab/kota code, '-' without a "
+        "NIK -> inmates). Only non-zero counts.",
+    )
 
 
 class AlertChanged(Message):

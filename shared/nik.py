@@ -123,6 +123,16 @@ def load_regions() -> Regions:
     )
 
 
+@cache
+def regency_names() -> dict[str, str]:
+    """Kab/kota code -> name: today's regencies, and the retired ones under their last name."""
+    names: dict[str, str] = {}
+    for name in ("wilayah_kabkota_historis.csv", "wilayah_kabkota.csv"):  # today's names win
+        text = resources.files("shared.data").joinpath(name).read_text(encoding="utf-8")
+        names |= {row["kode"]: row["nama"] for row in csv.DictReader(text.splitlines())}
+    return names
+
+
 def normalise(raw: str) -> str:
     """Strip the spaces, dots and dashes people type inside a NIK."""
     return raw.translate(_SEPARATORS)

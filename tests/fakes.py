@@ -481,6 +481,13 @@ class FakeMonitorStore:
     async def run(self, run_id: str) -> dict[str, Any] | None:
         return self.runs.get(run_id)
 
+    async def finished_runs_since(self, since: date) -> list[dict[str, Any]]:
+        last: dict[date, dict[str, Any]] = {}
+        for r in sorted(self.runs.values(), key=lambda r: (r["updated_at"], r["run_id"])):
+            if r["state"] == "finished" and r["day"] >= since:
+                last[r["day"]] = r
+        return [last[d] for d in sorted(last)]
+
     async def run_lines(self, scope: Scope, run_id: str) -> list[dict[str, Any]]:
         assert self.units is not None
         out = []
@@ -496,8 +503,9 @@ class FakeMonitorStore:
             kanwil = next(k.name for k in self.units.kanwil if k.kanwil_id == unit.kanwil_id)
             out.append(
                 dataclasses.asdict(line)
-                | {"name": unit.name, "kanwil_id": unit.kanwil_id, "kanwil_name": kanwil}
-            )
+                | {"name": unit.name, "kanwil_id": unit.kanwil_id, "kanwil_name": kanwil,
+                   "kabkota_code": unit.kabkota_code, "kabkota_name": unit.kabkota_name}
+            )  # fmt: skip
         return sorted(out, key=lambda r: (r["kanwil_id"], r["upt_id"]))
 
     async def pipeline_captures(self, scope: Scope, since: datetime) -> list[CaptureTimes]:

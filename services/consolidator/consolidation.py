@@ -43,6 +43,19 @@ CROSS JOIN LATERAL unnest(w.inmate_ids, w.person_ids, w.reasons) WITH ORDINALITY
 JOIN persons p ON p.person_id = x.person_id
 WHERE w.run_id = $1 ORDER BY w.upt_id, x.n
 """
+# A run's lists counted per UPT: overstayers and expiry notices by register, the work list by reason and by
+# the kab/kota of the NIK (its first four digits: a region code, no person).
+BREAKDOWNS = """
+SELECT upt_id, kind || '_by_register' AS breakdown, detail->>'register' AS key, count(*)::int AS n
+FROM run_items WHERE run_id = $1 AND kind IN ('overstaying', 'notice_10', 'notice_3') GROUP BY 1, 2, 3
+UNION ALL
+SELECT w.upt_id, 'without_ektp_by_reason', x.reason, count(*)::int
+FROM run_worklists w CROSS JOIN LATERAL unnest(w.reasons) AS x(reason) WHERE w.run_id = $1 GROUP BY 1, 2, 3
+UNION ALL
+SELECT w.upt_id, 'without_ektp_by_nik_kabkota', coalesce(left(p.nik, 4), '-'), count(*)::int
+FROM run_worklists w CROSS JOIN LATERAL unnest(w.person_ids) AS x(person_id)
+JOIN persons p ON p.person_id = x.person_id WHERE w.run_id = $1 GROUP BY 1, 2, 3
+"""
 _PARAM = re.compile(r"\$(\d+)")
 # The steps' parameters, typed where they are used (a bare `$2` in a UNION has no type to infer).
 _TYPES = {1: "text", 2: "date", 3: "float8", 4: "int", 5: "text[]"}
@@ -109,6 +122,7 @@ class ConsolidationStore(Protocol):
     async def load_report(self, run_id: str) -> RunReport | None: ...
     async def load_lines(self, run_id: str) -> list[UptLine]: ...
     async def central_totals(self, run_id: str) -> list[tuple[str, int, int]]: ...
+    async def line_breakdowns(self, run_id: str) -> dict[str, dict[str, dict[str, int]]]: ...
     def exclusive(self, run_id: str) -> Any: ...
 
 
@@ -315,6 +329,14 @@ class PostgresConsolidationStore:
             lines=_lines(lines),
             items=[Item(r["kind"], r["upt_id"], r["inmate_id"], r["detail"]) for r in [*items, *worklist]],
         )
+
+    async def line_breakdowns(self, run_id: str) -> dict[str, dict[str, dict[str, int]]]:
+        """Per UPT, the report's lists counted by what a supervisor sorts them by: upt_id -> breakdown -> key
+        -> count (BREAKDOWNS)."""
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for r in await self.database.pool.fetch(BREAKDOWNS, run_id):
+            out.setdefault(r["upt_id"], {}).setdefault(r["breakdown"], {})[r["key"]] = r["n"]
+        return out
 
     async def load_lines(self, run_id: str) -> list[UptLine]:
         """A run's lines alone (its summary and totals), without the lists behind them."""

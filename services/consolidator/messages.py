@@ -85,7 +85,14 @@ def central_totals(
     ]
 
 
-def run_lines(run_id: str, day: date, lines: list[UptLine], *, now: datetime) -> list[db.Outgoing]:
+def run_lines(
+    run_id: str,
+    day: date,
+    lines: list[UptLine],
+    breakdowns: Mapping[str, Mapping[str, dict[str, int]]],
+    *,
+    now: datetime,
+) -> list[db.Outgoing]:
     """Each UPT's line of a finished run's report, for the monitor (which shows each login its own UPTs')."""
     return [
         db.Outgoing(
@@ -103,6 +110,7 @@ def run_lines(run_id: str, day: date, lines: list[UptLine], *, now: datetime) ->
                 snapshot=line.snapshot,
                 applied=line.applied,
                 figures=line.counts(),
+                breakdowns={k: dict(v) for k, v in breakdowns.get(line.upt_id, {}).items()},
             ),
         )
         for line in lines

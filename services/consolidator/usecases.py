@@ -222,7 +222,8 @@ class Consolidator:
             run.run_id, run.day, await self.runs.central_totals(run.run_id), upserted,
             version=int(now.timestamp() * 1000), now=now,
         )  # fmt: skip
-        return summary, [*totals, *messages.run_lines(run.run_id, run.day, lines, now=now)]
+        breakdowns = await self.runs.line_breakdowns(run.run_id)
+        return summary, [*totals, *messages.run_lines(run.run_id, run.day, lines, breakdowns, now=now)]
 
     def _announcer(self, summary: dict[str, object] | None, extra: list[db.Outgoing]) -> Announce:
         """What a step sends as it commits: its progress (or `finished`, with the summary), and `extra`."""

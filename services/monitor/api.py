@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shared.contracts import WIB
+from shared.nik import regency_names
 from shared.runtime import Clock
 
 from . import domain, messages
@@ -158,6 +159,18 @@ def routes(
         found = [runs.run_view(r) for r in await store.runs_of_day(_day(request))]
         return JSONResponse({"runs": found}, headers=SECURITY_HEADERS)
 
+    async def api_runs_trend(request: Request, account: Account, scope: domain.Scope) -> Response:
+        """The last finished run of each of the last `days` days (default 30), its figures in the login's scope."""
+        text = request.query_params.get("days", "30")
+        days = int(text) if text.isascii() and text.isdigit() and len(text) <= 3 else 0
+        if not 1 <= days <= runs.TREND_DAYS_MAX:
+            return JSONResponse({"error": "days_invalid"}, status_code=400, headers=SECURITY_HEADERS)
+        since = domain.today_wib(clock()) - timedelta(days=days - 1)
+        per_day = [
+            (r, await store.run_lines(scope, r["run_id"])) for r in await store.finished_runs_since(since)
+        ]
+        return JSONResponse({"days": runs.trend(per_day)}, headers=SECURITY_HEADERS)
+
     async def run_report(request: Request, scope: domain.Scope) -> tuple[Row, list[Row]] | None:
         run = await store.run(request.path_params["run_id"])
         return None if run is None else (run, await store.run_lines(scope, run["run_id"]))
@@ -169,6 +182,7 @@ def routes(
         run, lines = found
         view = runs.run_view(run) | {
             "totals": runs.totals(lines),
+            "breakdowns": runs.breakdowns(lines, regency_names()),
             "lines": [runs.line_view(line) for line in lines],
             # The centre's own summary of the whole run, as the consolidator reported it.
             "summary": run["summary"] if scope.role is domain.Role.PUSAT else None,
@@ -183,6 +197,18 @@ def routes(
         name = f"konsolidasi-{run['day']}-{run['run_id'][-8:]}.csv"
         return Response(
             runs.lines_csv([runs.line_view(line) for line in lines]),
+            media_type="text/csv; charset=utf-8",
+            headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+        )
+
+    async def run_breakdowns_csv(request: Request, account: Account, scope: domain.Scope) -> Response:
+        found = await run_report(request, scope)
+        if found is None:
+            return not_yours()
+        run, lines = found
+        name = f"konsolidasi-{run['day']}-{run['run_id'][-8:]}-rincian.csv"
+        return Response(
+            runs.breakdowns_csv(runs.breakdowns(lines, regency_names())),
             media_type="text/csv; charset=utf-8",
             headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
         )
@@ -230,8 +256,10 @@ def routes(
         Route("/api/pipeline", logged_in(api_pipeline, domain.Role.PUSAT, domain.Role.DUKCAPIL)),
         Route("/api/timeline", logged_in(api_timeline)),
         Route("/api/runs", logged_in(api_runs, *prisons)),
+        Route("/api/runs/trend", logged_in(api_runs_trend, *prisons)),
         Route("/api/runs/{run_id}", logged_in(api_run, *prisons)),
         Route("/runs/{run_id}.csv", logged_in(run_csv, *prisons)),
+        Route("/runs/{run_id}/breakdowns.csv", logged_in(run_breakdowns_csv, *prisons)),
         Route("/api/operations", logged_in(api_operations, *centre)),
         Route("/api/alerts", logged_in(api_alerts)),
         Route("/api/adjudications", logged_in(api_cases, *centre)),

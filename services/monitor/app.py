@@ -8,7 +8,7 @@ import logging
 from faststream import FastStream
 
 from shared import messaging, metrics
-from shared.runtime import Database, build_service_app, utcnow
+from shared.runtime import Clock, Database, build_service_app, utcnow
 from shared.units import load_units
 
 from . import handlers, web
@@ -32,6 +32,7 @@ def build_app(
     live_log: LiveLog | None = None,
     database: Database | None = None,
     hub: Hub | None = None,
+    clock: Clock = utcnow,
 ) -> FastStream:
     settings = settings or Settings()
     hub = hub or Hub()
@@ -41,11 +42,11 @@ def build_app(
         store = PostgresMonitorStore(database)
         unit_of_work = postgres_unit_of_work(database)
         live_log = PostgresLiveLog(database)
-    monitor = Monitor(unit_of_work, utcnow)
+    monitor = Monitor(unit_of_work, clock)
     broker.include_router(handlers.build_router(monitor, settings))
     feed = LiveFeed(live_log, hub)
-    probe = QueueProbe(settings.amqp_url, utcnow, interval=settings.queue_poll_seconds)
-    watch = AlertWatch(monitor, store, probe, settings, utcnow)
+    probe = QueueProbe(settings.amqp_url, clock, interval=settings.queue_poll_seconds)
+    watch = AlertWatch(monitor, store, probe, settings, clock)
     metrics.gauge_from(metrics.LIVE_CLIENTS, lambda: hub.clients)
 
     stopping = asyncio.Event()
@@ -58,7 +59,7 @@ def build_app(
         checks["database"] = database.ping
     server = web.WebServer(
         web.build_web(
-            store, hub, live_log, probe, monitor, settings, clock=utcnow, checks=checks, stopping=stopping
+            store, hub, live_log, probe, monitor, settings, clock=clock, checks=checks, stopping=stopping
         ),
         settings.web_host,
         settings.web_port,

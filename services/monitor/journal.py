@@ -262,10 +262,10 @@ class PostgresStores:
 
     async def save_run_line(self, line: LineSeen) -> None:
         await self.conn.execute(
-            "INSERT INTO run_lines (run_id, upt_id, sent, complete, lateness, snapshot, applied, figures) "
-            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (run_id, upt_id) DO NOTHING",
+            "INSERT INTO run_lines (run_id, upt_id, sent, complete, lateness, snapshot, applied, figures, breakdowns) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (run_id, upt_id) DO NOTHING",
             line.run_id, line.upt_id, line.sent, line.complete, line.lateness, line.snapshot, line.applied,
-            line.figures,
+            line.figures, line.breakdowns,
         )  # fmt: skip
 
     async def unit_row(self, upt_id: str, day: date) -> dict[str, Any] | None:

@@ -68,6 +68,9 @@ class MonitorStore(Protocol):
     async def dead_letter_reasons(self, since: datetime) -> dict[str, int]: ...
 
     async def run(self, run_id: str) -> dict[str, Any] | None: ...
+    async def finished_runs_since(self, since: date) -> list[dict[str, Any]]:
+        """The last finished run of each day from `since` on."""
+
     async def run_lines(self, scope: Scope, run_id: str) -> list[dict[str, Any]]:
         """The report lines of the UPTs the scope sees, with the UPT's name and Kanwil."""
 
@@ -287,6 +290,14 @@ class PostgresMonitorStore:
         )
         return [dict(r) for r in rows]
 
+    async def finished_runs_since(self, since: date) -> list[dict[str, Any]]:
+        rows = await self.database.pool.fetch(
+            "SELECT DISTINCT ON (day) * FROM runs WHERE state = 'finished' AND day >= $1 "
+            "ORDER BY day, updated_at DESC, run_id DESC",
+            since,
+        )
+        return [dict(r) for r in rows]
+
     async def run(self, run_id: str) -> dict[str, Any] | None:
         row = await self.database.pool.fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id)
         return None if row is None else dict(row)
@@ -297,7 +308,8 @@ class PostgresMonitorStore:
             return []
         kanwil, only = seen
         rows = await self.database.pool.fetch(
-            "SELECT l.*, u.name, u.kanwil_id, u.kanwil_name FROM run_lines l JOIN units u USING (upt_id) "
+            "SELECT l.*, u.name, u.kanwil_id, u.kanwil_name, u.kabkota_code, u.kabkota_name "
+            "FROM run_lines l JOIN units u USING (upt_id) "
             "WHERE l.run_id = $1 AND ($2::text IS NULL OR u.kanwil_id = $2) AND ($3::text IS NULL OR l.upt_id = $3) "
             "ORDER BY u.kanwil_id, l.upt_id",
             run_id,

@@ -154,6 +154,11 @@ async def test_a_day_then_transfers_departures_releases_and_a_held_snapshot(cent
     assert await centre.items(first, "overstaying") == [(A, "A-1")]
     # What the monitor is told per UPT the run applied: in custody now, of them flagged by dedup.
     assert await centre.consolidator.runs.central_totals(first) == [(A, 10, 0), (B, 5, 0)]
+    # ... and the lists behind a line, counted.
+    counted = (await centre.consolidator.runs.line_breakdowns(first))[A]
+    assert counted["overstaying_by_register"] == {"A I": 1}
+    assert counted["without_ektp_by_reason"] == {"no_nik": 1}  # the others' NIKs are in the population record
+    assert counted["without_ektp_by_nik_kabkota"] == {"-": 1}
     assert await centre.database.pool.fetchval("SELECT count(*) FROM persons") == 15
 
     # Next day: A-2 went to B (new id there, same NIK), A-3 left and appears nowhere.
@@ -274,6 +279,13 @@ async def test_overstaying_and_notices_agree_with_the_reference_rule_across_both
     assert all(expected.values())  # the sample reaches every kind
     for kind, ids in expected.items():
         assert {i for _, i in await centre.items(run_id, kind)} == ids, kind
+    counted = (await centre.consolidator.runs.line_breakdowns(run_id))[A]
+    register = {r["inmate_id"]: r["register"] for r in records}
+    for kind, ids in expected.items():
+        by_register: dict[str, int] = {}
+        for i in ids:
+            by_register[register[i]] = by_register.get(register[i], 0) + 1
+        assert counted[f"{kind}_by_register"] == by_register, kind
 
 
 async def test_a_transfer_stays_one_transfer_when_the_old_upt_keeps_listing_it_as_transferred_out(

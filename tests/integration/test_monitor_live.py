@@ -197,6 +197,7 @@ async def test_a_run_overtaken_by_its_own_events_keeps_the_furthest_and_its_line
                     snapshot=1,
                     applied="applied",
                     figures={"accepted": 1},
+                    breakdowns={"overstaying_by_register": {"A I": 2}},
                 )
             )
         run = await store.run("run-1")
@@ -211,6 +212,10 @@ async def test_a_run_overtaken_by_its_own_events_keeps_the_furthest_and_its_line
         jabar = await store.run_lines(scope_of_login("kanwil-32"), "run-1")
         assert [line["upt_id"] for line in jabar] == ["upt-3273-1", "upt-3273-2"]
         assert jabar[0]["figures"]["accepted"] == 1  # (every figure kept, absent ones as 0)
+        assert jabar[0]["breakdowns"] == {"overstaying_by_register": {"A I": 2}}
+        assert (jabar[0]["kabkota_code"], jabar[0]["kabkota_name"]) == ("3273", "Kota Bandung")
+        assert [r["run_id"] for r in await store.finished_runs_since(DAY)] == ["run-1"]
+        assert await store.finished_runs_since(DAY + timedelta(days=1)) == []
         assert len(await store.run_lines(scope_of_login("pusat"), "run-1")) == 3
         assert await store.run_lines(scope_of_login("dukcapil-3273"), "run-1") == []
         events = [e.payload["state"] for e in await PostgresLiveLog(database).since(0, 10) if e.kind == "run"]

@@ -103,6 +103,9 @@ class FakeRuns:
     async def central_totals(self, run_id: str) -> list[tuple[str, int, int]]:
         return []
 
+    async def line_breakdowns(self, run_id: str) -> dict[str, dict[str, dict[str, int]]]:
+        return {}
+
     @asynccontextmanager
     async def exclusive(self, run_id: str) -> AsyncIterator[bool]:
         yield False

@@ -42,6 +42,7 @@ SETTINGS = Settings(amqp_url="amqp://svc-monitor:secret@localhost:5672/simpul", 
 UNITS = load_units(PROJECT_ROOT / "deploy" / "units")
 DAY = date(2026, 11, 20)
 NOW = datetime(2026, 11, 20, 5, tzinfo=UTC)
+MORNING = datetime(2026, 11, 20, 1, tzinfo=UTC)  # 08:00 WIB
 
 
 def test_scopes_follow_the_login() -> None:
@@ -115,7 +116,15 @@ def status_event(upt: str, accepted: int, n: int = 1) -> SubmissionProcessed:
 
 
 def monitor_app(store: FakeMonitorStore, hub: Hub | None = None) -> Any:
-    return build_app(SETTINGS, store=store, unit_of_work=store.unit_of_work(), live_log=store, hub=hub)
+    # The day's morning, before any UPT's deadline: no alert of the wall clock's hour joins the events tested.
+    return build_app(
+        SETTINGS,
+        store=store,
+        unit_of_work=store.unit_of_work(),
+        live_log=store,
+        hub=hub,
+        clock=lambda: MORNING,
+    )
 
 
 async def next_event(sub: Subscription) -> LiveEvent:
@@ -492,9 +501,16 @@ def line_event(upt: str, accepted: int) -> RunLineReported:
         "inmates": accepted,
         "overstaying": 1,
     }
+    figures["without_ektp"] = 3
+    breakdowns = {
+        "overstaying_by_register": {"A II": 1},
+        "without_ektp_by_reason": {"no_nik": 1, "nik_not_in_population": 2},
+        "without_ektp_by_nik_kabkota": {"-": 1, "3273": 2},
+        "something_else": {"x": 5},  # not a breakdown the monitor knows: not kept
+    }
     return RunLineReported(
         message_id=f"line-{upt}", produced_at=NOW, run_id="run-1", day=DAY, upt_id=upt, sent=True, complete=True,
-        lateness="on_time", snapshot=1, applied="applied", figures=figures,
+        lateness="on_time", snapshot=1, applied="applied", figures=figures, breakdowns=breakdowns,
     )  # fmt: skip
 
 
@@ -521,10 +537,55 @@ async def test_a_run_is_followed_live_and_its_report_lines_are_shown_within_each
     assert csv_lines[0].startswith("upt_id,name,kanwil_id")
     assert [line.split(",")[0] for line in csv_lines[1:]] == ["upt-3273-1", "upt-3273-2"]
     assert (await client.get("/api/runs/run-unknown")).status_code == 403
+    counted = report["breakdowns"]  # the lists behind the Kanwil's two lines, counted
+    assert counted["overstaying_by_register"] == [{"key": "A II", "label": "A II", "count": 2}]
+    assert counted["without_ektp_by_reason"] == [
+        {"key": "nik_not_in_population", "label": "nik_not_in_population", "count": 4},
+        {"key": "no_nik", "label": "no_nik", "count": 2},
+    ]
+    assert counted["without_ektp_by_nik_kabkota"] == [
+        {"key": "3273", "label": "Kota Bandung", "count": 4}, {"key": "-", "label": "-", "count": 2},
+    ]  # fmt: skip
+    assert counted["without_ektp_by_upt_kabkota"] == [{"key": "3273", "label": "Kota Bandung", "count": 6}]
+    assert "something_else" not in counted
+    rows = (await client.get("/runs/run-1/breakdowns.csv")).text.splitlines()
+    assert rows[0] == "breakdown,key,label,count"
+    assert "overstaying_by_register,A II,A II,2" in rows
+    assert "without_ektp_by_upt_kabkota,3273,Kota Bandung,6" in rows
+    assert (await client.get("/runs/run-unknown/breakdowns.csv")).status_code == 403
     await client.post("/logout", headers=ORIGIN)
     await login(client, "pusat", "pw-pusat")
     report = (await client.get("/api/runs/run-1")).json()
     assert (report["totals"]["accepted"], report["summary"]) == (700, {"accepted": 700})
+    assert report["breakdowns"]["overstaying_by_register"][0]["count"] == 3
+
+
+async def test_the_run_trend_shows_each_days_last_finished_run_within_the_scope(
+    client: httpx.AsyncClient, store: FakeMonitorStore
+) -> None:
+    monitor = Monitor(store.unit_of_work(), lambda: NOW)
+    for n, (run_id, day, state) in enumerate(
+        [("old", DAY - timedelta(days=40), "finished"), ("d1", DAY - timedelta(days=1), "finished"),
+         ("d1-again", DAY - timedelta(days=1), "finished"), ("d0", DAY, "finished"), ("d0-late", DAY, "failed")]
+    ):  # fmt: skip
+        event = run_event(state, 5 if state == "finished" else 2, 10 + n)
+        await monitor.record_run(
+            event.model_copy(update={"run_id": run_id, "day": day, "message_id": run_id})
+        )
+        for upt, accepted in (("upt-3273-1", 100 + n), ("upt-1101-1", 1_000)):
+            line = line_event(upt, accepted)
+            await monitor.record_run_line(
+                line.model_copy(update={"run_id": run_id, "message_id": f"{run_id}-{upt}"})
+            )
+    await login(client, "kanwil-32", "pw-jabar")
+    days = (await client.get("/api/runs/trend")).json()["days"]
+    assert [(d["day"], d["run_id"], d["inmates"], d["upts_sent"]) for d in days] == [
+        ((DAY - timedelta(days=1)).isoformat(), "d1-again", 102, 1),  # the later of the day's two runs
+        (DAY.isoformat(), "d0", 103, 1),  # the failed run of the day is no figure
+    ]
+    assert len((await client.get("/api/runs/trend", params={"days": "60"})).json()["days"]) == 3
+    for bad in ("0", "367", "-1", "abc", "9" * 50):
+        assert (await client.get("/api/runs/trend", params={"days": bad})).status_code == 400
 
 
 def test_queues_and_services_are_judged_from_two_samples() -> None:
