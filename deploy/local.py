@@ -82,6 +82,11 @@ class Installation:
         instance = int(process.split("-", 1)[1]) if "-" in process else 1
         return self.health_base_port + 10 * (instance - 1) + SERVICES.index(service)
 
+    def metrics_targets(self) -> str:
+        """Every other process's /metrics, for the monitor's operations view (JSON, as METRICS_TARGETS)."""
+        others = [p for p in self.processes if service_of(p) != "monitor"]
+        return json.dumps({p: f"http://127.0.0.1:{self.health_port(p)}/metrics" for p in others})
+
     def ready_url(self, service: str) -> str:
         return f"http://127.0.0.1:{self.health_port(service)}/health/ready"
 
@@ -101,7 +106,7 @@ class Installation:
         if service == "consolidator":
             env["API_PORT"] = str(self.api_port)
         if service == "monitor":
-            env |= {"WEB_PORT": str(self.monitor_port), "HEALTH_PORT": "0"}
+            env |= {"WEB_PORT": str(self.monitor_port), "HEALTH_PORT": "0", "METRICS_TARGETS": self.metrics_targets()}
         else:
             env["HEALTH_PORT"] = str(self.health_port(process))
         return env

@@ -172,6 +172,9 @@ class Processes:
         self.ports.setdefault(name, free_port())
         port = str(self.ports[name])
         extra = {"WEB_PORT": port, "HEALTH_PORT": "0"} if service == "monitor" else {"HEALTH_PORT": port}
+        if service == "monitor":  # the /metrics of every other service started so far
+            others = {n: p for n, p in self.ports.items() if n in self.running and not n.startswith("monitor")}
+            extra["METRICS_TARGETS"] = json.dumps({n: f"http://127.0.0.1:{p}/metrics" for n, p in others.items()})
         if service == "consolidator":
             # Runs only when a test or a benchmark commands one; the lookup API on a port of its own.
             self.ports.setdefault(f"{name}-api", free_port())

@@ -24,6 +24,7 @@ from .domain import cases, pipeline, runs, views
 from .domain import live as live_rules
 from .journal import LiveLog
 from .probe import QueueProbe
+from .scrape import MetricsScraper
 from .store import Account, MonitorStore
 from .usecases import Monitor
 
@@ -58,6 +59,7 @@ def routes(
     *,
     clock: Clock,
     current: Who,
+    scraper: MetricsScraper | None = None,
 ) -> list[Route]:
     def _day(request: Request) -> date:
         try:
@@ -125,6 +127,9 @@ def routes(
                 ],
                 "dead_letters": [d | {"dead_at": d["dead_at"].isoformat()} for d in letters],
                 "dead_letter_reasons_today": await store.dead_letter_reasons(since),
+                # each service's own figures from its /metrics (since it started), where targets are set
+                "metrics": [dataclasses.asdict(f) for f in scraper.figures] if scraper else [],
+                "metrics_at": _iso(scraper.scraped_at) if scraper else None,
             },
             headers=SECURITY_HEADERS,
         )

@@ -18,6 +18,7 @@ from .hub import Hub
 from .journal import LiveLog, PostgresLiveLog, UnitOfWork, postgres_unit_of_work
 from .live import LiveFeed
 from .probe import QueueProbe
+from .scrape import MetricsScraper
 from .store import MonitorStore, PostgresMonitorStore
 from .usecases import Monitor
 
@@ -47,6 +48,7 @@ def build_app(
     feed = LiveFeed(live_log, hub)
     probe = QueueProbe(settings.amqp_url, clock, interval=settings.queue_poll_seconds)
     watch = AlertWatch(monitor, store, probe, settings, clock)
+    scraper = MetricsScraper(settings.metrics_targets, clock, interval=settings.queue_poll_seconds)
     metrics.gauge_from(metrics.LIVE_CLIENTS, lambda: hub.clients)
 
     stopping = asyncio.Event()
@@ -59,7 +61,16 @@ def build_app(
         checks["database"] = database.ping
     server = web.WebServer(
         web.build_web(
-            store, hub, live_log, probe, monitor, settings, clock=clock, checks=checks, stopping=stopping
+            store,
+            hub,
+            live_log,
+            probe,
+            monitor,
+            settings,
+            clock=clock,
+            checks=checks,
+            stopping=stopping,
+            scraper=scraper,
         ),
         settings.web_host,
         settings.web_port,
@@ -72,6 +83,7 @@ def build_app(
         await feed.start()
         probe.start()
         watch.start()
+        scraper.start()
         await server.start()
         log.info("monitor web listening", extra={"url": f"http://{settings.web_host}:{server.port}/"})
 
@@ -80,6 +92,7 @@ def build_app(
         await feed.stop()
         await probe.stop()
         await watch.stop()
+        await scraper.stop()
 
     return build_service_app(
         service="monitor",

@@ -29,6 +29,11 @@ class Settings(ServiceSettings):
         gt=0,
         description="A service is quiet when work waits for it and it said nothing this long.",
     )
+    metrics_targets: dict[str, str] = Field(
+        default_factory=dict,
+        description='Each service\'s Prometheus endpoint, e.g. {"registry": "http://127.0.0.1:8081/metrics"} '
+        "(JSON in METRICS_TARGETS): the operations view shows their key figures. Empty: none shown.",
+    )
     alert_seconds: float = Field(
         default=30.0, gt=0, description="How often the alerts' conditions are checked."
     )

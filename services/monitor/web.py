@@ -29,6 +29,7 @@ from .journal import LiveLog
 from .live import stream as live_stream
 from .logins import Logins, token_hash
 from .probe import QueueProbe
+from .scrape import MetricsScraper
 from .store import Account, MonitorStore
 from .usecases import Monitor
 
@@ -92,6 +93,7 @@ def build_web(
     clock: Clock,
     checks: Mapping[str, Check],
     stopping: asyncio.Event,
+    scraper: MetricsScraper | None = None,
 ) -> Starlette:
     logins = Logins(store, LoginPolicy(max_failures=settings.login_max_failures), settings.session_hours)
 
@@ -188,7 +190,9 @@ def build_web(
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),
-            *api.routes(store, live_log, probe, monitor, settings, clock=clock, current=current),
+            *api.routes(
+                store, live_log, probe, monitor, settings, clock=clock, current=current, scraper=scraper
+            ),
             Route("/events", events),
             Route("/health/ready", ready),
             Route("/health/live", alive),

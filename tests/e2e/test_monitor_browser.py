@@ -285,6 +285,21 @@ async def test_a_run_and_its_report_appear_for_the_centre_and_a_kanwil_its_own_u
         assert sorted(shown) == expected
         csv = await (await page.request.get(f"{suite.monitor_url}/runs/{run_id}.csv")).text()
         assert sorted(line.split(",")[0] for line in csv.splitlines()[1:]) == expected
+        # The work list counted by reason and by the UPTs' kab/kota adds up to the run's without-e-KTP figure.
+        report = await (await page.request.get(f"{suite.monitor_url}/api/runs/{run_id}")).json()
+        without = report["totals"]["without_ektp"]
+        for table in ("without_ektp_by_reason", "without_ektp_by_upt_kabkota"):
+            counts = await page.locator(f"#bd-{table} tbody td.num").all_inner_texts()
+            assert sum(int(c.replace(".", "")) for c in counts) == without, table
+        assert sum(r["count"] for r in report["breakdowns"]["without_ektp_by_nik_kabkota"]) == without
+        await expect(page.locator("#view-runs[data-trend]")).to_have_count(1)
+        assert await page.evaluate(
+            "['chart-run-trend', 'chart-run-moves'].every((id) => Boolean(Chart.getChart(id)))"
+        )
+        rows = (
+            await (await page.request.get(f"{suite.monitor_url}/runs/{run_id}/breakdowns.csv")).text()
+        ).splitlines()
+        assert rows[0] == "breakdown,key,label,count"
         assert all(url.startswith(suite.monitor_url) for url in requests)
         await shot(page, f"runs-{login_unit}")
 
@@ -310,6 +325,15 @@ async def test_the_centre_sees_services_queues_and_a_dead_letter_with_its_reason
         await expect(sdp.nth(3)).not_to_have_text("0", timeout=20_000)  # the registry consumes it
         letter = page.locator("#dead-letters tbody tr", has_text=f"sdp.{LIVE_UPT}.submission").first
         await expect(letter).to_contain_text("MESSAGE_NOT_JSON")
+        # Each service's own figures, scraped from its /metrics: every one answers.
+        for service in ("registry", "dedup", "consolidator"):
+            await expect(page.locator(f"#metrics tr[data-service='{service}'] td")).to_have_count(10)
+        ops = await (await page.request.get(f"{suite.monitor_url}/api/operations")).json()
+        assert {m["service"]: m["up"] for m in ops["metrics"]} == {
+            "registry": True,
+            "dedup": True,
+            "consolidator": True,
+        }
         await shot(page, "operations-pusat")
         kanwil, _ = await login(browser, suite, "kanwil-32")
         await expect(kanwil.locator("#tab-ops")).to_be_hidden()

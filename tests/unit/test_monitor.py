@@ -13,11 +13,13 @@ from services.monitor import live as live_stream
 from services.monitor.app import build_app
 from services.monitor.config import Settings
 from services.monitor.domain import alerts, cases, live, operations, pipeline, status
+from services.monitor.domain import metrics as metrics_domain
 from services.monitor.domain import runs as domain_runs
 from services.monitor.domain.access import LoginPolicy, decide_login_gate, decide_same_origin
 from services.monitor.domain.live import LiveEvent
 from services.monitor.hub import Hub, Subscription
 from services.monitor.probe import QueueProbe
+from services.monitor.scrape import MetricsScraper
 from services.monitor.store import Account, DeadLetterSeen
 from services.monitor.usecases import Monitor
 from shared import messaging
@@ -184,11 +186,17 @@ def probe() -> QueueProbe:
 
 
 @pytest.fixture
-async def client(store: FakeMonitorStore, probe: QueueProbe):  # type: ignore[no-untyped-def]
+def scraper() -> MetricsScraper:
+    return MetricsScraper({}, lambda: NOW)  # never started: a test sets its figures
+
+
+@pytest.fixture
+async def client(store: FakeMonitorStore, probe: QueueProbe, scraper: MetricsScraper):  # type: ignore[no-untyped-def]
     monitor = Monitor(store.unit_of_work(), lambda: NOW)
     app = web.build_web(
-        store, Hub(), store, probe, monitor, SETTINGS, clock=lambda: NOW, checks={}, stopping=asyncio.Event()
-    )
+        store, Hub(), store, probe, monitor, SETTINGS, clock=lambda: NOW, checks={}, stopping=asyncio.Event(),
+        scraper=scraper,
+    )  # fmt: skip
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://monitor") as c:
         yield c
 
@@ -783,3 +791,19 @@ async def test_the_desk_sends_the_operators_decision_and_shows_the_outcome_dedup
     shown = (await client.get("/api/adjudications")).json()["cases"][0]
     assert (shown["requested"], shown["decision"], shown["operator"]) == ("duplicate", "duplicate", "pusat")
     assert [e.payload["state"] for e in store.log if e.kind == "case"] == ["opened", "decided"]
+
+
+async def test_the_operations_view_carries_the_figures_for_the_centre_only(
+    client: httpx.AsyncClient, scraper: MetricsScraper
+) -> None:
+    from tests.unit.test_monitor_metrics import exposition
+
+    scraper.figures, scraper.scraped_at = [metrics_domain.summarise("dedup", exposition())], NOW
+    await login(client, "pusat", "pw-pusat")
+    ops = (await client.get("/api/operations")).json()
+    assert ops["metrics"][0]["service"] == "dedup"
+    assert ops["metrics"][0]["gallery_size"] == 1_000_000
+    assert ops["metrics_at"] == NOW.isoformat()
+    await client.post("/logout", headers=ORIGIN)
+    await login(client, "kanwil-32", "pw-jabar")
+    assert (await client.get("/api/operations")).status_code == 403

@@ -33,6 +33,21 @@
         cell((q.growth > 0 ? "+" : "") + fmt.format(q.growth), "num"),
         cell(STATE[q.state] || q.state, "state " + (q.state === "ok" ? "ok" : "bad"))];
     });
+    document.getElementById("metrics-at").textContent = ops.metrics_at ? `(${time(ops.metrics_at)})` : "";
+    const seconds = (s) => (s === null ? "–" : s < 1 ? `≤ ${fmt.format(s * 1000)} ms` : `≤ ${fmt.format(s)} s`);
+    rows("#metrics", ops.metrics, (m, tr) => {
+      tr.dataset.service = m.service;
+      if (!m.up) {
+        const td = cell(`${t("tidak menjawab", "not answering")}: ${m.error || ""}`, "bad");
+        td.colSpan = 9;
+        return [cell(m.service), td];
+      }
+      return [cell(m.service), cell(fmt.format(m.consumed), "num"), cell(fmt.format(m.refused), "num"),
+        cell(fmt.format(m.retried), "num"), cell(fmt.format(m.dead_lettered), "num" + (m.dead_lettered ? " bad" : "")),
+        cell(fmt.format(m.published), "num"), cell(seconds(m.processing_p50_s), "num"),
+        cell(seconds(m.processing_p95_s), "num"), cell(seconds(m.lag_p95_s), "num"),
+        cell(m.gallery_size === null ? "–" : fmt.format(m.gallery_size), "num")];
+    });
     const reasons = Object.entries(ops.dead_letter_reasons_today).map(([r, n]) => `${r} ${fmt.format(n)}`);
     document.getElementById("reasons").textContent = reasons.length ? `(${t("hari ini", "today")}: ${reasons.join(", ")})` : "";
     rows("#dead-letters", ops.dead_letters, (d) => [cell(time(d.dead_at), "time"), cell(d.reason),

@@ -10,8 +10,72 @@
     not_sent: t("Tidak kirim", "Not sent") };
   const LATENESS = { on_time: t("Tepat waktu", "On time"), after_10: t("Lewat 10:00", "After 10:00"),
     after_14: t("Lewat 14:00", "After 14:00") };
+  const REASON = { no_nik: t("Tanpa NIK", "No NIK"),
+    nik_not_in_population: t("NIK tidak ada di data kependudukan", "NIK not in the population record"),
+    no_print_ready_capture: t("Perekaman belum siap cetak", "No capture ready to print") };
+  const TOP = 15; // the largest kab/kota rows; the CSV has them all
   const runs = new Map();
   let shown = null;
+
+  function rows(list, label) {
+    return list.map((r) => {
+      const tr = document.createElement("tr");
+      tr.replaceChildren(cell(label(r)), cell(fmt.format(r.count), "num"));
+      return tr;
+    });
+  }
+
+  function empty(columns) {
+    const tr = document.createElement("tr");
+    const td = cell("–", "muted");
+    td.colSpan = columns;
+    tr.append(td);
+    return [tr];
+  }
+
+  function renderBreakdowns(b) {
+    const body = (id) => document.querySelector(`#bd-${id} tbody`);
+    const fill = (id, list, label) => body(id).replaceChildren(...(list.length ? rows(list, label) : empty(2)));
+    fill("overstaying_by_register", b.overstaying_by_register, (r) => r.label);
+    fill("without_ektp_by_reason", b.without_ektp_by_reason, (r) => REASON[r.key] || r.key);
+    fill("without_ektp_by_upt_kabkota", b.without_ektp_by_upt_kabkota.slice(0, TOP), (r) => `${r.label} (${r.key})`);
+    fill("without_ektp_by_nik_kabkota", b.without_ektp_by_nik_kabkota.slice(0, TOP),
+      (r) => (r.key === "-" ? t("Tanpa NIK", "No NIK") : `${r.label} (${r.key})`));
+    const registers = new Map();
+    for (const [n, list] of [[0, b.notice_10_by_register], [1, b.notice_3_by_register]]) {
+      for (const r of list) {
+        const counts = registers.get(r.key) || [0, 0];
+        counts[n] = r.count;
+        registers.set(r.key, counts);
+      }
+    }
+    const notices = [...registers.entries()].sort((x, y) => x[0].localeCompare(y[0])).map(([register, [ten, three]]) => {
+      const tr = document.createElement("tr");
+      tr.replaceChildren(cell(register), cell(fmt.format(ten), "num"), cell(fmt.format(three), "num"));
+      return tr;
+    });
+    body("notices_by_register").replaceChildren(...(notices.length ? notices : empty(3)));
+  }
+
+  async function trend() {
+    const response = await fetch("/api/runs/trend?days=30", { credentials: "same-origin" });
+    if (response.status !== 200) return;
+    const days = (await response.json()).days;
+    const labels = days.map((d) => d.day.slice(5));
+    const series = (key, label, color) => ({ label, data: days.map((d) => d[key]), borderColor: color,
+      backgroundColor: color, tension: 0.2 });
+    simpul.chart("chart-run-trend", "line", labels, [
+      series("overstaying", t("Melebihi masa tahanan", "Overstaying"), "#b42318"),
+      series("notices", t("Pemberitahuan", "Notices"), "#b54708"),
+      series("without_ektp", t("Tanpa e-KTP", "Without e-KTP"), "#175cd3"),
+    ], { plugins: { legend: { display: true } } });
+    simpul.chart("chart-run-moves", "bar", labels, [
+      series("admissions", t("Masuk", "Admissions"), "#12b76a"),
+      series("releases", t("Bebas", "Releases"), "#667085"),
+      series("transfers_out", t("Pindah", "Transfers"), "#7a5af8"),
+    ], { plugins: { legend: { display: true } } });
+    document.getElementById("view-runs").dataset.trend = String(days.length);
+  }
 
   function renderList() {
     const items = [...runs.values()].sort((a, b) => b.started_at.localeCompare(a.started_at)).map((run) => {
@@ -47,6 +111,8 @@
     document.getElementById("run-overstaying").textContent = fmt.format(t.overstaying);
     document.getElementById("run-without-ektp").textContent = fmt.format(t.without_ektp);
     document.getElementById("run-csv").href = `/runs/${encodeURIComponent(runId)}.csv`;
+    document.getElementById("run-breakdowns-csv").href = `/runs/${encodeURIComponent(runId)}/breakdowns.csv`;
+    renderBreakdowns(r.breakdowns);
     const rows = r.lines.map((l) => {
       const tr = document.createElement("tr");
       tr.dataset.runUnit = l.upt_id;
@@ -83,6 +149,8 @@
     if (run.state === "finished" && (shown === null || shown === run.run_id || runs.get(shown)?.day === run.day)) {
       report(run.run_id);
     }
+    if (run.state === "finished") trend();
   });
   load();
+  trend();
 })();
