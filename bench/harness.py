@@ -68,6 +68,13 @@ def memory_mb(pid: int | str = "self") -> dict[str, int]:
     return out
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User and system CPU time a process has spent so far."""
+    with open(f"/proc/{pid}/stat", encoding="utf-8") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 

@@ -1,23 +1,27 @@
-"""Live updates to many browsers across monitor instances: delay from a status event to each page, and loss.
+"""Live updates to many browsers across monitor instances during the national SDP day: delay, loss, cost.
 
-python -m bench.monitor_fanout [--clients 200] [--instances 2] [--events 2000] [--rate 100] [--reconnects 20]
-                               [--no-record]
+python -m bench.monitor_fanout [--clients 1000] [--instances 2] [--day 275600] [--reconnects 20] [--no-record]
+python -m bench.monitor_fanout --day 0 [--events 2000] [--rate 100]      (synthetic status events instead)
 
-An isolated installation runs `--instances` monitor processes (consuming the same status queue, as behind one
-address); `--clients` SSE clients (the centre and the Kanwil logins, spread over the instances) read /events.
-The bench publishes `--events` SubmissionProcessed events at `--rate` per second as the registry would, each for
-another UPT in turn (a UPT's events are seconds apart), and `--reconnects` clients drop their connection half-way
-and reconnect with the last event id they got. Each event's delay: from its publication (its produced_at) to its
-arrival at a client. `lost`: events a client's login may see that never reached it (after the quiet tail);
-`doubled`: an event id a client got twice.
+An isolated installation runs `--instances` registry and monitor processes (the monitors consume the same status
+queue, as behind one address, and follow one live-event log); `--clients` SSE clients (the centre and the Kanwil
+logins, spread over the instances) read /events while the 526 UPTs publish the national day's `--day` inmates
+as themselves and the registry answers and reports every part (with `--day 0`: `--events` SubmissionProcessed
+events at `--rate` per second, published as the registry would, each for another UPT in turn). `--reconnects`
+clients drop their connection part-way and reconnect with the last event id they got.
+
+Accounting against the monitors' live-event log: each UPT row it appended is due to every client whose login
+may see it. Delay: from the append (the monitor took the event off the broker) to the client's receipt;
+`lost`: due and never received (after the quiet tail); `doubled`: an event id a client got twice. The monitors'
+resident memory and CPU, and the clients' CPU (one Python process: it must not be the limit).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -25,6 +29,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aio_pika
+import asyncpg
 import httpx
 
 from bench import harness
@@ -43,12 +48,16 @@ class Client:
     cookie: str
     scope: str  # "pusat" or a Kanwil id
     after: int
-    arrivals: dict[tuple[str, str], float] = field(default_factory=dict)  # (upt, produced_at) -> arrival
+    arrivals: dict[int, float] = field(default_factory=dict)  # live event id -> first arrival
     ids: list[int] = field(default_factory=list)
     last: int = 0
     reconnected: bool = False
+    broken: int = 0  # streams that broke (not ended by the server or by the bench)
 
-    async def read(self, until: asyncio.Event, *, drop_at: float | None = None) -> None:
+    async def read(self, *, drop_at: float | None = None) -> None:
+        """One connection's stream until the server ends it, `drop_at` passes, or the task is cancelled. The
+        client is cheap on purpose (plain reads, the chunked framing and the SSE frames parsed in place): a
+        thousand of them share one Python process, which must not be what the figures measure."""
         host = urlsplit(self.base_url)
         reader, writer = await asyncio.open_connection(host.hostname, host.port)
         resume = f"Last-Event-ID: {self.last}\r\n" if self.last else ""
@@ -59,43 +68,60 @@ class Client:
         head = await reader.readuntil(b"\r\n\r\n")
         if not head.startswith(b"HTTP/1.1 200"):
             raise RuntimeError(f"/events answered {head[:40]!r}")
-        buffer = b""
+        raw, events = bytearray(), bytearray()  # the chunked body as read; the SSE text it carries
         try:
-            while not until.is_set():
-                if drop_at is not None and time.time() >= drop_at:
+            while True:
+                data = await reader.read(65_536)
+                if not data:
                     return
-                try:
-                    size_line = await asyncio.wait_for(reader.readline(), 0.5)  # chunked transfer encoding
-                except TimeoutError:
-                    continue
-                size = int(size_line.strip() or b"0", 16)
-                if size == 0:
+                now = time.time()
+                raw += data
+                while True:  # chunked transfer encoding: <hex size>\r\n<data>\r\n
+                    line_end = raw.find(b"\r\n")
+                    if line_end < 0:
+                        break
+                    size = int(raw[:line_end] or b"0", 16)
+                    if size == 0:
+                        return
+                    if len(raw) < line_end + 2 + size + 2:
+                        break
+                    events += raw[line_end + 2 : line_end + 2 + size]
+                    del raw[: line_end + 2 + size + 2]
+                while (cut := events.find(b"\n\n")) >= 0:
+                    self.take(bytes(events[:cut]), now)
+                    del events[: cut + 2]
+                if drop_at is not None and now >= drop_at:
                     return
-                buffer += await reader.readexactly(size + 2)
-                buffer = buffer[:-2] if buffer.endswith(b"\r\n") else buffer
-                while b"\n\n" in buffer:
-                    frame, buffer = buffer.split(b"\n\n", 1)
-                    self.take(frame.decode(), time.time())
         finally:
             writer.close()
 
-    async def follow(self, until: asyncio.Event, drop_at: float | None) -> None:
-        while not until.is_set():
-            await self.read(until, drop_at=drop_at)
+    async def follow(self, drop_at: float | None) -> None:
+        """Reads until cancelled, reconnecting (with its last id) whenever a stream ends or breaks."""
+        while True:
+            try:
+                await self.read(drop_at=drop_at)
+            except (OSError, asyncio.IncompleteReadError):
+                self.broken += 1
+                await asyncio.sleep(0.5)
             if drop_at is not None:
                 self.reconnected, drop_at = True, None  # once: then it reconnects with its last id
 
-    def take(self, frame: str, now: float) -> None:
-        fields = dict(line.split(": ", 1) for line in frame.splitlines() if ": " in line and line[0] != ":")
-        if "id" not in fields or fields.get("event") != "unit":
-            if "id" in fields:
-                self.last = max(self.last, int(fields["id"]))
+    def take(self, frame: bytes, now: float) -> None:
+        event_id = kind = data = None
+        for line in frame.split(b"\n"):
+            if line.startswith(b"id: "):
+                event_id = int(line[4:])
+            elif line.startswith(b"event: "):
+                kind = line[7:]
+            elif line.startswith(b"data: "):
+                data = line[6:]
+        if event_id is None:
             return
-        event_id = int(fields["id"])
-        self.ids.append(event_id)
         self.last = max(self.last, event_id)
-        row = json.loads(fields["data"])["row"]
-        self.arrivals.setdefault((row["upt_id"], row["last_submission_at"]), now)
+        if kind != b"unit" or data is None:
+            return
+        self.ids.append(event_id)
+        self.arrivals.setdefault(event_id, now)
 
 
 def status_event(upt: str, n: int, day: date, produced_at: datetime) -> SubmissionProcessed:
@@ -141,19 +167,76 @@ async def measure(
     harness.say(
         f"{len(clients)} SSE clients on {len(urls)} monitor instances; publishing {args.events} events"
     )
-    done = asyncio.Event()
-    half = time.time() + args.events / args.rate / 2
+    half = time.time() + (20.0 if args.day else args.events / args.rate / 2)  # a few clients drop then
     step = max(1, args.clients // max(1, args.reconnects))
     dropping = set(range(0, args.clients, step)[: args.reconnects])  # spread out, exactly that many
-    readers = [
-        asyncio.create_task(c.follow(done, half if i in dropping else None)) for i, c in enumerate(clients)
-    ]
+    readers = [asyncio.create_task(c.follow(half if i in dropping else None)) for i, c in enumerate(clients)]
     await asyncio.sleep(2)  # every client connected
 
+    monitors = [p.pid for name, p in processes.running.items() if name.startswith("monitor")]
+    cpu_before, bench_cpu_before, began_at = (
+        sum(map(harness.cpu_seconds, monitors)),
+        harness.cpu_seconds(),
+        time.time(),
+    )
+    if args.day:
+        sent = await publish_day(sandbox, units, args)
+    else:
+        sent = await publish_events(sandbox, units, args)
+    harness.say("waiting for the tail")
+    await asyncio.sleep(args.tail)
+    seconds = time.time() - began_at
+    monitor_cpu = sum(map(harness.cpu_seconds, monitors)) - cpu_before
+    bench_cpu = harness.cpu_seconds() - bench_cpu_before
+    rss = [harness.memory_mb(pid)["rss"] for pid in monitors]
+    for task in readers:
+        task.cancel()
+    await asyncio.gather(*readers, return_exceptions=True)
+    logged = await live_log(sandbox.database_url, after)
+    delays, lost, doubled = [], 0, 0
+    for c in clients:
+        doubled += len(c.ids) - len(set(c.ids))
+        for event_id, kanwil_id, appended in logged:
+            if c.scope != "pusat" and kanwil_id != c.scope:
+                continue
+            arrived = c.arrivals.get(event_id)
+            if arrived is None:
+                lost += 1
+            else:
+                delays.append(arrived - appended)
+    delays.sort()
+    quantile = statistics.quantiles(delays, n=100, method="inclusive") if len(delays) > 1 else [0.0] * 99
+    return {
+        "clients": len(clients), "instances": len(urls), "mode": "sdp_day" if args.day else "events",
+        "events": sent or len(logged), "live_events": len(logged), "seconds": round(seconds, 1),
+        "reconnected": sum(c.reconnected for c in clients), "deliveries": len(delays),
+        "p50_s": round(quantile[49], 3), "p99_s": round(quantile[98], 3),
+        "max_s": round(delays[-1], 3) if delays else None,
+        "lost": lost, "doubled": doubled, "broken_streams": sum(c.broken for c in clients),
+        "monitor_rss_mb": rss, "monitor_cpu_share": round(monitor_cpu / seconds, 2),
+        "clients_cpu_share": round(bench_cpu / seconds, 2),
+    }  # fmt: skip
+
+
+async def live_log(dsn: str, after: int) -> list[tuple[int, str | None, float]]:
+    """The UPT rows the monitors appended to their live log after `after`: (id, Kanwil, when appended)."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT id, kanwil_id, extract(epoch FROM at)::float8 AS at FROM monitor.live_events "
+            "WHERE id > $1 AND kind = 'unit' ORDER BY id",
+            after,
+        )
+    finally:
+        await conn.close()
+    return [(r["id"], r["kanwil_id"], r["at"]) for r in rows]
+
+
+async def publish_events(sandbox: Sandbox, units: Units, args: argparse.Namespace) -> int:
+    """SubmissionProcessed events at a steady rate, as the registry's user, each for another UPT in turn."""
     registry_url = sandbox.url_for("service", "registry")
     user = urlsplit(registry_url).username
     day = datetime.now(WIB).date()
-    sent: list[tuple[str, str, float]] = []
     connection = await aio_pika.connect(registry_url)
     try:
         channel = await connection.channel()
@@ -163,8 +246,7 @@ async def measure(
         for n in range(1, args.events + 1):
             due = began + (n - 1) / args.rate
             await asyncio.sleep(max(0.0, due - time.time()))
-            produced = datetime.now(UTC)
-            event = status_event(upts[n % len(upts)], n, day, produced)
+            event = status_event(upts[n % len(upts)], n, day, datetime.now(UTC))
             await events.publish(
                 aio_pika.Message(
                     event.model_dump_json().encode(), message_id=event.message_id, user_id=user,
@@ -172,53 +254,50 @@ async def measure(
                 ),
                 routing_key=event.ROUTING_KEY,
             )  # fmt: skip
-            sent.append((event.upt_id, produced.isoformat(), produced.timestamp()))
             if n % max(1, args.events // 5) == 0:
                 harness.say(f"  {n} events published")
     finally:
         await connection.close()
-    harness.say("waiting for the tail")
-    await asyncio.sleep(args.tail)
-    done.set()
-    await asyncio.gather(*readers, return_exceptions=True)
+    return int(args.events)
 
-    kanwil_of = {u.upt_id: u.kanwil_id for u in units.upts}
-    delays, lost, doubled = [], 0, 0
-    for c in clients:
-        doubled += len(c.ids) - len(set(c.ids))
-        for upt, produced_iso, produced_ts in sent:
-            if c.scope != "pusat" and kanwil_of[upt] != c.scope:
-                continue
-            arrived = c.arrivals.get((upt, produced_iso))
-            if arrived is None:
-                lost += 1
-            else:
-                delays.append(arrived - produced_ts)
-    delays.sort()
-    quantile = statistics.quantiles(delays, n=100, method="inclusive") if len(delays) > 1 else [0.0] * 99
-    return {
-        "clients": len(clients), "instances": len(urls), "events": len(sent), "rate": args.rate,
-        "reconnected": sum(c.reconnected for c in clients), "deliveries": len(delays),
-        "p50_s": round(quantile[49], 3), "p99_s": round(quantile[98], 3),
-        "max_s": round(delays[-1], 3) if delays else None,
-        "lost": lost, "doubled": doubled,
-    }  # fmt: skip
+
+async def publish_day(sandbox: Sandbox, units: Units, args: argparse.Namespace) -> int:
+    """Every UPT publishes its day's snapshot as itself (sim.day, in a process of its own: the clients' loop
+    here must not wait behind 526 publishers); the registry processes answer and report each part."""
+    harness.say(f"  {len(units.upts)} UPTs publish {args.day:,} inmates (python -m sim.day)")
+    day = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sim.day", "--units", str(sandbox.units_dir), "--credentials",
+        str(sandbox.credentials_path), "--amqp-url", sandbox.servers.amqp_url, "--vhost", sandbox.vhost,
+        "--total", str(args.day), "--seed", "7", "--snapshot", "1", cwd=PROJECT_ROOT,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await day.communicate()
+    summary = out.decode(errors="replace").strip().splitlines()[-1:]
+    harness.say(f"  {summary[0] if summary else ''}")
+    if day.returncode != 0:
+        raise RuntimeError(f"sim.day failed ({day.returncode}): {out.decode(errors='replace')[-2000:]}")
+    return 0  # counted from the live-event log
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--clients", type=int, default=200)
+    parser.add_argument("--clients", type=int, default=1_000)
     parser.add_argument("--instances", type=int, default=2)
-    parser.add_argument("--events", type=int, default=2_000)
+    parser.add_argument(
+        "--day", type=int, default=275_600,
+        help="inmates of the national SDP day the UPTs publish meanwhile (0: synthetic events instead)",
+    )  # fmt: skip
+    parser.add_argument("--events", type=int, default=2_000, help="without --day: events published")
     parser.add_argument("--rate", type=float, default=100.0, help="events published per second")
     parser.add_argument("--reconnects", type=int, default=20, help="clients that drop and resume half-way")
     parser.add_argument("--tail", type=float, default=5.0, help="seconds to wait for stragglers at the end")
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
     units = load_units(PROJECT_ROOT / "deploy" / "units")
-    with harness.installation(units, ("monitor",), label="fanout", instances=args.instances) as (
+    services = ("registry", "monitor") if args.day else ("monitor",)
+    with harness.installation(units, services, label="fanout", instances=args.instances) as (
         sandbox,
         processes,
     ):
@@ -234,7 +313,9 @@ def main() -> None:
                 "logins each; the events published as the registry's service user. `p50_s`/`p99_s`: from an "
                 "event's publication to its arrival at a client whose login may see it; `lost`: such arrivals "
                 f"that never came ({args.reconnects} clients reconnect half-way with Last-Event-ID); `doubled`: "
-                "an event a client got twice."
+                "an event a client got twice. `monitor_rss_mb`: each monitor process's resident memory at the end; "
+                "`monitor_cpu_share` and `clients_cpu_share`: CPU seconds per second of the run, of the monitor "
+                "processes together and of the bench's clients (near 1.0: that side is the limit)."
             ],
             info,
         )

@@ -318,10 +318,10 @@ class FakeMonitorStore:
         return 0
 
     @asynccontextmanager
-    async def listening(self, on_change: Callable[[], None]) -> AsyncIterator[None]:
+    async def listening(self, on_change: Callable[[], None]) -> AsyncIterator[FakeMonitorStore]:
         self.listeners.append(on_change)
         try:
-            yield
+            yield self  # the fake reads its log the same way for everyone
         finally:
             self.listeners.remove(on_change)
 

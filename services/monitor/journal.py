@@ -93,8 +93,13 @@ class LiveLog(Protocol):
 
     async def prune(self, keep_hours: float) -> int: ...
 
-    def listening(self, on_change: Callable[[], None]) -> AbstractAsyncContextManager[None]:
-        """While inside, `on_change` is called whenever events may have been logged."""
+    def listening(self, on_change: Callable[[], None]) -> AbstractAsyncContextManager[Follower]:
+        """While inside, `on_change` is called whenever events may have been logged; the follower reads them on
+        a connection of its own (the handlers' transactions may hold every pooled one)."""
+
+
+class Follower(Protocol):
+    async def since(self, after: int, limit: int) -> list[LiveEvent]: ...
 
 
 class PostgresStores:
@@ -321,23 +326,22 @@ class PostgresLiveLog:
         return row["oldest"], int(row["newest"] or 0)
 
     async def since(self, after: int, limit: int) -> list[LiveEvent]:
-        rows = await self.database.pool.fetch(
-            "SELECT id, kind, unit_id, kanwil_id, centre_only, payload FROM live_events WHERE id > $1 "
-            "ORDER BY id LIMIT $2",
-            after,
-            limit,
-        )
+        rows = await self.database.pool.fetch(SINCE, after, limit)
         return [_event(r) for r in rows]
 
     @asynccontextmanager
-    async def listening(self, on_change: Callable[[], None]) -> AsyncIterator[None]:
+    async def listening(self, on_change: Callable[[], None]) -> AsyncIterator[Follower]:
+        """The listening connection is the follower's too: under load the handlers' transactions (up to the
+        prefetch, each waiting its turn to log) hold the pool, and a follower queueing behind them held every
+        page's update back by seconds (bench/monitor_fanout.py during the national day)."""
+
         def notified(*_: object) -> None:
             on_change()
 
         async with self.database.pool.acquire() as conn:
             await conn.add_listener(LIVE_CHANNEL, notified)
             try:
-                yield
+                yield _ConnectionFollower(conn)
             finally:
                 if not conn.is_closed():
                     await conn.remove_listener(LIVE_CHANNEL, notified)
@@ -347,6 +351,18 @@ class PostgresLiveLog:
             "DELETE FROM live_events WHERE at < now() - make_interval(secs => $1)", keep_hours * 3600
         )
         return int(done.split()[-1])
+
+
+class _ConnectionFollower:
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+
+    async def since(self, after: int, limit: int) -> list[LiveEvent]:
+        rows = await self.conn.fetch(SINCE, after, limit)
+        return [_event(r) for r in rows]
+
+
+SINCE = "SELECT id, kind, unit_id, kanwil_id, centre_only, payload FROM live_events WHERE id > $1 ORDER BY id LIMIT $2"
 
 
 def _event(row: Any) -> LiveEvent:

@@ -13,7 +13,7 @@ from shared.tasks import Background
 from .domain.live import MAX_REPLAY, LiveEvent, decide_resume, visible
 from .domain.scope import Scope
 from .hub import Hub
-from .journal import LiveLog
+from .journal import Follower, LiveLog
 
 log = logging.getLogger("simpul.monitor.live")
 BATCH = 1_000
@@ -44,10 +44,11 @@ class LiveFeed:
     async def stop(self) -> None:
         await self._task.stop()
 
-    async def catch_up(self) -> int:
+    async def catch_up(self, follower: Follower | None = None) -> int:
         """Publish what the log holds after the last event published; how many."""
         done = 0
-        while batch := await self.log.since(self.last, BATCH):
+        reader = follower or self.log
+        while batch := await reader.since(self.last, BATCH):
             for event in batch:
                 self.hub.publish(event)
                 self.last = event.id
@@ -59,10 +60,10 @@ class LiveFeed:
     async def _follow(self) -> None:
         loop = asyncio.get_running_loop()
         pruned = loop.time()
-        async with self.log.listening(self.wake):
+        async with self.log.listening(self.wake) as follower:
             while True:
                 self._wake.clear()
-                await self.catch_up()
+                await self.catch_up(follower)
                 if loop.time() - pruned > 600:
                     await self.log.prune(self.keep_hours)
                     pruned = loop.time()
@@ -71,8 +72,20 @@ class LiveFeed:
                         await self._wake.wait()
 
 
+_FRAMES: dict[int, str] = {}  # the latest events' frames: an event goes to every page that may see it
+_FRAMES_KEPT = 4_096
+
+
 def frame(event: LiveEvent) -> str:
-    return f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data())}\n\n"
+    """The event as an SSE frame, written once per event, not once per page (ids are unique in the log)."""
+    text = _FRAMES.get(event.id) if event.id else None
+    if text is None:
+        text = f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data())}\n\n"
+        if event.id:
+            _FRAMES[event.id] = text
+            if len(_FRAMES) > _FRAMES_KEPT:
+                del _FRAMES[next(iter(_FRAMES))]  # the oldest
+    return text
 
 
 async def stream(
@@ -94,13 +107,22 @@ async def stream(
                     yield frame(event)
                 sent = event.id
         while not stopping.is_set() and not sub.dropped:
-            try:
-                event = await asyncio.wait_for(sub.queue.get(), timeout=heartbeat)
-            except TimeoutError:
-                yield ": heartbeat\n\n"
-                continue
-            if event.id > sent:  # the hub may repeat what the log replay already sent
-                sent = event.id
-                yield frame(event)
+            waiting: list[LiveEvent] = []
+            if sub.queue.empty():
+                try:
+                    async with asyncio.timeout(heartbeat):
+                        waiting.append(await sub.queue.get())
+                except TimeoutError:
+                    yield ": heartbeat\n\n"
+                    continue
+            while not sub.queue.empty():  # what waits goes out in one write, in order
+                waiting.append(sub.queue.get_nowait())
+            frames = []
+            for event in waiting:
+                if event.id > sent:  # the hub may repeat what the log replay already sent
+                    sent = event.id
+                    frames.append(frame(event))
+            if frames:
+                yield "".join(frames)
     finally:
         hub.unsubscribe(sub)
