@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run up down status provision test unit integration e2e lint typecheck importlint check docs browser assets clean
+.PHONY: run up down status provision test unit integration e2e lint typecheck importlint check docs browser assets clean clean-sandboxes
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -80,6 +80,9 @@ assets: $(ASSETS)/node_modules/.installed
 ## make docs: AsyncAPI documents of the four services and the error-code catalogue.
 docs: $(STAMP)
 	$(BIN)/python -m deploy.docs
+
+clean-sandboxes: $(STAMP)
+	$(BIN)/python -m deploy.strays
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache build *.egg-info $(ASSETS)/node_modules

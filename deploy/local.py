@@ -106,7 +106,11 @@ class Installation:
         if service == "consolidator":
             env["API_PORT"] = str(self.api_port)
         if service == "monitor":
-            env |= {"WEB_PORT": str(self.monitor_port), "HEALTH_PORT": "0", "METRICS_TARGETS": self.metrics_targets()}
+            env |= {
+                "WEB_PORT": str(self.monitor_port),
+                "HEALTH_PORT": "0",
+                "METRICS_TARGETS": self.metrics_targets(),
+            }
         else:
             env["HEALTH_PORT"] = str(self.health_port(process))
         return env

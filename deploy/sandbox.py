@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 import uuid
@@ -93,8 +94,14 @@ class Sandbox:
         return creds.gallery_key(self.credentials_path.parent)
 
 
+# Where a run in progress says so (its process id, by run id): deploy/strays.py leaves its sandbox alone.
+MARKERS = Path(tempfile.gettempdir()) / "simpul-sandboxes"
+
+
 def create_sandbox(servers: Servers, directory: Path, units: Units, *, label: str = "test") -> Sandbox:
     run = uuid.uuid4().hex[:8]
+    MARKERS.mkdir(exist_ok=True)
+    (MARKERS / run).write_text(f"{os.getpid()}\n")
     write_units(units, directory / "units")
     database_url = db.with_database(servers.database_url, f"simpul_{label.replace('-', '_')}_{run}")
     sandbox = Sandbox(
@@ -137,6 +144,7 @@ def remove_sandbox(sandbox: Sandbox) -> None:
     roles = [c.username for c in sandbox.credentials if c.role == "database"]
     roles += [dbroles.role_name(database, s) for s in creds.DATABASE_ROLE_SERVICES]
     asyncio.run(dbroles.drop_roles(sandbox.servers.database_url, roles))
+    (MARKERS / sandbox.vhost.rsplit("-", 1)[-1]).unlink(missing_ok=True)
 
 
 def free_port() -> int:
@@ -173,8 +181,12 @@ class Processes:
         port = str(self.ports[name])
         extra = {"WEB_PORT": port, "HEALTH_PORT": "0"} if service == "monitor" else {"HEALTH_PORT": port}
         if service == "monitor":  # the /metrics of every other service started so far
-            others = {n: p for n, p in self.ports.items() if n in self.running and not n.startswith("monitor")}
-            extra["METRICS_TARGETS"] = json.dumps({n: f"http://127.0.0.1:{p}/metrics" for n, p in others.items()})
+            others = {
+                n: p for n, p in self.ports.items() if n in self.running and not n.startswith("monitor")
+            }
+            extra["METRICS_TARGETS"] = json.dumps(
+                {n: f"http://127.0.0.1:{p}/metrics" for n, p in others.items()}
+            )
         if service == "consolidator":
             # Runs only when a test or a benchmark commands one; the lookup API on a port of its own.
             self.ports.setdefault(f"{name}-api", free_port())
