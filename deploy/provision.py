@@ -150,6 +150,28 @@ class Backend(Protocol):
     def import_definitions(self, defs: dict[str, Any]) -> None: ...
     def delete_vhost(self, vhost: str) -> None: ...
     def delete_users(self, usernames: Sequence[str]) -> None: ...
+    def handles(self) -> tuple[int, int] | None:
+        """(file handles the broker may use, queues it holds in all vhosts); None when it cannot tell."""
+
+
+# The RabbitMQ production guidance; the broker keeps about 90 % of the limit as file handles.
+OPEN_FILES_ADVISED = 65_536
+HANDLES_PER_QUEUE_MARGIN = 1.5  # room beside the queues: connections, segment files, the management stats
+
+
+def open_files_advice(handles: int, queues: int) -> str | None:
+    """What to tell the operator when the broker could not reopen its queues after a restart (RabbitMQ 3.10
+    on the default 1,024 open files logged "Recovering 2110 queues, available file handles: 927" and never
+    finished starting); None when the limit leaves room."""
+    if handles >= queues * HANDLES_PER_QUEUE_MARGIN and handles >= OPEN_FILES_ADVISED * 0.9 * 0.5:
+        return None
+    return (
+        f"broker: WARNING: RabbitMQ may use {handles:,} file handles and holds {queues:,} queues: after a "
+        f"restart it may never finish recovering them. Raise its open-files limit to {OPEN_FILES_ADVISED:,} "
+        "(the RabbitMQ production guidance): with systemd, `systemctl edit rabbitmq-server` and "
+        f"`[Service] LimitNOFILE={OPEN_FILES_ADVISED}`; started by hand, `ulimit -n {OPEN_FILES_ADVISED}` "
+        "first; in docker-compose.yml it is set (ulimits: nofile). Then restart the broker."
+    )
 
 
 class RabbitmqctlBackend:
@@ -174,6 +196,21 @@ class RabbitmqctlBackend:
 
     def delete_vhost(self, vhost: str) -> None:
         self._run("delete_vhost", vhost)
+
+    def handles(self) -> tuple[int, int] | None:
+        try:
+            status = subprocess.run(
+                [*self.command, "status", "--formatter", "json"], capture_output=True, text=True, timeout=60
+            )
+            queues = subprocess.run(
+                [*self.command, "eval", "length(rabbit_amqqueue:list())."], capture_output=True, text=True,
+                timeout=60,
+            )  # fmt: skip
+            return int(json.loads(status.stdout)["file_descriptors"]["total_limit"]), int(
+                queues.stdout.strip()
+            )
+        except (OSError, subprocess.SubprocessError, ValueError, KeyError, TypeError):
+            return None
 
     def delete_users(self, usernames: Sequence[str]) -> None:
         """One `eval` for all users: a `rabbitmqctl` call costs half a second, hundreds of them minutes."""
@@ -210,6 +247,19 @@ class HttpBackend:
     def delete_vhost(self, vhost: str) -> None:
         self._call("DELETE", f"/api/vhosts/{quote(vhost, safe='')}")
 
+    def handles(self) -> tuple[int, int] | None:
+        try:
+            nodes = self._get("/api/nodes")
+            overview = self._get("/api/overview")
+            return int(nodes[0]["fd_total"]), int(overview["object_totals"]["queues"])
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            return None
+
+    def _get(self, path: str) -> Any:
+        request = urllib.request.Request(self.api_url + path, headers=self.headers)  # noqa: S310
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return json.load(response)
+
     def delete_users(self, usernames: Sequence[str]) -> None:
         if usernames:
             self._call("POST", "/api/users/bulk-delete", {"users": list(usernames)})
@@ -236,6 +286,17 @@ async def _connect_with_retry(url: str, timeout: float) -> aio_pika.abc.Abstract
             if time.monotonic() > deadline:
                 raise
             await asyncio.sleep(0.3)
+
+
+def queue_kinds(units: Units, receipts_kind: Literal["quorum", "classic"] = "classic") -> dict[str, int]:
+    """How many queues of each type an installation holds: what the broker must reopen after a restart (each
+    quorum queue and stream keeps log files open; a classic queue its index and store)."""
+    senders = len(units.upts) + len(units.dukcapil)
+    kinds: dict[str, int] = {}
+    for spec in messaging.QUEUES:
+        kinds[spec.kind] = kinds.get(spec.kind, 0) + 1
+    kinds[receipts_kind] = kinds.get(receipts_kind, 0) + senders  # one receipts queue per sender
+    return kinds
 
 
 async def declare_topology(
@@ -295,7 +356,11 @@ async def provision(
     for kind in ("vhosts", "users", "permissions", "topic_permissions"):
         backend.import_definitions({kind: defs[kind]})
     queues = await declare_topology(admin_url, vhost, units, receipts_kind)
-    say(f"broker: topology declared ({len(messaging.EXCHANGE_TYPES)} exchanges, {queues} queues)")
+    kinds = ", ".join(f"{n} {kind}" for kind, n in sorted(queue_kinds(units, receipts_kind).items()))
+    say(f"broker: topology declared ({len(messaging.EXCHANGE_TYPES)} exchanges, {queues} queues: {kinds})")
+    found = None if quiet else backend.handles()  # (test sandboxes skip it: two more broker calls each)
+    if found is not None and (advice := open_files_advice(*found)) is not None:
+        print(advice, file=sys.stderr, flush=True)
     sample = (
         creds.find(credentials, "upt", units.upts[-1].upt_id)
         if units.upts

@@ -14,7 +14,8 @@ import pytest
 
 from deploy import strays
 from deploy.sandbox import MARKERS, Servers
-from shared import db
+from shared import db, messaging
+from tests.conftest import Installation
 
 pytestmark = pytest.mark.integration
 
@@ -97,3 +98,13 @@ async def names(servers: Servers) -> list[str]:
         return [r[0] for r in await conn.fetch("SELECT datname FROM pg_database")]
     finally:
         await conn.close()
+
+
+def test_the_broker_says_how_many_handles_it_has_and_queues_it_holds(installation: Installation) -> None:
+    from deploy.provision import RabbitmqctlBackend
+
+    found = RabbitmqctlBackend(installation.servers.rabbitmqctl).handles()
+    assert found is not None
+    handles, queues = found
+    assert handles > 100  # RabbitMQ keeps about 90 % of the process's open-files limit as handles
+    assert queues >= len(messaging.QUEUES)  # at least this session's installation's

@@ -128,3 +128,28 @@ def test_the_compose_consolidator_connects_as_the_role_its_provision_step_makes(
     # with_credentials swaps in the role's password from the credentials file; the others keep the admin's.
     assert compose["consolidator"]["command"][3] == "consolidator"
     assert urlsplit(compose["registry"]["environment"]["DATABASE_URL"]).username == "postgres"
+
+
+def test_an_open_files_limit_too_low_for_the_queues_is_told_with_what_to_change() -> None:
+    from deploy.provision import open_files_advice
+
+    advice = open_files_advice(927, 1_055)  # RabbitMQ's default 1,024 open files, one installation
+    assert advice is not None
+    assert "927 file handles" in advice
+    assert "1,055 queues" in advice
+    assert "LimitNOFILE=65536" in advice
+    assert "ulimit -n 65536" in advice
+    assert open_files_advice(927, 2) is not None  # far below the guidance, even with few queues
+    assert open_files_advice(58_982, 2_110) is None  # 65,536 open files
+    assert open_files_advice(40_000, 30_000) is not None  # not enough room beside that many queues
+
+
+def test_an_installation_counts_its_queues_by_type() -> None:
+    from deploy.provision import queue_kinds
+    from shared import messaging
+
+    units = load_units(PROJECT_ROOT / "deploy" / "units")
+    kinds = queue_kinds(units)
+    assert kinds["classic"] == len(units.upts) + len(units.dukcapil)  # a receipts queue per sender
+    assert kinds["stream"] == 1  # central.records
+    assert sum(kinds.values()) == len(messaging.QUEUES) + len(units.upts) + len(units.dukcapil)
