@@ -89,6 +89,7 @@ def plan_credentials(
 
     out = [cred("service", s, f"{namespace}svc-{s}") for s in SERVICES]
     out.append(cred("pusat", "pusat", f"{namespace}pusat"))
+    out.append(cred("operator", "pusat", f"{namespace}operator"))  # the centre's dead-letter tool
     out += [cred("upt", u.upt_id, f"{namespace}{u.upt_id}") for u in units.upts]
     out += [cred("dukcapil", d.unit_id, f"{namespace}{d.unit_id}") for d in units.dukcapil]
     out.append(cred("monitor", "pusat", "pusat"))
@@ -108,13 +109,20 @@ def definitions(vhost: str, admin_user: str, credentials: Sequence[Credential]) 
     ]
     topic_permissions: list[dict[str, Any]] = []
 
-    def add(c: Credential, write: str, read: str, topics: dict[str, str], max_connections: int) -> None:
+    def add(
+        c: Credential,
+        write: str,
+        read: str,
+        topics: dict[str, str],
+        max_connections: int,
+        tags: Sequence[str] = (),
+    ) -> None:
         users.append(
             {
                 "name": c.username,
                 "password_hash": rabbit_password_hash(c.password),
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
-                "tags": [],
+                "tags": list(tags),
                 "limits": {"max-connections": max_connections},
             }
         )
@@ -138,6 +146,11 @@ def definitions(vhost: str, admin_user: str, credentials: Sequence[Credential]) 
             add(c, "^ingest$", f"^receipts\\.{re.escape(c.unit_id)}$", {"ingest": f"^ektp\\.{kabkota}\\."}, 5)
         elif c.role == "pusat":
             add(c, "^commands$", "^central\\.records$", {"commands": r"^command\."}, 10)
+        elif c.role == "operator":
+            # deploy/deadletters.py: takes dead letters into its audited store and replays one where it came
+            # from, in its sender's name (the broker lets an impersonator set another user id, no one else)
+            replay = dict.fromkeys(("ingest", "events", "commands"), ".*")
+            add(c, "^(ingest|events|commands)$", "^dead\\.letters$", replay, 2, ["impersonator"])
     return {
         "vhosts": [{"name": vhost}],
         "users": users,
@@ -398,7 +411,7 @@ def deprovision(backend: Backend, vhost: str, credentials: Sequence[Credential])
     """Remove an installation's vhost and broker users (used by test runs to clean up after themselves)."""
     backend.delete_vhost(vhost)
     backend.delete_users(
-        [c.username for c in credentials if c.role in ("service", "upt", "dukcapil", "pusat")]
+        [c.username for c in credentials if c.role in ("service", "upt", "dukcapil", "pusat", "operator")]
     )
 
 
