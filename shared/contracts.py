@@ -7,7 +7,7 @@ import uuid
 from datetime import date, datetime, timedelta, timezone
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from shared.ektp import EktpStatus
 from shared.nik import Sex
@@ -15,6 +15,17 @@ from shared.nik import Sex
 WIB = timezone(timedelta(hours=7), "WIB")  # deadlines and "today" are Western Indonesia Time
 _ID_NAMESPACE = uuid.UUID("6f1d0a52-6a7e-4b55-9a59-2f0c3d2b1e11")
 UnitId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9-]*$")]
+
+
+def _written_out(value: Any) -> Any:
+    """A time or a date is written out (ISO 8601): a bare number is refused, never read as seconds since 1970."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise ValueError("a time or a date is written out (ISO 8601), not given as a number")
+    return value
+
+
+Instant = Annotated[datetime, BeforeValidator(_written_out)]
+Day = Annotated[date, BeforeValidator(_written_out)]
 
 
 def derive_message_id(*parts: object) -> str:
@@ -36,7 +47,7 @@ class Message(BaseModel):
         "message_id property.",
     )
     schema_version: int = Field(default=1, ge=1, description="Version of this message's schema.")
-    produced_at: datetime = Field(description="When the producer created the message (UTC).")
+    produced_at: Instant = Field(description="When the producer created the message (UTC).")
 
 
 # --- SDP: UPT inmate data -------------------------------------------------------------------------------
@@ -88,7 +99,7 @@ class DetentionExtension(BaseModel):
         min_length=1, max_length=200, description="Authority that granted it (e.g. Ketua PN)."
     )
     days: int = Field(ge=1, le=400, description="Days added.")
-    until: date = Field(description="New expiry date.")
+    until: Day = Field(description="New expiry date.")
     letter_number: str | None = Field(default=None, max_length=100)
 
 
@@ -114,20 +125,18 @@ class InmateRecord(BaseModel):
     aliases: list[Annotated[str, Field(max_length=200)]] = Field(default_factory=list, max_length=20)
     sex: Sex = Field(description="L = laki-laki, P = perempuan.")
     birth_place: str | None = Field(default=None, max_length=100)
-    birth_date: date
+    birth_date: Day
     mother_name: str | None = Field(default=None, max_length=200)
     nationality: str = Field(default="IDN", min_length=3, max_length=3, description="ISO 3166 alpha-3.")
     case: CaseInfo | None = None
-    detention_start: date | None = Field(
-        default=None, description="Start of the current detention (tahanan)."
-    )
-    detention_expiry: date | None = Field(default=None, description="When the current detention period ends.")
+    detention_start: Day | None = Field(default=None, description="Start of the current detention (tahanan).")
+    detention_expiry: Day | None = Field(default=None, description="When the current detention period ends.")
     extensions: list[DetentionExtension] = Field(default_factory=list, max_length=20)
     sentence_days: int | None = Field(default=None, ge=0, le=36_500, description="Null for tahanan.")
-    entry_date: date = Field(description="Date the inmate entered this UPT.")
-    expected_release: date | None = None
+    entry_date: Day = Field(description="Date the inmate entered this UPT.")
+    expected_release: Day | None = None
     custody_status: CustodyStatus = CustodyStatus.IN_CUSTODY
-    updated_at: datetime = Field(description="Last change of this record in the UPT's SDP.")
+    updated_at: Instant = Field(description="Last change of this record in the UPT's SDP.")
 
 
 def _inline_refs(schema: Any, defs: dict[str, Any]) -> Any:
@@ -152,8 +161,10 @@ class SdpSubmission(Message):
     ROUTING_KEY: ClassVar[str] = "sdp.{upt_id}.submission"
 
     upt_id: UnitId = Field(description="Must equal the sending UPT's broker user.")
-    as_of: date = Field(description="Snapshot date: the inmate population on that day.")
-    snapshot: int = Field(default=1, ge=1, description="Later snapshots for the same date supersede earlier.")
+    as_of: Day = Field(description="Snapshot date: the inmate population on that day.")
+    snapshot: int = Field(
+        default=1, ge=1, le=2_147_483_647, description="Later snapshots for the same date supersede earlier."
+    )
     part: int = Field(ge=1, description="Part number, 1..parts.")
     parts: int = Field(ge=1, le=10_000, description="Number of parts in this snapshot.")
     # Records are checked one by one so that one bad record does not sink its neighbours.
@@ -211,7 +222,7 @@ class SubmissionReceipt(Message):
     in_reply_to: str = Field(description="message_id of the submission this answers.")
     sender: str = Field(description="Unit id of the broker user that sent the submission.")
     upt_id: str | None = None
-    as_of: date | None = None
+    as_of: Day | None = None
     snapshot: int | None = None
     part: int | None = None
     parts: int | None = None
@@ -231,7 +242,7 @@ class SdpRecordsAccepted(Message):
 
     submission_id: str = Field(description="message_id of the submission.")
     upt_id: UnitId
-    as_of: date
+    as_of: Day
     snapshot: int
     part: int
     parts: int
@@ -303,7 +314,7 @@ class SdpRecordsChecked(Message):
 
     submission_id: str
     upt_id: UnitId
-    as_of: date
+    as_of: Day
     snapshot: int
     part: int
     parts: int
@@ -392,7 +403,7 @@ class Demographics(BaseModel):
 
     full_name: str = Field(min_length=1, max_length=200)
     birth_place: str = Field(min_length=1, max_length=100)
-    birth_date: date
+    birth_date: Day
     sex: Sex
     mother_name: str | None = Field(default=None, max_length=200)
     address: Address
@@ -414,7 +425,7 @@ class EnrolmentPacket(Message):
     nik: str = Field(max_length=32)
     demographics: Demographics
     biometrics: Biometrics
-    captured_at: datetime
+    captured_at: Instant
 
 
 class RegionalStatusReported(Message):
@@ -425,7 +436,7 @@ class RegionalStatusReported(Message):
     packet_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     kabkota: str = Field(pattern=r"^\d{4}$")
     status: Literal["BIO_CAPTURED", "PROCESSING", "SENT_FOR_ENROLLMENT"]
-    at: datetime
+    at: Instant
 
 
 class PrintEventReported(Message):
@@ -436,7 +447,7 @@ class PrintEventReported(Message):
     packet_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
     kabkota: str = Field(pattern=r"^\d{4}$")
     status: Literal["SENT_FOR_CARD_PRINTING", "CARD_PRINTED", "CARD_SHIPPED", "CARD_ISSUED"]
-    at: datetime
+    at: Instant
 
 
 class StatusMove(BaseModel):
@@ -446,7 +457,7 @@ class StatusMove(BaseModel):
 
     from_status: EktpStatus
     to_status: EktpStatus
-    at: datetime
+    at: Instant
     code: str | None = Field(default=None, description="Why, for failures and refusals (error catalogue).")
     reason_id: str | None = None
     reason_en: str | None = None
@@ -495,8 +506,8 @@ class EnrolmentAccepted(Message):
     nik: str
     demographics: Demographics
     biometrics: Biometrics
-    captured_at: datetime
-    received_at: datetime
+    captured_at: Instant
+    received_at: Instant
 
 
 class VerdictCandidate(BaseModel):
@@ -535,7 +546,7 @@ class EnrolmentVerdict(Message):
     gallery_size: int = Field(description="People searched.")
     duplicate_threshold: float = Field(description="Fused LLR at or above which a match was decided.")
     adjudicate_threshold: float = Field(description="Fused LLR at or above which a person decides.")
-    decided_at: datetime
+    decided_at: Instant
 
 
 class AdjudicationDecision(Message):
@@ -583,7 +594,7 @@ class AdjudicationCaseChanged(Message):
     nik_masked: str = Field(description="The capture's NIK, masked.")
     full_name: str | None = Field(default=None, description="The capture's demographics, for the operator.")
     sex: str | None = None
-    birth_date: date | None = None
+    birth_date: Day | None = None
     birth_place: str | None = None
     candidates: list[CaseCandidate] = Field(default_factory=list, description="Best first.")
     duplicate_threshold: float | None = None
@@ -604,7 +615,7 @@ class ConsolidationRunRequested(Message):
 
     ROUTING_KEY: ClassVar[str] = "command.consolidation.run"
 
-    day: date = Field(description="The day to consolidate (WIB); not in the future.")
+    day: Day = Field(description="The day to consolidate (WIB); not in the future.")
     requested_by: str = Field(min_length=1, max_length=100, description="The person running it (name or id).")
     reason: str = Field(min_length=1, max_length=500, description="Why, for the audit trail.")
     accept_shrunken: list[UnitId] = Field(
@@ -645,7 +656,7 @@ class ConsolidationRunReported(Message):
     ROUTING_KEY: ClassVar[str] = "consolidation.run.{state}"
 
     run_id: str = Field(description="Stable id of the run (the day and the command or schedule behind it).")
-    day: date | None = Field(description="The day consolidated; null when the command could not be read.")
+    day: Day | None = Field(description="The day consolidated; null when the command could not be read.")
     state: RunState
     trigger: Literal["command", "schedule"] = "command"
     requested_by: str | None = None
@@ -667,7 +678,7 @@ class RunLineReported(Message):
     ROUTING_KEY: ClassVar[str] = "consolidation.run.line_reported"
 
     run_id: str = Field(description="The run whose report this line is.")
-    day: date = Field(description="The day the run consolidated.")
+    day: Day = Field(description="The day the run consolidated.")
     upt_id: UnitId
     sent: bool = Field(description="The UPT sent a snapshot for the day.")
     complete: bool = Field(description="A snapshot of the day arrived whole.")
@@ -736,7 +747,7 @@ class SubmissionProcessed(Message):
 
     submission_id: str
     upt_id: str
-    as_of: date | None = Field(default=None, description="Null when the message could not be read at all.")
+    as_of: Day | None = Field(default=None, description="Null when the message could not be read at all.")
     snapshot: int | None = None
     part: int | None = None
     parts: int | None = None
@@ -766,7 +777,7 @@ class CentralInmatesUpdated(Message):
 
     submission_id: str
     upt_id: str
-    as_of: date
+    as_of: Day
     upserted: int
     version: int = Field(
         ge=1, description="Increases with every announcement; a lower version never overrides a higher one."

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 import aio_pika
+import asyncpg
 import pydantic
 from fast_depends.exceptions import ValidationError as DependsValidationError
 from faststream import AckPolicy, BaseMiddleware
@@ -273,6 +274,12 @@ def classify(exc: BaseException, body: bytes) -> tuple[Problem, str] | None:
         return problems.MESSAGE_NOT_JSON, str(exc)[:200]
     if isinstance(exc, RecursionError):  # JSON nested deeper than any message of ours
         return problems.MESSAGE_NOT_JSON, "nested too deeply"
+    if isinstance(exc, asyncpg.exceptions.DataError):
+        # SQLSTATE class 22 (and asyncpg's own refusal of an argument): the values themselves cannot be stored,
+        # a NUL in a text or an integer past the column's range. The same message fails the same way every
+        # time: answered now, not retried until the broker's delivery limit. (No value in the detail.)
+        state = getattr(exc, "sqlstate", None)
+        return problems.DATA_NOT_STORABLE, f"{type(exc).__name__}" + (f" (SQLSTATE {state})" if state else "")
     if isinstance(exc, DependsValidationError | pydantic.ValidationError):
         try:
             json.loads(body)

@@ -56,6 +56,13 @@ ROUTING_KEY_MISMATCH = Problem(
     "Routing key tidak sesuai dengan pengirim atau jenis pesan.",
     "The routing key does not match the sender or the message type.",
 )
+DATA_NOT_STORABLE = Problem(
+    "DATA_NOT_STORABLE",
+    "Isi pesan memuat nilai yang tidak dapat disimpan (misalnya karakter NUL atau angka di luar jangkauan); "
+    "mengirim ulang pesan yang sama akan selalu gagal.",
+    "The message holds a value that cannot be stored (such as a NUL character or a number out of range); "
+    "sending the same message again will always fail.",
+)
 DELIVERY_LIMIT = Problem(
     "DELIVERY_LIMIT",
     "Pesan gagal diproses berulang kali dan dipindahkan ke antrean pesan mati.",
@@ -71,5 +78,6 @@ MESSAGE_PROBLEMS = (
     SENDER_NOT_ALLOWED,
     SENDER_MISMATCH,
     ROUTING_KEY_MISMATCH,
+    DATA_NOT_STORABLE,
     DELIVERY_LIMIT,
 )

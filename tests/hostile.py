@@ -139,6 +139,17 @@ def corpus() -> list[Case]:
             "MESSAGE_SCHEMA",
         ),
         sdp_case("5,001 records", _sdp([{}] * 5_001), "receipt", "MESSAGE_SCHEMA"),
+        # values no database column holds, and times given as numbers: refused at once, never retried
+        sdp_case(
+            "snapshot past a 32-bit integer",
+            _sdp([inmate()]) | {"snapshot": 2**31},
+            "receipt",
+            "MESSAGE_SCHEMA",
+        ),
+        sdp_case(
+            "produced_at as a number", _sdp([inmate()]) | {"produced_at": 12345}, "receipt", "MESSAGE_SCHEMA"
+        ),
+        sdp_case("as_of as a number", _sdp([inmate()]) | {"as_of": 20261203}, "receipt", "MESSAGE_SCHEMA"),
         sdp_case(
             "no message_id in the body",
             {k: v for k, v in _sdp([inmate()]).items() if k != "message_id"},
@@ -186,6 +197,7 @@ def corpus() -> list[Case]:
         ),
         with_record("sentence_days is huge", inmate(sentence_days=10**30), "FIELD_INVALID"),
         with_record("birth date of 30 February", inmate(birth_date="1990-02-30"), "FIELD_INVALID"),
+        with_record("birth date as a number", inmate(birth_date=12345), "FIELD_INVALID"),
         with_record("an unknown register", inmate(register="Z IX"), "REGISTER_UNKNOWN"),
         with_record("a B register without a sentence", inmate(sentence_days=None), "REGISTER_NEEDS_SENTENCE"),
         with_record(

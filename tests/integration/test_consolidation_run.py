@@ -280,11 +280,11 @@ async def test_overstaying_and_notices_agree_with_the_reference_rule_across_both
     for kind, ids in expected.items():
         assert {i for _, i in await centre.items(run_id, kind)} == ids, kind
     counted = (await centre.consolidator.runs.line_breakdowns(run_id))[A]
-    register = {r["inmate_id"]: r["register"] for r in records}
+    register_of = {r["inmate_id"]: r["register"] for r in records}
     for kind, ids in expected.items():
         by_register: dict[str, int] = {}
-        for i in ids:
-            by_register[register[i]] = by_register.get(register[i], 0) + 1
+        for inmate_id in ids:
+            by_register[register_of[inmate_id]] = by_register.get(register_of[inmate_id], 0) + 1
         assert counted[f"{kind}_by_register"] == by_register, kind
 
 
