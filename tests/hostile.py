@@ -229,7 +229,8 @@ def corpus() -> list[Case]:
             "accepted",
         ),
         # --- senders that cannot be established
-        sdp_case("no user_id", _sdp([inmate()]), "dead", "USER_ID_MISSING", user_id=None),
+        # the routing key names the sender (only its user may publish with it): it is answered all the same
+        sdp_case("no user_id", _sdp([inmate()]), "receipt", "USER_ID_MISSING", user_id=None),
         # --- the broker itself refuses
         sdp_case("another UPT's routing key", _sdp([inmate()]), "broker", broker_error="ACCESS_REFUSED"),
         sdp_case(

@@ -340,20 +340,44 @@ def build_router(registry: Registry) -> RabbitRouter:
     return router
 
 
+def unit_of_routing_key(key: str) -> str | None:
+    """The unit a routing key on `ingest` names. The broker lets only that unit's user publish with it (topic
+    permissions), so it names the sender even when the message carries no user_id."""
+    parts = key.split(".")
+    if len(parts) != 3 or not parts[1]:
+        return None
+    if parts[0] == "sdp" and parts[1].startswith(UPT):
+        return parts[1]
+    if parts[0] == "ektp" and parts[1].isdigit():
+        return f"{DUKCAPIL}{parts[1]}"
+    return None
+
+
+def reply_id(raw_message_id: str | None, body: object, raw_body: bytes) -> str:
+    """What the answer is in reply to: the message id property, else the id the body names (what the sender
+    knows it by), else one derived from the body."""
+    if raw_message_id:
+        return raw_message_id
+    named = body.get("message_id") if isinstance(body, dict) else None
+    if isinstance(named, str) and 0 < len(named) <= 128 and named.isprintable():
+        return named
+    return derive_message_id("unnamed", raw_body)
+
+
 def build_answer(registry: Registry) -> messaging.Answer:
     """Answers a unit whose message could not even be read, so that it knows to resend."""
 
     async def answer(letter: DeadLetter) -> None:
         raw = letter.raw
-        unit = registry.settings.unit_of_user(raw.user_id or "")
         key = raw.routing_key or ""
+        unit = registry.settings.unit_of_user(raw.user_id or "") if raw.user_id else unit_of_routing_key(key)
         if unit is None:
             return
         try:
             body = json.loads(raw.body)
         except (ValueError, RecursionError):
             body = None
-        in_reply_to = raw.message_id or derive_message_id("unnamed", raw.body)
+        in_reply_to = reply_id(raw.message_id, body, raw.body)
         now = registry.clock()
         if unit.startswith(UPT) and key.startswith("sdp."):
             receipt, status = sdp.refusal(
