@@ -28,6 +28,12 @@ def test_the_routing_key_names_the_unit_only_its_user_may_publish_as(key: str, u
 def test_an_answer_replies_to_the_property_else_the_id_the_body_names_else_one_derived() -> None:
     assert reply_id("m-1", {"message_id": "m-body"}, b"{}") == "m-1"
     assert reply_id(None, {"message_id": "m-body"}, b"{}") == "m-body"  # what the sender knows it by
-    unusable: list[object] = [{"message_id": "x" * 129}, {"message_id": "a\x00b"}, {"message_id": 7}, [], None]
+    unusable: list[object] = [
+        {"message_id": "x" * 129},
+        {"message_id": "a\x00b"},
+        {"message_id": 7},
+        [],
+        None,
+    ]
     for body in unusable:
         assert reply_id(None, body, b"raw") == derive_message_id("unnamed", b"raw")
