@@ -29,7 +29,7 @@ from deploy import credentials as creds
 from shared.logging import mask_niks
 from shared.messaging import CENTRAL_RECORDS
 
-from .stream_wire import SCHEMES, StreamError, StreamWire, stream_url
+from .stream_wire import SCHEMES, Deliveries, StreamError, StreamWire, stream_url
 from .stream_wire import FeedMessage as FeedMessage  # where the readers of the feed find it
 
 Start = str | int | datetime  # "first" | "last" | "next", an offset, or a point in time
@@ -169,19 +169,12 @@ def _stream_offset(buf: bytearray, pos: int, end: int) -> int | None:
     return None
 
 
-class _Wire(asyncio.Protocol):
-    """One connection, one channel, one stream consumer. Deliveries queue up in `items` as (delivery tag,
-    message), in order; the reader takes what has arrived in one go, without an await per message."""
+class _Wire(Deliveries):
+    """One connection, one channel, one stream consumer over AMQP 0-9-1 (tags: the delivery tags)."""
 
     def __init__(self) -> None:
-        self.items: deque[tuple[int, FeedMessage]] = deque()
-        self.error: BaseException | None = None
+        super().__init__()
         self.replies: asyncio.Queue[Any] = asyncio.Queue()  # control frames, and the error that ends it
-        self.transport: asyncio.Transport | None = None
-        self.closed = asyncio.get_running_loop().create_future()
-        self.buffer = bytearray()
-        self.received = time.monotonic()
-        self._waiter: asyncio.Future[None] | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self._tag, self._size = 0, 0  # of the delivery being read
         self._pending: tuple[int, datetime | None, str | None] | None = None
@@ -244,25 +237,6 @@ class _Wire(asyncio.Protocol):
         """Acknowledges the delivery `tag` and every one before it: the stream's credit comes back."""
         self.send(spec.Basic.Ack(tag, multiple=True), 1)
 
-    async def wait(self, timeout: float | None) -> bool:
-        """False when nothing arrived within `timeout` seconds; raises once the connection failed."""
-        if not self.items and self.error is None:
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._waiter
-            except TimeoutError:
-                return False
-            finally:
-                self._waiter = None
-        if self.error is not None and not self.items:
-            raise self.error
-        return True
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
@@ -290,14 +264,6 @@ class _Wire(asyncio.Protocol):
                     await self.reply(spec.Connection.CloseOk)
         self.abort()
         await self.closed
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._heartbeat is not None:

@@ -218,10 +218,10 @@ def offset_specification(start: str | int | datetime) -> bytes:
     return _U16.pack(_OFFSET_TYPES[start])
 
 
-class StreamWire(asyncio.Protocol):
-    """One connection, one subscription to `central.records`. Like the AMQP reader in feed.py: deliveries
-    queue up in `items` as (tag, message) in offset order, and the reader takes what has arrived in one go.
-    The broker sends chunks against credit; credit goes back while fewer than `prefetch` messages wait."""
+class Deliveries(asyncio.Protocol):
+    """What the feed's two readers share (this module's and the AMQP 0-9-1 one in feed.py): one connection
+    whose deliveries queue up in `items` as (tag, message) in offset order; the reader takes what has arrived
+    in one go, without an await per message."""
 
     def __init__(self) -> None:
         self.items: deque[tuple[int, FeedMessage]] = deque()
@@ -230,6 +230,46 @@ class StreamWire(asyncio.Protocol):
         self.closed = asyncio.get_running_loop().create_future()
         self.buffer = bytearray()
         self.received = time.monotonic()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def _before_waiting(self) -> None:
+        """Called when the reader is about to wait for more (the stream reader gives credit back here)."""
+
+    async def wait(self, timeout: float | None) -> bool:
+        """False when nothing arrived within `timeout` seconds; raises once the connection failed."""
+        if not self.items and self.error is None:
+            self._before_waiting()
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._waiter
+            except TimeoutError:
+                return False
+            finally:
+                self._waiter = None
+        if self.error is not None and not self.items:
+            raise self.error
+        return True
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+
+class StreamWire(Deliveries):
+    """One connection over the stream protocol: a subscription to `central.records`, a publisher, or both. The
+    broker sends chunks against credit; credit goes back while fewer than `prefetch` messages wait."""
+
+    def __init__(self) -> None:
+        super().__init__()
         self.prefetch = 1_000
         self.chunks = 0  # chunks received: a message's tag is the number of its chunk
         self._outstanding = 0  # credit given and not yet used
@@ -237,7 +277,6 @@ class StreamWire(asyncio.Protocol):
         self._replies: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
         self._correlation = 0
         self._tuned: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        self._waiter: asyncio.Future[None] | None = None
         self._heartbeat: asyncio.TimerHandle | None = None
         self._second, self._time = -1, datetime.fromtimestamp(0, UTC)
         self.frame_max = 1_048_576
@@ -375,25 +414,8 @@ class StreamWire(asyncio.Protocol):
             self._send(_frame(0x09, bytes([0]) + _U16.pack(CREDIT - self._outstanding)))
             self._outstanding = CREDIT
 
-    async def wait(self, timeout: float | None) -> bool:
-        """False when nothing arrived within `timeout` seconds; raises once the connection failed."""
-        if not self.items and self.error is None:
-            self._top_up()
-            self._waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._waiter
-            except TimeoutError:
-                return False
-            finally:
-                self._waiter = None
-        if self.error is not None and not self.items:
-            raise self.error
-        return True
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+    def _before_waiting(self) -> None:
+        self._top_up()
 
     def _fail(self, error: BaseException) -> None:
         if self.error is None:
@@ -432,14 +454,6 @@ class StreamWire(asyncio.Protocol):
                 pass
         self.abort()
         await self.closed
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.abort()
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._heartbeat is not None:
