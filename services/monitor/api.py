@@ -194,29 +194,27 @@ def routes(
         }
         return JSONResponse(view, headers=SECURITY_HEADERS)
 
-    async def run_csv(request: Request, account: Account, scope: domain.Scope) -> Response:
-        found = await run_report(request, scope)
-        if found is None:
-            return not_yours()
-        run, lines = found
-        name = f"konsolidasi-{run['day']}-{run['run_id'][-8:]}.csv"
-        return Response(
-            runs.lines_csv([runs.line_view(line) for line in lines]),
-            media_type="text/csv; charset=utf-8",
-            headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
-        )
+    def report_csv(make: Callable[[list[Row]], str], suffix: str) -> Callable[..., Awaitable[Response]]:
+        """A run's report (or part of it) as a CSV download, within the login's scope."""
 
-    async def run_breakdowns_csv(request: Request, account: Account, scope: domain.Scope) -> Response:
-        found = await run_report(request, scope)
-        if found is None:
-            return not_yours()
-        run, lines = found
-        name = f"konsolidasi-{run['day']}-{run['run_id'][-8:]}-rincian.csv"
-        return Response(
-            runs.breakdowns_csv(runs.breakdowns(lines, regency_names())),
-            media_type="text/csv; charset=utf-8",
-            headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
-        )
+        async def download(request: Request, account: Account, scope: domain.Scope) -> Response:
+            found = await run_report(request, scope)
+            if found is None:
+                return not_yours()
+            run, lines = found
+            name = f"konsolidasi-{run['day']}-{run['run_id'][-8:]}{suffix}.csv"
+            return Response(
+                make(lines),
+                media_type="text/csv; charset=utf-8",
+                headers={**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="{name}"'},
+            )
+
+        return download
+
+    run_csv = report_csv(lambda lines: runs.lines_csv([runs.line_view(line) for line in lines]), "")
+    run_breakdowns_csv = report_csv(
+        lambda lines: runs.breakdowns_csv(runs.breakdowns(lines, regency_names())), "-rincian"
+    )
 
     async def api_unit(request: Request, account: Account, scope: domain.Scope) -> Response:
         upt_id = request.path_params["upt_id"]
