@@ -123,7 +123,8 @@ def definitions(vhost: str, admin_user: str, credentials: Sequence[Credential]) 
                 "password_hash": rabbit_password_hash(c.password),
                 "hashing_algorithm": "rabbit_password_hashing_sha256",
                 "tags": list(tags),
-                "limits": {"max-connections": max_connections},
+                # a regional client needs a channel or two per connection: a flood of either stops at the broker
+                "limits": {"max-connections": max_connections, "max-channels": 10 * max_connections},
             }
         )
         permissions.append(

@@ -85,3 +85,12 @@ def test_the_broker_speaks_the_stream_protocol_for_the_central_feed_on_loopback_
     assert "FEED_STREAM_PORT" not in COMPOSE["services"]["consolidator"].get(
         "environment", {}
     )  # default 5552
+
+
+def test_the_broker_refuses_messages_far_larger_than_the_largest_legitimate_one() -> None:
+    broker = COMPOSE["services"]["rabbitmq"]
+    mount = next(v for v in broker["volumes"] if v.endswith(".conf:ro"))
+    assert mount.split(":")[1].startswith("/etc/rabbitmq/conf.d/")
+    conf = (PROJECT_ROOT / mount.split(":")[0]).read_text()
+    size = int(re.search(r"^max_message_size = (\d+)$", conf, re.M).group(1))  # type: ignore[union-attr]
+    assert 8 * 2**20 <= size <= 64 * 2**20  # above a 5,000-record part, far below the broker's 128 MB default

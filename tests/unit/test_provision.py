@@ -153,3 +153,15 @@ def test_an_installation_counts_its_queues_by_type() -> None:
     assert kinds["classic"] == len(units.upts) + len(units.dukcapil)  # a receipts queue per sender
     assert kinds["stream"] == 1  # central.records
     assert sum(kinds.values()) == len(messaging.QUEUES) + len(units.upts) + len(units.dukcapil)
+
+
+def test_every_broker_user_has_connection_and_channel_limits() -> None:
+    units = load_units(PROJECT_ROOT / "deploy" / "units").subset({"upt-3273-1", "dukcapil-3273"})
+    plan = provision.plan_credentials(units, "", [])
+    users = {u["name"]: u for u in provision.definitions("simpul", "admin", plan)["users"]}
+    assert users["upt-3273-1"]["limits"] == {"max-connections": 5, "max-channels": 50}
+    assert users["dukcapil-3273"]["limits"] == {"max-connections": 5, "max-channels": 50}
+    assert users["svc-registry"]["limits"]["max-channels"] >= 100  # a consumer channel per subscriber
+    assert users["operator"]["tags"] == ["impersonator"]  # the dead-letter tool replays in a sender's name
+    assert all(u["limits"]["max-connections"] > 0 for u in users.values())
+    assert not any(u["tags"] for name, u in users.items() if name != "operator")
