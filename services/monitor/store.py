@@ -100,14 +100,16 @@ class MonitorStore(Protocol):
 
 ROWS_SQL = """
 WITH latest AS (
-    SELECT upt_id, max(snapshot) AS snapshot FROM submission_parts WHERE day = $1 GROUP BY upt_id
+    SELECT upt_id, max(snapshot) AS snapshot FROM submission_parts
+    WHERE day = $1 AND ($3::text IS NULL OR upt_id = $3) GROUP BY upt_id  -- one UPT's row: its parts alone
 ), parts AS (
     SELECT p.upt_id, max(p.parts) AS parts, count(*) AS parts_received, sum(p.received) AS received,
            sum(p.accepted) AS accepted, sum(p.rejected) AS rejected, sum(p.warnings) AS warnings,
            max(p.received_at) AS last_submission_at,
            (ARRAY['on_time', 'after_10', 'after_14'])[1 + max(CASE p.lateness WHEN 'after_14' THEN 2
                                                       WHEN 'after_10' THEN 1 ELSE 0 END)] AS lateness
-    FROM submission_parts p JOIN latest l USING (upt_id, snapshot) WHERE p.day = $1 GROUP BY p.upt_id
+    FROM submission_parts p JOIN latest l USING (upt_id, snapshot)
+    WHERE p.day = $1 AND ($3::text IS NULL OR p.upt_id = $3) GROUP BY p.upt_id
 )
 SELECT u.upt_id, u.name, u.kanwil_id, u.kanwil_name, p.parts, p.parts_received, p.received, p.accepted,
        p.rejected, p.warnings, p.last_submission_at, p.lateness, r.count AS refused_messages,
