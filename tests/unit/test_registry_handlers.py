@@ -116,12 +116,17 @@ async def test_a_body_of_the_wrong_shape_is_dead_lettered_with_the_failing_field
     assert "kemarin" not in detail
 
 
-async def test_a_message_without_user_id_is_dead_lettered_and_cannot_be_answered() -> None:
+async def test_a_message_without_user_id_is_dead_lettered_and_answered_to_the_unit_its_routing_key_names() -> (
+    None
+):
     store = FakeSubmissionStore()
+    body = submission([inmate()])
     async with in_memory(app(store)) as (broker, spies):
-        await send(broker, submission([inmate()]), user_id=None)
+        await send(broker, body, user_id=None)
     assert spies.dead_reasons() == ["USER_ID_MISSING"]
-    assert spies.receipts == []
+    assert [(r.routing_key, r.body["in_reply_to"], r.body["status"]) for r in spies.receipts] == [
+        (UPT, body["message_id"], "rejected")
+    ]  # only that unit's user may publish with its routing key: the broker vouches for it
     assert store.writes == {}
 
 
