@@ -124,7 +124,7 @@ async def test_a_message_without_user_id_is_dead_lettered_and_answered_to_the_un
     async with in_memory(app(store)) as (broker, spies):
         await send(broker, body, user_id=None)
     assert spies.dead_reasons() == ["USER_ID_MISSING"]
-    assert [(r.routing_key, r.body["in_reply_to"], r.body["status"]) for r in spies.receipts] == [
+    assert [(r.routing_key, r.json()["in_reply_to"], r.json()["status"]) for r in spies.receipts] == [
         (UPT, body["message_id"], "rejected")
     ]  # only that unit's user may publish with its routing key: the broker vouches for it
     assert store.writes == {}
