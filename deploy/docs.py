@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any, cast
 
+import yaml
 from faststream import FastStream
 
 from shared.settings import PROJECT_ROOT
@@ -94,7 +95,9 @@ def main() -> None:
     (args.out / "asyncapi").mkdir(parents=True, exist_ok=True)
     for service in SERVICES:
         path = args.out / "asyncapi" / f"{service}.yaml"
-        path.write_text(asyncapi(service).to_yaml(), encoding="utf-8")
+        # Sorted: the generator's own order of channels and operations varies from run to run.
+        document = asyncapi(service).to_jsonable()
+        path.write_text(yaml.safe_dump(document, sort_keys=True, allow_unicode=True), encoding="utf-8")
         print(f"wrote {path.relative_to(PROJECT_ROOT) if path.is_relative_to(PROJECT_ROOT) else path}")
     catalogue = args.out / "error-codes.md"
     catalogue.write_text(error_catalogue(), encoding="utf-8")

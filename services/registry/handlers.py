@@ -14,6 +14,7 @@ from faststream.rabbit.annotations import RabbitMessage
 from shared import db, messaging, problems
 from shared.contracts import (
     WIB,
+    EktpReceipt,
     EnrolmentPacket,
     EnrolmentVerdict,
     Message,
@@ -21,6 +22,7 @@ from shared.contracts import (
     RegionalStatusReported,
     SdpSubmission,
     SubmissionProcessed,
+    SubmissionReceipt,
     derive_message_id,
 )
 from shared.ektp import EktpStatus
@@ -336,6 +338,23 @@ def build_router(registry: Registry) -> RabbitRouter:
     )
     async def on_dedup_verdict(verdict: EnrolmentVerdict, msg: RabbitMessage) -> None:
         await registry.on_dedup_verdict(verdict, msg.raw_message)
+
+    # What each sender gets back, for the people who write regional clients (docs/clients.md). The outbox relay
+    # publishes these; the declarations only put them in the AsyncAPI document.
+    codes = "Every code a receipt may carry, with its reasons, is in docs/error-codes.md."
+    router.publisher(
+        exchange=messaging.RECEIPTS, routing_key="{upt_id}", schema=SubmissionReceipt,
+        title="receipts.{upt_id}:SubmissionReceipt",
+        description="To a UPT's queue receipts.<upt_id>, once per SDP part it sent (the same receipt again for "
+        f"a resend): accepted, partially accepted or rejected, each refused record with its code. {codes}",
+    )  # fmt: skip
+    router.publisher(
+        exchange=messaging.RECEIPTS, routing_key="dukcapil-{kabkota}", schema=EktpReceipt,
+        title="receipts.dukcapil-{kabkota}:EktpReceipt",
+        description="To an office's queue receipts.dukcapil-<kabkota>, for every packet, status report and "
+        f"print report it sent, and again when dedup decides a capture: its status, or the codes that refused "
+        f"it. {codes}",
+    )  # fmt: skip
 
     return router
 

@@ -1,5 +1,9 @@
 """The published documentation is generated from the code and kept in step with it."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 from deploy import docs
 from shared.settings import PROJECT_ROOT
 
@@ -56,3 +60,27 @@ def test_every_consolidation_code_is_documented() -> None:
     catalogue = docs.error_catalogue()
     for problem in CODES:
         assert f"| `{problem.code}` |" in catalogue
+
+
+def test_the_registry_asyncapi_document_describes_the_receipts_it_sends_back() -> None:
+    spec = docs.asyncapi("registry").to_jsonable()
+    sent = {name: op for name, op in spec["operations"].items() if op["action"] == "send"}
+    titles = " ".join(sent)
+    assert "SubmissionReceipt" in titles
+    assert "EktpReceipt" in titles
+    text = str(spec)
+    assert "docs/error-codes.md" in text  # where every code of a receipt is
+    assert "rejected" in str(spec["components"]["schemas"])  # the receipt's statuses are in its schema
+
+
+def test_the_generated_documents_are_written_in_a_stable_order(tmp_path: Path) -> None:
+
+    for n in (1, 2):
+        subprocess.run(
+            [sys.executable, "-m", "deploy.docs", "--out", str(tmp_path / str(n))],
+            check=True,
+            capture_output=True,
+        )
+    for service in docs.SERVICES:
+        first = (tmp_path / "1" / "asyncapi" / f"{service}.yaml").read_text()
+        assert first == (tmp_path / "2" / "asyncapi" / f"{service}.yaml").read_text()
