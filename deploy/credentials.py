@@ -11,7 +11,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 COLUMNS = ("role", "unit_id", "username", "password")
 # Services that connect to PostgreSQL as their own least-privileged role; the others still as the admin.
-DATABASE_ROLE_SERVICES = ("consolidator",)
+DATABASE_ROLE_SERVICES = ("registry", "dedup", "consolidator", "monitor")
 
 
 @dataclass(frozen=True)

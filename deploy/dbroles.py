@@ -12,7 +12,11 @@ from shared import db
 from shared.runtime import Database
 
 # Tables a service may only append to and read: the grants keep its own role from rewriting them.
-APPEND_ONLY: dict[str, tuple[str, ...]] = {"consolidator": ("lookup_audit",)}
+APPEND_ONLY: dict[str, tuple[str, ...]] = {
+    "consolidator": ("lookup_audit",),  # every read of a person's record
+    "dedup": ("adjudication_audit",),  # every decision asked of the centre's desk, in the operator's name
+    "monitor": ("case_reads",),  # every opening of a grey-zone case at the desk
+}
 _MAX_NAME = 63  # PostgreSQL's identifier length
 
 

@@ -18,9 +18,11 @@ def test_registry_runs_as_several_processes_on_distinct_health_ports() -> None:
 
 def test_every_registry_process_uses_the_registry_user() -> None:
     cred = creds.Credential("service", "registry", "svc-registry", "pw")
+    role = creds.Credential("database", "registry", "simpul_registry", "db-pw")
     inst = Installation(registry_workers=2, vhost="simpul")
-    env = inst.service_env("registry-2", [cred])
+    env = inst.service_env("registry-2", [cred, role])
     assert env["AMQP_URL"].startswith("amqp://svc-registry:pw@")
+    assert env["DATABASE_URL"].startswith("postgresql://simpul_registry:db-pw@")  # its own role too
     assert env["HEALTH_PORT"] == str(inst.health_port("registry-2")) != str(inst.health_port("registry"))
 
 

@@ -81,11 +81,14 @@ def test_rabbitmq_password_hash_format() -> None:
     assert raw[4:] == hashlib.sha256(b"\x01\x02\x03\x04rahasia").digest()
 
 
-def test_the_consolidator_gets_a_database_role_named_after_the_database_and_keeps_its_password() -> None:
+def test_each_service_gets_a_database_role_named_after_the_database_and_keeps_its_password() -> None:
     assert not [c for c in provision.plan_credentials(UNITS, "", []) if c.role == "database"]
     first = provision.plan_credentials(UNITS, "", [], "simpul_test_1")
     roles = [c for c in first if c.role == "database"]
-    assert [(c.unit_id, c.username) for c in roles] == [("consolidator", "simpul_test_1_consolidator")]
+    assert [(c.unit_id, c.username) for c in roles] == [
+        (s, f"simpul_test_1_{s}") for s in ("registry", "dedup", "consolidator", "monitor")
+    ]
+    roles = [c for c in roles if c.unit_id == "consolidator"]
     assert provision.plan_credentials(UNITS, "", first, "simpul_test_1") == first
     other = provision.plan_credentials(UNITS, "", first, "simpul_test_2")
     assert creds.find(other, "database", "consolidator").password != roles[0].password
@@ -98,7 +101,7 @@ def test_role_names_stay_within_postgres_identifier_length_and_distinct() -> Non
     assert all(len(n) <= 63 and n.endswith("_consolidator") for n in names)
 
 
-def test_only_the_consolidator_connects_as_its_own_role() -> None:
+def test_a_service_connects_as_its_own_role() -> None:
     known = [
         Credential("service", "consolidator", "svc-consolidator", "amqp-pw"),
         Credential("service", "registry", "svc-registry", "amqp-pw"),
@@ -108,26 +111,27 @@ def test_only_the_consolidator_connects_as_its_own_role() -> None:
     url = urlsplit(creds.database_url(base, known, "consolidator"))
     assert (url.username, unquote(url.password or "")) == ("simpul_consolidator", "p@ss/w:rd")
     assert (url.hostname, url.port, url.path, url.query) == ("db.example", 6543, "/simpul", "sslmode=disable")
-    assert creds.database_url(base, known, "registry") == base
     inst = Installation(database_url=base)
     assert urlsplit(inst.service_env("consolidator", known)["DATABASE_URL"]).username == "simpul_consolidator"
-    assert inst.service_env("registry", known)["DATABASE_URL"] == base
+    with pytest.raises(KeyError, match="make provision"):  # a service's role not provisioned yet
+        creds.database_url(base, known, "registry")
     with pytest.raises(KeyError, match="make provision"):
         creds.database_url(base, known[:2], "consolidator")
 
 
-def test_the_compose_consolidator_connects_as_the_role_its_provision_step_makes() -> None:
+def test_each_compose_service_connects_as_the_role_its_provision_step_makes() -> None:
     import yaml
 
     compose = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())["services"]
     args = provision.parser().parse_args(compose["provision"]["command"][3:])
-    role = dbroles.role_name(dbroles.database_name(args.database_url), "consolidator")
-    consolidator = urlsplit(compose["consolidator"]["environment"]["DATABASE_URL"])
-    assert consolidator.username == role
-    assert consolidator.path == urlsplit(args.database_url).path
-    # with_credentials swaps in the role's password from the credentials file; the others keep the admin's.
-    assert compose["consolidator"]["command"][3] == "consolidator"
-    assert urlsplit(compose["registry"]["environment"]["DATABASE_URL"]).username == "postgres"
+    for service in creds.DATABASE_ROLE_SERVICES:
+        role = dbroles.role_name(dbroles.database_name(args.database_url), service)
+        url = urlsplit(compose[service]["environment"]["DATABASE_URL"])
+        assert url.username == role
+        assert url.path == urlsplit(args.database_url).path
+        # with_credentials swaps in the role's password from the credentials file
+        assert compose[service]["command"][3] == service
+    assert set(creds.DATABASE_ROLE_SERVICES) == {"registry", "dedup", "consolidator", "monitor"}
 
 
 def test_an_open_files_limit_too_low_for_the_queues_is_told_with_what_to_change() -> None:
