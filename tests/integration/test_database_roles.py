@@ -1,4 +1,5 @@
-"""The consolidator's own database role: its schema only, its lookup audit append-only, no DDL at start."""
+"""Each service's own database role: its schema only, its audit tables append-only, no DDL at start (the
+consolidator's in detail, then every service's)."""
 
 from __future__ import annotations
 
@@ -40,16 +41,57 @@ async def refused(conn: asyncpg.Connection, statement: str) -> None:
             await conn.execute(statement)
 
 
-def test_the_consolidator_alone_is_given_its_own_role(installation: Installation) -> None:
-    role = creds.find(installation.credentials, "database", "consolidator").username
-    assert role == dbroles.role_name(dbroles.database_name(installation.database_url), "consolidator")
+SERVICES = ("registry", "dedup", "consolidator", "monitor")
+AUDITS = {  # the append-only table of a service, and a column of it
+    "dedup": ("adjudication_audit", "message_id"),
+    "monitor": ("case_reads", "username"),
+    "consolidator": ("lookup_audit", "who"),
+}
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_every_service_is_given_its_own_role(installation: Installation, service: str) -> None:
+    role = creds.find(installation.credentials, "database", service).username
+    assert role == dbroles.role_name(dbroles.database_name(installation.database_url), service)
     for url in (
-        installation.service_env("consolidator")["DATABASE_URL"],
-        installation.settings("consolidator", ServiceSettings).database_url,
+        installation.service_env(service)["DATABASE_URL"],
+        installation.settings(service, ServiceSettings).database_url,
     ):
         assert urlsplit(url).username == role
         assert urlsplit(url).path == urlsplit(installation.database_url).path
-    assert urlsplit(installation.service_env("registry")["DATABASE_URL"]).username == "postgres"
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_a_service_reads_no_other_schema_and_rewrites_no_audit(
+    installation: Installation, service: str
+) -> None:
+    admin = await asyncpg.connect(installation.database_url)
+    try:
+        tables = await admin.fetch(
+            "SELECT schemaname, tablename FROM pg_tables WHERE schemaname = ANY($1::text[])", list(SERVICES)
+        )
+    finally:
+        await admin.close()
+    assert {t["schemaname"] for t in tables} == set(SERVICES)  # provisioning migrated every schema
+    conn = await asyncpg.connect(installation.database_url_for(service))
+    outer = conn.transaction()
+    await outer.start()
+    try:
+        for t in tables:
+            statement = f'SELECT * FROM {t["schemaname"]}."{t["tablename"]}" LIMIT 1'
+            if t["schemaname"] == service:
+                await conn.execute(statement)  # its own: read
+            else:
+                await refused(conn, statement)
+        if service in AUDITS:
+            table, column = AUDITS[service]
+            await refused(conn, f"UPDATE {service}.{table} SET {column} = {column}")
+            await refused(conn, f"DELETE FROM {service}.{table}")
+            await refused(conn, f"TRUNCATE {service}.{table}")
+        await refused(conn, f"CREATE TABLE {service}.intruder (id int)")
+    finally:
+        await outer.rollback()
+        await conn.close()
 
 
 async def test_the_role_is_no_superuser_and_may_create_nothing(as_consolidator: asyncpg.Connection) -> None:
