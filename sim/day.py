@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import statistics
 import sys
 import time
@@ -16,6 +17,9 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import aio_pika
+import aiormq
+
 from deploy import credentials as creds
 from shared.contracts import WIB
 from shared.settings import PROJECT_ROOT
@@ -23,6 +27,18 @@ from shared.units import Units, load_units
 
 from . import population
 from .publisher import EncodedPart, SentPart, UnitClient, submission_body
+
+RECONNECTS = 8  # connections a UPT may lose before it gives up
+# A lost connection or channel (a broker restart, CONNECTION_FORCED): connect and send again. A refusal by the
+# broker (another unit's routing key, a forged user id) will never succeed and is not retried.
+REFUSED = (aiormq.exceptions.ChannelAccessRefused, aiormq.exceptions.ChannelPreconditionFailed)
+RETRYABLE = (
+    aiormq.exceptions.AMQPError,
+    aio_pika.exceptions.AMQPException,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
 
 
 @dataclass
@@ -42,6 +58,7 @@ class DayReport:
     latencies: list[float] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     receipt_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    reconnects: int = 0  # connections lost (a broker restart) after which a UPT connected and sent again
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -64,6 +81,7 @@ class DayReport:
             "p99_receipt_s": pct(0.99),
             "mean_receipt_s": round(statistics.fmean(lat), 3) if lat else None,
             "mismatches": len(self.mismatches),
+            "reconnects": self.reconnects,
         }
 
 
@@ -125,29 +143,65 @@ async def run_day(
         if progress:
             print(text, flush=True)
 
+    async def send_all(
+        upt_id: str, url: str, username: str, got: dict[str, dict[str, Any]]
+    ) -> list[SentPart]:
+        """Connect, send every part not yet answered, and wait for their receipts; returns what was sent (each
+        part confirmed by the broker). A lost connection raises: the caller connects and sends again."""
+        waiting = [p for p in encoded[upt_id] if p.message_id not in got]
+        sent: list[SentPart] = []
+        async with UnitClient(url, username, upt_id) as client:
+            listener = await client.listen() if wait_receipts else None
+            try:
+                async with gate:
+                    for part in waiting:
+                        sent.append(await client.publish_part(part))
+                if listener is not None:
+                    expected = {p.message_id for p in waiting}
+                    until = time.monotonic() + receipt_timeout
+                    while not expected <= listener.found.keys() and time.monotonic() < until:
+                        await listener.wait_for(expected, 1.0)
+                        if client.channel is None or client.channel.is_closed:  # (the connection's flag lags)
+                            raise ConnectionError("the broker closed the connection while receipts were due")
+            finally:
+                if listener is not None:
+                    got.update(listener.found)  # what came before a drop is kept
+                    with contextlib.suppress(Exception):
+                        await listener.stop()
+        return sent
+
     async def one_upt(upt_id: str) -> None:
+        """Like a well-written regional client: after a lost connection (a broker restart), connect again and
+        send again, under the same message ids, every part not yet answered; the registry stores each once."""
         records = by_upt.get(upt_id, [])
         chunks = population.parts(records, part_size)
         cred = creds.find(credentials, "upt", upt_id)
-        async with UnitClient(creds.amqp_url(amqp_url, cred, vhost), cred.username, upt_id) as client:
-            listener = await client.listen() if wait_receipts else None
-            sent: list[SentPart] = []
-            async with gate:
-                for part in encoded[upt_id]:
-                    sent.append(await client.publish_part(part))
-                report.publish_seconds = max(report.publish_seconds, time.monotonic() - started)
-                published["upts"] += 1
-                published["parts"] += len(chunks)
-                if progress and published["upts"] % 50 == 0:
-                    say(f"  published {published['upts']}/{report.upts} UPTs ({published['parts']} parts)")
-            report.parts += len(chunks)
-            report.records += len(records)
-            report.expected_accepted += sum(1 for p in records if p.accepted)
-            report.expected_rejected += sum(1 for p in records if not p.accepted)
-            if listener is None:
-                return
-            got = await listener.wait_for({s.message_id for s in sent}, receipt_timeout)
-            await listener.stop()
+        url = creds.amqp_url(amqp_url, cred, vhost)
+        got: dict[str, dict[str, Any]] = {}
+        first_sent: dict[str, SentPart] = {}
+        deadline = time.monotonic() + receipt_timeout
+        for attempt in range(1, RECONNECTS + 2):
+            try:
+                for s in await send_all(upt_id, url, cred.username, got):
+                    first_sent.setdefault(s.message_id, s)
+                break
+            except RETRYABLE as lost:
+                if attempt > RECONNECTS or time.monotonic() > deadline or isinstance(lost, REFUSED):
+                    raise
+                report.reconnects += 1
+                await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
+        report.publish_seconds = max(report.publish_seconds, time.monotonic() - started)
+        published["upts"] += 1
+        published["parts"] += len(chunks)
+        if progress and published["upts"] % 50 == 0:
+            say(f"  published {published['upts']}/{report.upts} UPTs ({published['parts']} parts)")
+        report.parts += len(chunks)
+        report.records += len(records)
+        report.expected_accepted += sum(1 for p in records if p.accepted)
+        report.expected_rejected += sum(1 for p in records if not p.accepted)
+        if not wait_receipts:
+            return
+        sent = [first_sent[p.message_id] for p in encoded[upt_id] if p.message_id in first_sent]
         for s, chunk in zip(sent, chunks, strict=True):
             receipt = got.get(s.message_id)
             if receipt is None:
