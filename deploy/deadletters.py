@@ -4,6 +4,7 @@ python -m deploy.deadletters [--by NAME] list    [filters] [--state kept|replaye
 python -m deploy.deadletters [--by NAME] show    ID [--raw]
 python -m deploy.deadletters [--by NAME] replay  (ID... | filters) --why TEXT
 python -m deploy.deadletters [--by NAME] discard (ID... | filters) --why TEXT
+python -m deploy.deadletters [--by NAME] prune   --older-than DAYS --why TEXT [--include-kept]
 filters: --reason CODE --routing-key GLOB --sender USER --since ISO --until ISO --limit N
 
 Every command first takes what waits in the queue `dead.letters` into the store (schema `deadletters` of the
@@ -14,7 +15,9 @@ code, its detail, the service and queue) and where it came from (exchange, routi
 `replay` publishes a kept letter again to its original exchange and routing key, in its original sender's
 name (the operator's broker user may set another user id; nobody else's may), with a new message id derived
 from the old one (`replay-...`, header `x-replay-of`), so that the service handles it as new and a repeated
-replay of the same letter is still one message. `discard` drops a letter's body and keeps its record. Each
+replay of the same letter is still one message. `discard` drops a letter's body and keeps its record.
+`prune` is the retention: letters that died more than DAYS ago go, record and body, once replayed or
+discarded (and the kept ones too with `--include-kept`). Each
 command, `list` and `show` included, writes who (the `--by` name and the OS user), when, which letters and
 why to the append-only `deadletters.actions`. The broker user is the installation's `operator` (centre only).
 """
@@ -199,6 +202,15 @@ async def replay(
     return done
 
 
+async def prune(store: Database, days: int, include_kept: bool) -> list[int]:
+    rows = await store.pool.fetch(
+        "DELETE FROM letters WHERE dead_at < now() - make_interval(days => $1) AND (state <> 'kept' OR $2) "
+        "RETURNING id",
+        days, include_kept,
+    )  # fmt: skip
+    return sorted(r["id"] for r in rows)
+
+
 async def discard(store: Database, letters: list[dict[str, Any]]) -> list[int]:
     ids = [letter["id"] for letter in letters if letter["state"] == "kept"]
     await store.pool.execute(
@@ -247,6 +259,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--by", default=getpass.getuser(), help="the operator's own name, for the audit")
     sub = p.add_subparsers(dest="command", required=True)
+    pruning = sub.add_parser("prune", help="retention: remove letters older than DAYS")
+    pruning.add_argument("--older-than", type=int, required=True, metavar="DAYS")
+    pruning.add_argument(
+        "--include-kept", action="store_true", help="also letters nobody replayed or discarded"
+    )
+    pruning.add_argument("--why", required=True, help="the reason, recorded with the action")
     for name in ("list", "show", "replay", "discard"):
         c = sub.add_parser(name)
         if name == "show":
@@ -285,6 +303,15 @@ async def run(args: argparse.Namespace, amqp_url: str) -> int:
                 print(f"no dead letter {args.ids[0]}", file=sys.stderr)
                 return 1
             print(describe(letters[0], args.raw))
+            return 0
+        if args.command == "prune":
+            if args.older_than < 0:
+                print("--older-than: a number of days, 0 or more", file=sys.stderr)
+                return 2
+            gone = await prune(store, args.older_than, args.include_kept)
+            filters_ = {"older_than_days": args.older_than, "include_kept": args.include_kept}
+            await audit(store, args.by, "prune", gone, filters_, args.why)
+            print(f"{len(gone)} letters removed (dead more than {args.older_than} days ago)", file=sys.stderr)
             return 0
         state = getattr(args, "state", "kept")
         filters = Filters(args.reason, args.routing_key, args.sender, args.since, args.until,

@@ -137,6 +137,19 @@ def test_letters_are_listed_shown_replayed_and_discarded_and_every_action_is_aud
     with pytest.raises(asyncpg.RaiseError, match="append-only"):
         asyncio.run(rows(inst, "UPDATE deadletters.actions SET why = 'nothing'"))
 
+    # Retention: the letters (all dead before today) go once handled; a kept one stays unless asked
+    asyncio.run(dead_letter(inst, 3, "MESSAGE_NOT_JSON"))
+    kept = tool(inst, "prune", "--older-than", "0", "--why", "retention")
+    assert "2 letters removed" in kept.stderr, kept.stderr
+    assert [r["state"] for r in asyncio.run(rows(inst, "SELECT state FROM deadletters.letters"))] == ["kept"]
+    assert (
+        "1 letters removed" in tool(inst, "prune", "--older-than", "0", "--include-kept", "--why", "x").stderr
+    )
+    pruned = asyncio.run(
+        rows(inst, "SELECT letters FROM deadletters.actions WHERE action = 'prune' ORDER BY id")
+    )
+    assert [len(p["letters"]) for p in pruned] == [2, 1]
+
 
 async def test_only_the_operator_reads_the_dead_letters(own: Installation) -> None:
     for role, unit in (("upt", UPT), ("pusat", "pusat"), ("service", "monitor")):
