@@ -309,13 +309,16 @@ def main() -> None:
             figures,
             [
                 f"{args.instances} monitor processes (one status queue between them, one live-event log in the "
-                "database that both follow); SSE clients spread over them, one in ten of the Kanwil and centre "
-                "logins each; the events published as the registry's service user. `p50_s`/`p99_s`: from an "
-                "event's publication to its arrival at a client whose login may see it; `lost`: such arrivals "
-                f"that never came ({args.reconnects} clients reconnect half-way with Last-Event-ID); `doubled`: "
-                "an event a client got twice. `monitor_rss_mb`: each monitor process's resident memory at the end; "
-                "`monitor_cpu_share` and `clients_cpu_share`: CPU seconds per second of the run, of the monitor "
-                "processes together and of the bench's clients (near 1.0: that side is the limit)."
+                "database that both follow) and, with `mode` sdp_day, as many registry processes while the 526 "
+                "UPTs publish the national day as themselves (sim.day in its own process); SSE clients spread "
+                "over the monitors, the centre and Kanwil logins in turn. Accounted against the monitors' "
+                "live-event log: `p50_s`/`p99_s`: from the start of the monitor's transaction that logged a UPT "
+                "row (it had taken the event off the broker) to its arrival at a client whose login may see it; "
+                f"`lost`: such arrivals that never came ({args.reconnects} clients reconnect part-way with "
+                "Last-Event-ID); `doubled`: an event a client got twice. `monitor_rss_mb`: each monitor "
+                "process's resident memory at the end; `monitor_cpu_share` and `clients_cpu_share`: CPU seconds "
+                "per second of the run, of the monitors together and of the bench's clients (near 1.0: that "
+                "side is the limit)."
             ],
             info,
         )
