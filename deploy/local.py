@@ -260,21 +260,31 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def enable_stream_protocol(host: str, port: int = 5552) -> str | None:
+    """None once the broker on `host` answers on its stream-protocol port, enabling the rabbitmq_stream plugin
+    when the broker is this machine's; else why not."""
+    if reachable(f"rabbitmq-stream://{host}:{port}/", port):
+        return None
+    plugins = shutil.which("rabbitmq-plugins")
+    if plugins is None or host not in ("127.0.0.1", "localhost", "::1"):
+        return "the broker is not on this machine or rabbitmq-plugins is missing"
+    done = subprocess.run([plugins, "enable", "rabbitmq_stream"], capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        return (done.stderr or done.stdout).strip()[-300:]
+    for _ in range(30):  # the listener opens a moment after the plugin starts
+        if reachable(f"rabbitmq-stream://{host}:{port}/", port):
+            return None
+        time.sleep(1)
+    return f"port {port} still does not answer"
+
+
 def ensure_stream_protocol(inst: Installation) -> None:
     """The central feed is written and replayed over RabbitMQ's stream protocol (port 5552, the rabbitmq_stream
     plugin); without it the suite works, the feed going over AMQP, several times slower to replay."""
-    host = urlsplit(inst.admin_url).hostname or "127.0.0.1"
-    if reachable(f"rabbitmq-stream://{host}:5552/", 5552):
+    why = enable_stream_protocol(urlsplit(inst.admin_url).hostname or "127.0.0.1")
+    if why is None:
         return
-    plugins = shutil.which("rabbitmq-plugins")
-    if plugins is not None and host in ("127.0.0.1", "localhost", "::1"):
-        print("== enabling RabbitMQ's stream protocol (rabbitmq-plugins enable rabbitmq_stream)", flush=True)
-        done = subprocess.run(
-            [plugins, "enable", "rabbitmq_stream"], capture_output=True, text=True, check=False
-        )
-        if done.returncode == 0:
-            return
-        print(f"   could not: {(done.stderr or done.stdout).strip()[-300:]}", flush=True)
+    print(f"   could not enable RabbitMQ's stream protocol: {why}", flush=True)
     print(
         "   note: RabbitMQ's stream protocol (port 5552) does not answer: the central feed goes over AMQP "
         "instead. To enable it: `rabbitmq-plugins enable rabbitmq_stream` on the broker's host.",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -45,7 +46,12 @@ def servers() -> Iterator[Servers]:
     amqp, database = os.environ.get("AMQP_URL"), os.environ.get("DATABASE_URL")
     if amqp and database:
         rabbitmqctl = tuple(os.environ.get("RABBITMQCTL", "rabbitmqctl").split())
-        yield Servers(amqp, database, rabbitmqctl, int(os.environ.get("STREAM_PORT", "5552")))
+        stream_port = int(os.environ.get("STREAM_PORT", "5552"))
+        # The central feed's tests speak the stream protocol: a local broker gets its plugin, as `make run` does.
+        from deploy.local import enable_stream_protocol
+
+        enable_stream_protocol(urlsplit(amqp).hostname or "127.0.0.1", stream_port)
+        yield Servers(amqp, database, rabbitmqctl, stream_port)
         return
     if not _docker_available():
         pytest.skip("AMQP_URL/DATABASE_URL not set and no Docker engine answers")
