@@ -30,8 +30,13 @@ from .publisher import EncodedPart, SentPart, UnitClient, submission_body
 
 RECONNECTS = 8  # connections a UPT may lose before it gives up
 # A lost connection or channel (a broker restart, CONNECTION_FORCED): connect and send again. A refusal by the
-# broker (another unit's routing key, a forged user id) will never succeed and is not retried.
-REFUSED = (aiormq.exceptions.ChannelAccessRefused, aiormq.exceptions.ChannelPreconditionFailed)
+# broker (another unit's routing key, a forged user id, an unroutable publish) will never succeed and is not
+# retried; a publish the broker nacks (its queue full) is sent again after the back-off.
+REFUSED = (
+    aiormq.exceptions.ChannelAccessRefused,
+    aiormq.exceptions.ChannelPreconditionFailed,
+    aiormq.exceptions.PublishError,
+)
 RETRYABLE = (
     aiormq.exceptions.AMQPError,
     aio_pika.exceptions.AMQPException,

@@ -175,7 +175,6 @@ class _Wire(Deliveries):
     def __init__(self) -> None:
         super().__init__()
         self.replies: asyncio.Queue[Any] = asyncio.Queue()  # control frames, and the error that ends it
-        self._heartbeat: asyncio.TimerHandle | None = None
         self._tag, self._size = 0, 0  # of the delivery being read
         self._pending: tuple[int, datetime | None, str | None] | None = None
         self._parts: list[bytes] = []
@@ -243,20 +242,13 @@ class _Wire(Deliveries):
             self.replies.put_nowait(error)
             self._wake()
 
-    def _beat(self, interval: int) -> None:
-        """A heartbeat every half interval; a broker silent for two intervals is gone."""
-        if self.transport is None or self.transport.is_closing():
-            return
-        if time.monotonic() - self.received > 2 * interval:
-            self._fail(aiormq.exceptions.AMQPConnectionError("the broker missed its heartbeats"))
-            self.abort()
-            return
-        self.transport.write(_HEARTBEAT)
-        self._heartbeat = asyncio.get_running_loop().call_later(interval / 2, self._beat, interval)
+    heartbeat_frame = _HEARTBEAT
+
+    def _lost(self, what: str) -> BaseException:
+        return aiormq.exceptions.AMQPConnectionError(what)
 
     async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        self._stop_beating()
         if self.transport is not None and not self.transport.is_closing() and self.error is None:
             self.send(spec.Connection.Close(200, "done", 0, 0), 0)
             with suppress(TimeoutError, aiormq.exceptions.AMQPError, ConnectionError):
@@ -264,13 +256,6 @@ class _Wire(Deliveries):
                     await self.reply(spec.Connection.CloseOk)
         self.abort()
         await self.closed
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-        self._fail(exc or aiormq.exceptions.AMQPConnectionError("the broker closed the connection"))
-        if not self.closed.done():
-            self.closed.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         self.received = time.monotonic()

@@ -231,6 +231,38 @@ class Deliveries(asyncio.Protocol):
         self.buffer = bytearray()
         self.received = time.monotonic()
         self._waiter: asyncio.Future[None] | None = None
+        self._heartbeat: asyncio.TimerHandle | None = None
+
+    heartbeat_frame: bytes = b""  # the protocol's heartbeat, as sent
+
+    def _lost(self, what: str) -> BaseException:
+        """The protocol's error for a connection that is gone."""
+        raise NotImplementedError
+
+    def _fail(self, error: BaseException) -> None:
+        """The connection cannot go on: `error` ends the read, and whatever waits on a reply."""
+        raise NotImplementedError
+
+    def _beat(self, interval: int) -> None:
+        """A heartbeat every half interval; a broker silent for two intervals is gone."""
+        if self.transport is None or self.transport.is_closing():
+            return
+        if time.monotonic() - self.received > 2 * interval:
+            self._fail(self._lost("the broker missed its heartbeats"))
+            self.abort()
+            return
+        self.transport.write(self.heartbeat_frame)
+        self._heartbeat = asyncio.get_running_loop().call_later(interval / 2, self._beat, interval)
+
+    def _stop_beating(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_beating()
+        self._fail(exc or self._lost("the broker closed the connection"))
+        if not self.closed.done():
+            self.closed.set_result(None)
 
     def _before_waiting(self) -> None:
         """Called when the reader is about to wait for more (the stream reader gives credit back here)."""
@@ -277,7 +309,6 @@ class StreamWire(Deliveries):
         self._replies: dict[int, asyncio.Future[tuple[int, bytes]]] = {}
         self._correlation = 0
         self._tuned: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        self._heartbeat: asyncio.TimerHandle | None = None
         self._second, self._time = -1, datetime.fromtimestamp(0, UTC)
         self.frame_max = 1_048_576
         self._next_id = 0  # the publishing id of the next message
@@ -432,20 +463,13 @@ class StreamWire(Deliveries):
             self._unconfirmed.clear()
             self._wake()
 
-    def _beat(self, interval: int) -> None:
-        """A heartbeat every half interval; a broker silent for two intervals is gone."""
-        if self.transport is None or self.transport.is_closing():
-            return
-        if time.monotonic() - self.received > 2 * interval:
-            self._fail(StreamError("the broker missed its heartbeats"))
-            self.abort()
-            return
-        self._send(_frame(_HEARTBEAT, b""))
-        self._heartbeat = asyncio.get_running_loop().call_later(interval / 2, self._beat, interval)
+    heartbeat_frame = _frame(_HEARTBEAT, b"")
+
+    def _lost(self, what: str) -> BaseException:
+        return StreamError(what)
 
     async def close(self) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        self._stop_beating()
         if self.transport is not None and not self.transport.is_closing() and self.error is None:
             try:
                 async with asyncio.timeout(5):
@@ -454,13 +478,6 @@ class StreamWire(Deliveries):
                 pass
         self.abort()
         await self.closed
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
-        self._fail(exc or StreamError("the broker closed the connection"))
-        if not self.closed.done():
-            self.closed.set_result(None)
 
     def data_received(self, data: bytes) -> None:
         self.received = time.monotonic()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 
@@ -23,8 +24,22 @@ class Hub:
     """A slow browser is dropped rather than allowed to hold memory: it reconnects with the id of the last event
     it got, and the page resumes from the log (nothing is lost)."""
 
+    FRAMES_KEPT = 4_096
+
     def __init__(self) -> None:
         self._subscriptions: set[Subscription] = set()
+        self._frames: dict[int, str] = {}  # the latest events' frames, by their id in this instance's log
+
+    def frame(self, event: LiveEvent) -> str:
+        """The event as an SSE frame, written once per event, not once per page that may see it."""
+        text = self._frames.get(event.id) if event.id else None
+        if text is None:
+            text = f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data())}\n\n"
+            if event.id:
+                self._frames[event.id] = text
+                if len(self._frames) > self.FRAMES_KEPT:
+                    del self._frames[next(iter(self._frames))]  # the oldest
+        return text
 
     def subscribe(self, scope: Scope) -> Subscription:
         sub = Subscription(scope)

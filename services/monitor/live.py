@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -72,22 +71,6 @@ class LiveFeed:
                         await self._wake.wait()
 
 
-_FRAMES: dict[int, str] = {}  # the latest events' frames: an event goes to every page that may see it
-_FRAMES_KEPT = 4_096
-
-
-def frame(event: LiveEvent) -> str:
-    """The event as an SSE frame, written once per event, not once per page (ids are unique in the log)."""
-    text = _FRAMES.get(event.id) if event.id else None
-    if text is None:
-        text = f"id: {event.id}\nevent: {event.kind}\ndata: {json.dumps(event.data())}\n\n"
-        if event.id:
-            _FRAMES[event.id] = text
-            if len(_FRAMES) > _FRAMES_KEPT:
-                del _FRAMES[next(iter(_FRAMES))]  # the oldest
-    return text
-
-
 async def stream(
     log_: LiveLog, hub: Hub, scope: Scope, last_seen: int | None, *, heartbeat: float, stopping: asyncio.Event
 ) -> AsyncIterator[str]:
@@ -104,7 +87,7 @@ async def stream(
         else:
             for event in await log_.since(plan.after, MAX_REPLAY):
                 if visible(event, scope):
-                    yield frame(event)
+                    yield hub.frame(event)
                 sent = event.id
         while not stopping.is_set() and not sub.dropped:
             waiting: list[LiveEvent] = []
@@ -121,7 +104,7 @@ async def stream(
             for event in waiting:
                 if event.id > sent:  # the hub may repeat what the log replay already sent
                     sent = event.id
-                    frames.append(frame(event))
+                    frames.append(hub.frame(event))
             if frames:
                 yield "".join(frames)
     finally:
