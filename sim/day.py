@@ -17,33 +17,13 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-import aio_pika
-import aiormq
-
 from deploy import credentials as creds
 from shared.contracts import WIB
 from shared.settings import PROJECT_ROOT
 from shared.units import Units, load_units
 
 from . import population
-from .publisher import EncodedPart, SentPart, UnitClient, submission_body
-
-RECONNECTS = 8  # connections a UPT may lose before it gives up
-# A lost connection or channel (a broker restart, CONNECTION_FORCED): connect and send again. A refusal by the
-# broker (another unit's routing key, a forged user id, an unroutable publish) will never succeed and is not
-# retried; a publish the broker nacks (its queue full) is sent again after the back-off.
-REFUSED = (
-    aiormq.exceptions.ChannelAccessRefused,
-    aiormq.exceptions.ChannelPreconditionFailed,
-    aiormq.exceptions.PublishError,
-)
-RETRYABLE = (
-    aiormq.exceptions.AMQPError,
-    aio_pika.exceptions.AMQPException,
-    ConnectionError,
-    OSError,
-    TimeoutError,
-)
+from .publisher import RECONNECTS, REFUSED, RETRYABLE, EncodedPart, SentPart, UnitClient, submission_body
 
 
 @dataclass
@@ -64,6 +44,8 @@ class DayReport:
     mismatches: list[str] = field(default_factory=list)
     receipt_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     reconnects: int = 0  # connections lost (a broker restart) after which a UPT connected and sent again
+    publishes: Counter[str] = field(default_factory=Counter)  # by message id: each publication of a part
+    answers: Counter[tuple[str, str]] = field(default_factory=Counter)  # Receipts.counts of every listener
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -160,6 +142,7 @@ async def run_day(
             try:
                 async with gate:
                     for part in waiting:
+                        report.publishes[part.message_id] += 1
                         sent.append(await client.publish_part(part))
                 if listener is not None:
                     expected = {p.message_id for p in waiting}
@@ -170,9 +153,10 @@ async def run_day(
                             raise ConnectionError("the broker closed the connection while receipts were due")
             finally:
                 if listener is not None:
-                    got.update(listener.found)  # what came before a drop is kept
                     with contextlib.suppress(Exception):
                         await listener.stop()
+                    got.update(listener.found)  # what came before a drop is kept
+                    report.answers.update(listener.counts)
         return sent
 
     async def one_upt(upt_id: str) -> None:

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -22,7 +24,7 @@ from shared.settings import PROJECT_ROOT
 from shared.units import Dukcapil, load_units
 
 from .ektp import SENT, CaptureStations, PacketOptions, PlannedPacket
-from .publisher import DEDUP_VERDICTS, UnitClient, packet_message
+from .publisher import DEDUP_VERDICTS, RECONNECTS, REFUSED, RETRYABLE, UnitClient, packet_message
 
 # Where a capture may already be when it is sent again after dedup decided it.
 AFTER_DEDUP = DEDUP_VERDICTS
@@ -39,6 +41,9 @@ class EktpReport:
     mismatches: list[str] = field(default_factory=list)
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)  # packet id -> dedup's answer
     verdict_latencies: list[float] = field(default_factory=list)  # publish -> the office has the verdict
+    reconnects: int = 0  # connections lost (a broker restart) after which an office connected and sent again
+    publishes: Counter[str] = field(default_factory=Counter)  # by message id: each publication of a packet
+    answers: Counter[tuple[str, str]] = field(default_factory=Counter)  # Receipts.counts of every listener
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)
@@ -105,7 +110,83 @@ async def run_ektp_day(
     started = time.monotonic()
     sent_count = Counter[str]()
 
+    async def connected(
+        office: Dukcapil, url: str, username: str, bodies: list[dict[str, Any]], sent_at: dict[str, float],
+        got: dict[str, dict[str, Any]], verdicts: dict[str, dict[str, Any]],
+        forwarded: Callable[[dict[str, dict[str, Any]]], set[str]],
+    ) -> None:  # fmt: skip
+        """One connection: send every packet not yet answered, then wait for the receipts (and verdicts). A
+        lost connection raises: the caller connects and sends again."""
+        async with UnitClient(url, username, office.unit_id) as client:
+            listener = await client.listen() if wait_receipts else None
+            window = asyncio.Semaphore(in_flight)
+            first = not sent_at
+
+            async def send(body: dict[str, Any]) -> None:
+                if rate and first:
+                    await asyncio.sleep(max(0.0, started + due[str(body["packet_id"])] - time.monotonic()))
+                async with window:
+                    sent_at.setdefault(body["message_id"], time.monotonic())
+                    report.publishes[body["message_id"]] += 1
+                    await client.publish_body(
+                        json.dumps(body).encode(),
+                        message_id=body["message_id"],
+                        routing_key=f"ektp.{office.kabkota_code}.packet",
+                    )
+
+            try:
+                async with gate:
+                    await asyncio.gather(*(send(b) for b in bodies if b["message_id"] not in got))
+                    report.publish_seconds = max(report.publish_seconds, time.monotonic() - started)
+                    if first:
+                        sent_count["packets"] += len(bodies)
+                        sent_count["offices"] += 1
+                        if progress and sent_count["offices"] % 50 == 0:
+                            print(
+                                f"  published {sent_count['packets']:,}/{len(packets):,} packets", flush=True
+                            )
+                if listener is None:
+                    return
+                until = time.monotonic() + receipt_timeout
+                expected = {b["message_id"] for b in bodies}
+                while time.monotonic() < until:
+                    missing = expected - got.keys() - listener.found.keys()
+                    pending = forwarded(got | listener.found) - verdicts.keys() - listener.verdicts.keys()
+                    if missing:
+                        await listener.wait_for(missing, 1.0)
+                    elif wait_verdicts and pending:
+                        await listener.wait_for_verdicts(pending, 1.0)
+                    else:
+                        break
+                    if client.channel is None or client.channel.is_closed:  # (the connection's flag lags)
+                        raise ConnectionError("the broker closed the connection while receipts were due")
+            finally:
+                if listener is not None:
+                    with contextlib.suppress(Exception):
+                        await listener.stop()
+                    for k, v in listener.found.items():
+                        got.setdefault(k, v)
+                    for k, v in listener.verdicts.items():
+                        verdicts.setdefault(k, v)
+                    report.answers.update(listener.counts)
+
+    def forwarded_of(
+        mine: list[PlannedPacket], bodies: list[dict[str, Any]]
+    ) -> Callable[[dict[str, dict[str, Any]]], set[str]]:
+        """The packets the registry sent on to dedup, by the receipts so far."""
+
+        def forwarded(got: dict[str, dict[str, Any]]) -> set[str]:
+            return {
+                p.packet_id
+                for p, b in zip(mine, bodies, strict=True)
+                if got.get(b["message_id"], {}).get("status") in (SENT, *AFTER_DEDUP)
+            }
+
+        return forwarded
+
     async def one_office(office: Dukcapil) -> None:
+        """Like a well-written regional client: after a lost connection (a broker restart), connect again and
+        send again, under the same message ids, every packet not yet answered; the registry keeps each once."""
         mine = by_office.get(office.kabkota_code, [])
         if not mine:
             return
@@ -113,38 +194,23 @@ async def run_ektp_day(
         url = creds.amqp_url(amqp_url, cred, vhost)
         bodies = [packet_message(p.body) for p in mine]
         sent_at: dict[str, float] = {}
-        async with UnitClient(url, cred.username, office.unit_id) as client:
-            listener = await client.listen() if wait_receipts else None
-            window = asyncio.Semaphore(in_flight)
-
-            async def send(body: dict[str, Any]) -> None:
-                if rate:
-                    await asyncio.sleep(max(0.0, started + due[str(body["packet_id"])] - time.monotonic()))
-                async with window:
-                    sent_at[body["message_id"]] = time.monotonic()
-                    await client.publish_body(
-                        json.dumps(body).encode(),
-                        message_id=body["message_id"],
-                        routing_key=f"ektp.{office.kabkota_code}.packet",
-                    )
-
-            async with gate:
-                await asyncio.gather(*(send(b) for b in bodies))
-                report.publish_seconds = max(report.publish_seconds, time.monotonic() - started)
-                sent_count["packets"] += len(bodies)
-                sent_count["offices"] += 1
-                if progress and sent_count["offices"] % 50 == 0:
-                    print(f"  published {sent_count['packets']:,}/{len(packets):,} packets", flush=True)
-            if listener is None:
-                return
-            got = await listener.wait_for(set(sent_at), receipt_timeout)
-            forwarded = {
-                p.packet_id
-                for p, b in zip(mine, bodies, strict=True)
-                if got.get(b["message_id"], {}).get("status") in (SENT, *AFTER_DEDUP)
-            }
-            verdicts = await listener.wait_for_verdicts(forwarded, receipt_timeout) if wait_verdicts else {}
-            await listener.stop()
+        got: dict[str, dict[str, Any]] = {}
+        verdicts: dict[str, dict[str, Any]] = {}
+        deadline = time.monotonic() + receipt_timeout
+        for attempt in range(1, RECONNECTS + 2):
+            try:
+                await connected(
+                    office, url, cred.username, bodies, sent_at, got, verdicts, forwarded_of(mine, bodies)
+                )
+                break
+            except RETRYABLE as lost:
+                if attempt > RECONNECTS or time.monotonic() > deadline or isinstance(lost, REFUSED):
+                    raise
+                report.reconnects += 1
+                await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
+        if not wait_receipts:
+            return
+        sent_forward = forwarded_of(mine, bodies)(got)
         for planned, body in zip(mine, bodies, strict=True):
             receipt = got.get(body["message_id"])
             if receipt is None:
@@ -158,7 +224,7 @@ async def run_ektp_day(
             if verdict is not None:
                 report.verdicts[planned.packet_id] = verdict
                 report.verdict_latencies.append(verdict["_received_at"] - sent_at[body["message_id"]])
-            elif wait_verdicts and planned.packet_id in forwarded:
+            elif wait_verdicts and planned.packet_id in sent_forward:
                 report.mismatches.append(f"{planned.packet_id}: no verdict")
 
     if progress:

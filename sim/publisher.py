@@ -5,15 +5,34 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import aio_pika
+import aiormq
 from aio_pika.abc import AbstractIncomingMessage
 
 from shared.contracts import SdpSubmission, derive_message_id
+
+RECONNECTS = 8  # connections a unit may lose before it gives up
+# A lost connection or channel (a broker restart, CONNECTION_FORCED): connect and send again. A refusal by the
+# broker (another unit's routing key, a forged user id, an unroutable publish) will never succeed and is not
+# retried; a publish the broker nacks (its queue full) is sent again after the back-off.
+REFUSED = (
+    aiormq.exceptions.ChannelAccessRefused,
+    aiormq.exceptions.ChannelPreconditionFailed,
+    aiormq.exceptions.PublishError,
+)
+RETRYABLE = (
+    aiormq.exceptions.AMQPError,
+    aio_pika.exceptions.AMQPException,
+    ConnectionError,
+    OSError,
+    TimeoutError,
+)
 
 
 def submission_id(upt_id: str, as_of: date, snapshot: int, part: int) -> str:
@@ -136,6 +155,9 @@ class Receipts:
         self.queue = queue
         self.found: dict[str, dict[str, Any]] = {}
         self.verdicts: dict[str, dict[str, Any]] = {}  # by packet id: the first answer after dedup
+        # Every answer, by the message it answers and the status it tells (an e-KTP capture is answered once
+        # per status it reaches): more than one per publication of that message is an answer doubled.
+        self.counts: Counter[tuple[str, str]] = Counter()
         self.arrived = asyncio.Event()
         self.tag: str | None = None
 
@@ -146,6 +168,7 @@ class Receipts:
         async with message.process():
             receipt = json.loads(message.body) | {"_received_at": time.monotonic()}
             self.found.setdefault(str(receipt.get("in_reply_to")), receipt)
+            self.counts[str(receipt.get("in_reply_to")), str(receipt.get("status", ""))] += 1
             if receipt.get("status") in DEDUP_VERDICTS and receipt.get("packet_id"):
                 self.verdicts.setdefault(str(receipt["packet_id"]), receipt)
             self.arrived.set()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -164,18 +165,20 @@ class FakeCentre:
     merges: dict[int, tuple[int, str, str]] = field(default_factory=dict)
     links: dict[str, tuple[str, int | None, LinkFields]] = field(default_factory=dict)
     outbox: list[db.Outgoing] = field(default_factory=list)
+    serial: asyncio.Lock = field(default_factory=asyncio.Lock)
 
     def unit_of_work(self) -> UnitOfWork:
         @asynccontextmanager
         async def unit() -> AsyncIterator[Stores]:
-            before = copy.deepcopy(self.__dict__)
-            stores = FakeStores(self)
-            try:
-                yield stores
-            except BaseException:
-                self.__dict__.update(before)  # a rolled-back transaction leaves nothing behind
-                raise
-            self.outbox += stores.outgoing
+            async with self.serial:  # one unit at a time: what a unit reads, no other changes before it ends
+                before = {k: copy.deepcopy(v) for k, v in self.__dict__.items() if k != "serial"}
+                stores = FakeStores(self)
+                try:
+                    yield stores
+                except BaseException:
+                    self.__dict__.update(before)  # a rolled-back transaction leaves nothing behind
+                    raise
+                self.outbox += stores.outgoing
 
         return unit
 

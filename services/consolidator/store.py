@@ -14,6 +14,9 @@ from .domain.ektp import CaptureDecision, CaptureState
 from .domain.links import LinkTarget
 from .domain.sdp import ROW_COLUMNS, PartStatus, StagedPart
 
+# The class of the transaction-scoped advisory locks that serialise the messages of one e-KTP capture.
+CAPTURE_LOCKS = 0x43415054  # "CAPT"
+
 # The feed message of each changed person's current state, many at once: each part aggregated per person in
 # one pass, assembled by the same SQL functions as person_json (migrations 0004, 0007), so feed and lookup agree.
 FEED_ROWS = """
@@ -158,6 +161,12 @@ class PostgresStores:
             )
 
     async def load_capture(self, kabkota: str, packet_id: str) -> CaptureState | None:
+        # The registry's status events and dedup's verdict for one capture arrive on two queues at once: the
+        # first of them finds no row to lock, so a lock on the capture's key holds the other back until it
+        # committed (else the second insert overwrote the first's NIK or status with its own NULL).
+        await self.conn.execute(
+            "SELECT pg_advisory_xact_lock($1, hashtext($2))", CAPTURE_LOCKS, f"{kabkota}/{packet_id}"
+        )
         row = await self.conn.fetchrow(
             "SELECT status, status_at, nik, person_id, anomalies FROM captures "
             "WHERE kabkota = $1 AND packet_id = $2 FOR UPDATE",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -73,6 +74,30 @@ async def test_a_capture_reads_back_as_saved_and_a_failed_unit_leaves_nothing(
         found = await tx.load_capture("3273", "P1")
         assert found is not None
         assert found.status == "PRINT_READY_RECORD"
+
+
+async def test_two_messages_of_a_new_capture_do_not_overwrite_each_other(unit_of_work: UnitOfWork) -> None:
+    """The registry's status event and dedup's verdict of a capture not seen yet, handled at once: the second
+    reads the capture only once the first has saved it (before, its insert put its NULL NIK over the other's)."""
+    first_loaded, second_loaded = asyncio.Event(), asyncio.Event()
+
+    async def verdict() -> None:
+        async with unit_of_work() as tx:
+            assert await tx.load_capture("3273", "P1") is None
+            first_loaded.set()
+            await asyncio.sleep(0.3)  # the status event is being handled meanwhile
+            assert not second_loaded.is_set()
+            await tx.save_capture(capture("PRINT_READY_RECORD"), "verdict")
+
+    async def status_event() -> CaptureState | None:
+        await first_loaded.wait()
+        async with unit_of_work() as tx:
+            found = await tx.load_capture("3273", "P1")
+            second_loaded.set()
+            return found
+
+    _, seen = await asyncio.gather(verdict(), status_event())
+    assert seen == capture("PRINT_READY_RECORD").state
 
 
 async def test_persons_by_nik_are_made_once_and_links_read_back(unit_of_work: UnitOfWork) -> None:
