@@ -276,7 +276,7 @@ class Supervisor:
         for attempt in range(1, 100):
             try:
                 await asyncio.to_thread(
-                    self.processes.start, service, 120, instance=int(instance or 1), LOG_LEVEL="WARNING"
+                    self.processes.start, service, 120, instance=int(instance or 1), LOG_LEVEL="INFO"
                 )
                 self.restarts += 1
                 return

@@ -13,6 +13,8 @@ import asyncio
 import difflib
 import json
 import random
+import re
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -204,6 +206,7 @@ async def play(
     rig.supervisor.start()
     rig.started = time.monotonic()
     faults = asyncio.ensure_future(inject(rig))
+    watching = asyncio.create_task(watch(rig))
     sandbox = rig.sandbox
     planted = await _plant_bad_input(sandbox, units.upts[0].upt_id, day)
     sdp, ektp = await asyncio.gather(
@@ -220,6 +223,7 @@ async def play(
     parts = sum(len(population.parts(by_upt[u.upt_id], part_size)) for u in units.upts)
     run_id = await _run_day_of_consolidation(rig, day, parts)
     seconds = time.monotonic() - rig.started
+    watching.cancel()
     await faults  # a fault still due (e.g. during the run) is injected and lifted before anything is observed
     return seconds, sdp, ektp, run_id, planted
 
@@ -230,6 +234,24 @@ async def _queues(sandbox: Sandbox) -> dict[str, int]:
         "list_queues", "-p", sandbox.vhost, "name", "messages", "--formatter", "json",
     )  # fmt: skip
     return {q["name"]: int(q.get("messages") or 0) for q in json.loads(out)}
+
+
+async def watch(rig: Rig, every: float = 30.0) -> None:
+    """Progress while the day runs: the queues holding messages, and how many of those are unacknowledged."""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            out = await asyncio.to_thread(
+                rig.broker.ctl, "list_queues", "-p", rig.sandbox.vhost, "name", "messages",
+                "messages_unacknowledged", "consumers", "--formatter", "json", timeout=30,
+            )  # fmt: skip
+        except (FaultError, OSError, subprocess.SubprocessError) as failed:
+            harness.say(f"    {time.monotonic() - rig.started:5.0f} s: the broker does not answer ({failed})")
+            continue
+        busy = [q for q in json.loads(out) if q.get("messages") and q["name"] not in KEPT]
+        harness.say(f"    {time.monotonic() - rig.started:5.0f} s: " + (", ".join(
+            f"{q['name']} {q['messages']} ({q['messages_unacknowledged']} unacked, {q['consumers']} consumers)"
+            for q in busy[:8]) or "every queue empty"))  # fmt: skip
 
 
 async def settle(rig: Rig, timeout: float) -> dict[str, int]:
@@ -314,8 +336,18 @@ async def observe(
     return Observed(
         seconds, sdp, ektp, answers, central, int(persons[0][0]) if persons else 0, verdicts, feed_ids,
         feed_latest, versions,
-        csv_files(report) if report is not None else {}, left, letters, list(rig.supervisor.crashes), planted,
+        comparable(csv_files(report)) if report is not None else {}, left, letters, list(rig.supervisor.crashes), planted,
     )  # fmt: skip
+
+
+CENTRAL_ID = re.compile(r"\bC\d+\b")
+
+
+def comparable(files: dict[str, str]) -> dict[str, str]:
+    """The run's report files as two installations can agree on them: a person's central id is a number drawn
+    in the order persons happened to be created (e-KTP captures and runs interleave differently), so it is
+    left out; who the person is, the episodes and captures, are compared separately."""
+    return {name: CENTRAL_ID.sub("C…", text) for name, text in files.items()}
 
 
 @dataclass

@@ -170,8 +170,12 @@ def one(
     if name in RESTARTS_BROKER:  # before the installation: its queues too must be recovered after a restart
         broker.ensure_handles(2 * (len(units.upts) + len(units.dukcapil)) + 100)
     services = ("registry", "dedup", "consolidator", "monitor")
-    with harness.installation(units, services, label="faults") as (sandbox, processes):
-        processes.start("registry", instance=2, LOG_LEVEL="WARNING")
+    logs = PROJECT_ROOT / "tmp" / "faults" / name
+    with harness.installation(units, services, label="faults", log_level="INFO", keep_logs=logs) as (
+        sandbox,
+        processes,
+    ):
+        processes.start("registry", instance=2, LOG_LEVEL="INFO")
         postgres = Postgres(harness.servers().database_url, sandbox.database_url)
         rig = Rig(
             sandbox, processes, Supervisor(processes, PROCESSES), broker, postgres, random.Random(seed), span

@@ -6,6 +6,8 @@ import json
 import os
 import platform
 import shlex
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,11 +38,17 @@ def servers() -> Servers:
 
 @contextmanager
 def installation(
-    units: Units, services: Sequence[str], *, label: str = "bench", instances: int = 1
+    units: Units,
+    services: Sequence[str],
+    *,
+    label: str = "bench",
+    instances: int = 1,
+    log_level: str = "WARNING",
+    keep_logs: Path | None = None,
 ) -> Iterator[tuple[Sandbox, Processes]]:
     """A fresh vhost, users and database with the given services running (each as `instances` processes
     consuming the same queues); all removed afterwards."""
-    with tempfile.TemporaryDirectory(prefix="simpul-bench-") as tmp:
+    with interruptible(), tempfile.TemporaryDirectory(prefix="simpul-bench-") as tmp:
         directory = Path(tmp)
         say(f"provisioning an isolated installation ({len(units.upts)} UPTs, {len(units.dukcapil)} Dukcapil)")
         sandbox = create_sandbox(servers(), directory, units, label=label)
@@ -48,12 +56,34 @@ def installation(
         try:
             for service in services:
                 for instance in range(1, instances + 1):
-                    processes.start(service, instance=instance, LOG_LEVEL="WARNING")
+                    processes.start(service, instance=instance, LOG_LEVEL=log_level)
             say(f"started: {', '.join(services)} ({instances} process{'es' if instances > 1 else ''} each)")
             yield sandbox, processes
+        except BaseException:
+            if keep_logs is not None:  # what the services said, for the failure's story
+                keep_logs.mkdir(parents=True, exist_ok=True)
+                for log in directory.glob("*.log"):
+                    shutil.copy(log, keep_logs / log.name)
+                say(f"the services' logs are kept in {keep_logs}")
+            raise
         finally:
             processes.stop_all()
             remove_sandbox(sandbox)
+
+
+@contextmanager
+def interruptible() -> Iterator[None]:
+    """SIGTERM (a `timeout`, a CI runner stopping) ends the run as Ctrl-C does: through every `finally`, so that
+    the installation's vhost, users, database and processes go with it."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def memory_mb(pid: int | str = "self") -> dict[str, int]:

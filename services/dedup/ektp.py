@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import aio_pika
@@ -28,6 +30,17 @@ from .store import Adjudicated, AdjudicationStore, VerdictStore, VerdictWrite
 from .vault import Vault
 
 log = logging.getLogger("simpul.dedup.ektp")
+
+
+async def settle(answer: Callable[[], Awaitable[None]]) -> None:
+    """Ack or nack a delivery that waited in a batch. Its channel may be gone meanwhile (the broker restarted):
+    the broker then gives the message again to the consumer's new channel, and the inbox knows whether it was
+    decided, so the lost answer costs nothing; it must not stop the batches after it (they waited on this one
+    and never answered again: seen with the broker's stop_app/start_app, 230 captures held unacked for good)."""
+    try:
+        await answer()
+    except Exception as gone:
+        log.warning("a delivery could not be answered; the broker delivers it again", extra={"error": repr(gone)})
 
 
 @dataclass
@@ -79,7 +92,7 @@ class EnrolmentPipeline:
                 raise
             problem, detail = found
             await self.consumer.dead_letter(messaging.DeadLetter(problem, detail, "dedup", "dedup.ektp", raw))
-            await msg.ack()
+            await settle(msg.ack)
             return
         await self.batcher.put(Pending(event, msg))
 
@@ -92,7 +105,7 @@ class EnrolmentPipeline:
             return
         for p in batch:
             if p.event.message_id in done:
-                await p.msg.ack()
+                await settle(p.msg.ack)
         todo = [p for p in batch if p.event.message_id not in done]
         if not todo:
             return
@@ -117,7 +130,7 @@ class EnrolmentPipeline:
         previous: asyncio.Task[None] | None,
     ) -> None:
         if previous is not None:
-            await previous
+            await asyncio.wait([previous])  # its order, not its outcome: each batch answers for itself
         if epoch != self._epoch:
             # An earlier batch was rolled back after this one was searched (against its people): again.
             await self._requeue(todo)
@@ -139,7 +152,7 @@ class EnrolmentPipeline:
         for d, p in zip(decided, todo, strict=True):
             if d.row is not None:
                 self.engine.gallery.person_ids[d.row] = people.get(p.event.message_id, -1)
-            await p.msg.ack()
+            await settle(p.msg.ack)
         self.decided += len(todo)
 
     async def drain(self) -> None:
@@ -176,7 +189,7 @@ class EnrolmentPipeline:
 
     async def _retry_later(self, p: Pending, delay: float) -> None:
         await asyncio.sleep(delay)
-        await p.msg.nack(requeue=True)
+        await settle(functools.partial(p.msg.nack, requeue=True))
 
     def _write(self, d: Decided, rows: dict[int, str]) -> VerdictWrite:
         now = self.clock()
@@ -275,4 +288,4 @@ class EnrolmentPipeline:
     async def _requeue(self, batch: list[Pending]) -> None:
         await asyncio.sleep(1.0)
         for p in batch:
-            await p.msg.nack(requeue=True)
+            await settle(functools.partial(p.msg.nack, requeue=True))

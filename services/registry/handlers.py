@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import TypeVar
 
 import aio_pika
 from faststream.rabbit import RabbitBroker, RabbitRouter
@@ -48,6 +49,23 @@ def sender_unit(user_id: str | None, settings: Settings, kind: str) -> str:
 def expect_key(raw: aio_pika.abc.AbstractIncomingMessage, expected: str) -> None:
     if raw.routing_key != expected:
         raise PermanentError(problems.ROUTING_KEY_MISMATCH, f"routing key {raw.routing_key!r}")
+
+
+T = TypeVar("T")
+
+
+async def first_try(save: Callable[[], Awaitable[T]], what: str, *, attempts: int = 6) -> tuple[T, bool]:
+    """Save with retries of transient database failures; whether the first try gave the result. A "seen
+    before" found by a retry is this delivery's own commit, whose confirmation the failure took away."""
+    tries = 0
+
+    async def once() -> T:
+        nonlocal tries
+        tries += 1
+        return await save()
+
+    result = await db.retrying(once, attempts=attempts, what=what)
+    return result, tries == 1
 
 
 class Registry:
@@ -141,12 +159,14 @@ class Registry:
                 outgoing,
             )
 
-        earlier = await db.retrying(
-            lambda: self.parts.save_part(submission.message_id, sender, key, decide),
-            what="save submission part",
+        earlier, first = await first_try(
+            lambda: self.parts.save_part(submission.message_id, sender, key, decide), "save submission part"
         )
-        if earlier is not None:
-            # The same message again (a resend or a redelivery): nothing changes, the same answer goes back.
+        if earlier is not None and first and not raw.redelivered:
+            # The sender sent the same message again (it lost the answer, e.g. its connection dropped):
+            # nothing changes, the same answer goes back. A redelivery by the broker (this process or another
+            # died before its ack), or a retry here after a commit whose confirmation was lost, gets none: the
+            # first answer left through the outbox with the first commit.
             await self.tell(earlier, receipt_to=sender)
 
     # --- e-KTP ----------------------------------------------------------------------------------------------
@@ -205,17 +225,17 @@ class Registry:
             return self._write(packet.message_id, unit, kabkota, packet.packet_id, verdict, now, fields)
 
         try:
-            saved = await db.retrying(
+            saved, first = await first_try(
                 lambda: self.captures.save_capture(
                     packet.message_id, "packet", kabkota, packet.packet_id, decide
                 ),
+                "save capture",
                 attempts=3,
-                what="save capture",
             )
         except db.TRANSIENT_ERRORS:
             await self._fault(raw, packet.message_id, unit, kabkota, packet.packet_id, now)
             raise
-        if saved.duplicate:
+        if saved.duplicate and first and not raw.redelivered:  # a resend is answered again (as a part is)
             await self.tell(saved.receipt, receipt_to=unit)
         if saved.forward:
             # Not through the outbox: the templates must not rest in the registry's tables. Acked only
@@ -256,11 +276,11 @@ class Registry:
             verdict = ektp.report(capture, EktpStatus(report.status), now=now)
             return self._write(report.message_id, unit, kabkota, report.packet_id, verdict, now)
 
-        saved = await db.retrying(
+        saved, first = await first_try(
             lambda: self.captures.save_capture(report.message_id, kind, kabkota, report.packet_id, decide),
-            what="save capture report",
+            "save capture report",
         )
-        if saved.duplicate:
+        if saved.duplicate and first and not raw.redelivered:  # a resend is answered again (as a part is)
             await self.tell(saved.receipt, receipt_to=unit)
 
     async def on_dedup_verdict(
@@ -276,14 +296,14 @@ class Registry:
             moved = ektp.report(capture, EktpStatus(verdict.status), now=now)
             return self._write(verdict.message_id, unit, kabkota, verdict.packet_id, moved, now)
 
-        saved = await db.retrying(
+        await db.retrying(
             lambda: self.captures.save_capture(
                 verdict.message_id, "verdict", kabkota, verdict.packet_id, decide
             ),
             what="save dedup verdict",
         )
-        if saved.duplicate:
-            await self.tell(saved.receipt, receipt_to=unit)
+        # A verdict seen before (redelivered, or sent again by dedup's relay after a crash) was told to the
+        # office through the outbox the first time: telling it again would answer the office twice.
 
 
 def build_router(registry: Registry) -> RabbitRouter:

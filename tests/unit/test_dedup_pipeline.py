@@ -101,3 +101,37 @@ async def test_a_failed_store_undoes_its_batch_and_the_batch_searched_after_it()
 async def _requeue_now(batch: list[Pending]) -> None:
     for p in batch:
         await p.msg.nack(requeue=True)
+
+
+class GoneDelivery(Delivery):
+    """A delivery whose channel closed while its batch was decided (the broker restarted)."""
+
+    async def ack(self) -> None:
+        raise ConnectionResetError("channel closed")
+
+
+async def test_a_batch_whose_channel_closed_does_not_hold_back_the_batches_after_it() -> None:
+    engine = seeded_engine(50)
+    searched_next = asyncio.Event()
+    searched_next.set()
+    store = Verdicts(fail=0, searched_next=searched_next)
+    vault = Vault(base64.b64decode(Vault.new_key()), dedup_gallery.LAYOUT)
+    pipeline = EnrolmentPipeline(
+        engine,
+        store,
+        vault,
+        consumer=None,
+        registry_user="r",
+        centre_user="c",
+        clock=lambda: NOW,  # type: ignore[arg-type]
+    )
+    before = [Pending(e, GoneDelivery()) for e in newcomers(2, seed=71)]  # type: ignore[arg-type]
+    after = [Pending(e, Delivery()) for e in newcomers(2, seed=72)]  # type: ignore[arg-type]
+    await pipeline.process(before)
+    await pipeline.process(after)
+    await asyncio.wait_for(pipeline.drain(), 5)
+
+    # stored, and the broker will deliver the first two again (the inbox knows them); the next batch answered
+    assert sorted(store.stored) == sorted(p.event.packet_id for p in before + after)
+    assert [p.msg.outcome for p in after] == ["ack", "ack"]  # type: ignore[attr-defined]
+    assert pipeline.decided == 4
