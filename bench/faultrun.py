@@ -336,7 +336,8 @@ async def observe(
     return Observed(
         seconds, sdp, ektp, answers, central, int(persons[0][0]) if persons else 0, verdicts, feed_ids,
         feed_latest, versions,
-        comparable(csv_files(report)) if report is not None else {}, left, letters, list(rig.supervisor.crashes), planted,
+        comparable(csv_files(report)) if report is not None else {}, left, letters,
+        list(rig.supervisor.crashes), planted,
     )  # fmt: skip
 
 
