@@ -40,7 +40,9 @@ async def settle(answer: Callable[[], Awaitable[None]]) -> None:
     try:
         await answer()
     except Exception as gone:
-        log.warning("a delivery could not be answered; the broker delivers it again", extra={"error": repr(gone)})
+        log.warning(
+            "a delivery could not be answered; the broker delivers it again", extra={"error": repr(gone)}
+        )
 
 
 @dataclass
