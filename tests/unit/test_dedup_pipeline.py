@@ -120,10 +120,10 @@ async def test_a_batch_whose_channel_closed_does_not_hold_back_the_batches_after
         engine,
         store,
         vault,
-        consumer=None,
+        consumer=None,  # type: ignore[arg-type]
         registry_user="r",
         centre_user="c",
-        clock=lambda: NOW,  # type: ignore[arg-type]
+        clock=lambda: NOW,
     )
     before = [Pending(e, GoneDelivery()) for e in newcomers(2, seed=71)]  # type: ignore[arg-type]
     after = [Pending(e, Delivery()) for e in newcomers(2, seed=72)]  # type: ignore[arg-type]
