@@ -103,7 +103,9 @@ class Observed:
     seconds: float
     report: DayReport
     ektp: EktpReport
-    answers: Counter[tuple[str, str]]  # every receipt, also those only read afterwards from the queues
+    # every receipt (by the message it answers, the status it tells and its own id), also those only read
+    # afterwards from the queues
+    answers: Counter[tuple[str, str, str]]
     central: dict[str, str]
     persons: int
     verdicts: dict[str, list[str]]
@@ -293,7 +295,11 @@ async def observe(
     for queue in [q for q in left if q.startswith("receipts.")]:  # answers nobody waited for any more
         for message in await _take_all(sandbox.admin_url, queue):
             receipt = json.loads(message.body)
-            answers[str(receipt.get("in_reply_to")), str(receipt.get("status", ""))] += 1
+            answers[
+                str(receipt.get("in_reply_to")),
+                str(receipt.get("status", "")),
+                str(receipt.get("message_id")),
+            ] += 1
         left.pop(queue)
     letters = [
         (
@@ -365,12 +371,24 @@ class Tally:
         return self.expected, self.found, self.lost, self.doubled
 
 
+def distinct_answers(o: Observed) -> Counter[tuple[str, str]]:
+    """Different answers (by their own id) per message and status told."""
+    return Counter((mid, status) for mid, status, _ in o.answers)
+
+
+def repeated_answers(o: Observed) -> int:
+    """Answers delivered again under the same id (the outbox relay's at-least-once after a failure): a client
+    keeps the first of each id (docs/clients.md)."""
+    return sum(n - 1 for n in o.answers.values())
+
+
 def receipts(o: Observed) -> Tally:
-    """Every message published got its answer, and no answer (per status told) came more often than its message
-    was published; a notice not answering a publication (dedup's verdict, told to the office) came once."""
+    """Every message published got its answer, and no message got more different answers (per status told)
+    than it was published; a notice not answering a publication (dedup's verdict, told to the office) once."""
     publishes = o.report.publishes + o.ektp.publishes + Counter(dict.fromkeys(o.planted_dead, 1))
-    answered = {mid for mid, _ in o.answers}
-    doubled = sum(max(0, n - (publishes[mid] or 1)) for (mid, _), n in o.answers.items())
+    distinct = distinct_answers(o)
+    answered = {mid for mid, _ in distinct}
+    doubled = sum(max(0, n - (publishes[mid] or 1)) for (mid, _), n in distinct.items())
     return Tally(len(publishes), len(answered & publishes.keys()), len(publishes.keys() - answered), doubled)
 
 
@@ -400,9 +418,10 @@ def tallies(o: Observed, baseline: Observed) -> dict[str, Tally]:
 def examples(o: Observed, baseline: Observed, n: int = 5) -> list[str]:
     """A few of the differences behind each tally, to start looking from."""
     publishes = o.report.publishes + o.ektp.publishes + Counter(dict.fromkeys(o.planted_dead, 1))
-    answered = {mid for mid, _ in o.answers}
+    distinct = distinct_answers(o)
+    answered = {mid for mid, _ in distinct}
     out = [f"unanswered {mid}" for mid in sorted(publishes.keys() - answered)[:n]]
-    out += [f"answered {c}x (sent {publishes[mid]}x) {mid} {status}" for (mid, status), c in o.answers.items()
+    out += [f"answered {c}x (sent {publishes[mid]}x) {mid} {status}" for (mid, status), c in distinct.items()
             if c > (publishes[mid] or 1)][:n]  # fmt: skip
     out += [f"feed told {o.feed_latest.get(cid)} of {cid}, version {v}" for cid, v in o.versions.items()
             if o.feed_latest.get(cid) != v][:n]  # fmt: skip

@@ -40,7 +40,7 @@ from typing import Any
 from bench import harness
 from bench import planted as planted_day
 from bench.faultkit import Broker, Postgres, Supervisor
-from bench.faultrun import PROCESSES, Observed, Rig, examples, observe, play, tallies
+from bench.faultrun import PROCESSES, Observed, Rig, examples, observe, play, repeated_answers, tallies
 from shared.contracts import WIB
 from shared.settings import PROJECT_ROOT
 from shared.units import Units, load_units
@@ -213,13 +213,15 @@ def row(name: str, faults: list[str], recoveries: list[float], o: Observed, base
         "dead_letters_planted": f"{len(planted_found)}/{len(o.planted_dead)}",
         "dead_letters_other": len([1 for mid, _ in o.dead_letters if mid not in o.planted_dead]),
         "dead_letter_reasons_other": ",".join(unexpected_dead),
-        "crashes": len(o.crashes), "recover_s": round(max(recoveries, default=0.0), 1),
+        "receipts_again": repeated_answers(o), "crashes": len(o.crashes),
+        "recover_s": round(max(recoveries, default=0.0), 1),
         "seconds": round(o.seconds, 1), "overhead_s": round(o.seconds - base.seconds, 1),
     }  # fmt: skip
 
 
 TABLE = ("scenario", "faults", "expected", "found", "lost", "doubled", "report_same", "queues_left",
-         "dead_letters_planted", "dead_letters_other", "crashes", "recover_s", "seconds", "overhead_s")  # fmt: skip
+         "dead_letters_planted", "dead_letters_other", "receipts_again", "crashes", "recover_s", "seconds",
+         "overhead_s")  # fmt: skip
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
@@ -228,7 +230,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -243,12 +245,15 @@ def main() -> None:
         "--settle-seconds", type=float, default=600.0, help="wait this long for queues to empty"
     )
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
-    args = parser.parse_args()
+    return parser
+
+
+def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Every chosen scenario after the fault-free one: their table rows and the figures of the whole run."""
     chosen = ["none", *[s for s in args.scenarios.split(",") if s and s != "none"]]
     known = scenarios(args)
     if unknown := [s for s in chosen if s not in known]:
-        parser.error(f"unknown scenarios: {', '.join(unknown)} (known: {', '.join(known)})")
-
+        raise ValueError(f"unknown scenarios: {', '.join(unknown)} (known: {', '.join(known)})")
     day = datetime.now(WIB).date() - timedelta(days=1)
     planted = planted_day.plant(args, day)
     offices = load_units(PROJECT_ROOT / "deploy" / "units").dukcapil[: args.offices]
@@ -293,11 +298,22 @@ def main() -> None:
         "reports_different": sum(not r["report_same"] for r in rows),
         "messages_left": sum(r["queues_left"] for r in rows),
         "dead_letters_other": sum(r["dead_letters_other"] for r in rows),
+        "receipts_again": sum(r["receipts_again"] for r in rows),
         "upts": len(units.upts), "records": records, "packets": len(packets),
         "baseline_seconds": rows[0]["seconds"],
         **{f"{r['scenario']}_recover_s": r["recover_s"] for r in rows[1:]},
         **{f"{r['scenario']}_overhead_s": r["overhead_s"] for r in rows[1:]},
     }  # fmt: skip
+    return rows, figures
+
+
+def main() -> None:
+    arguments = parser()
+    args = arguments.parse_args()
+    known = scenarios(args)
+    if unknown := [s for s in args.scenarios.split(",") if s and s not in known]:
+        arguments.error(f"unknown scenarios: {', '.join(unknown)} (known: {', '.join(known)})")
+    rows, figures = run(args)
     if not args.no_record:
         info = harness.machine(asyncio.run(harness.database_version(harness.servers().database_url)))
         harness.record("the suite under faults: a day, an e-KTP batch and a run per scenario", figures, [
@@ -306,6 +322,9 @@ def main() -> None:
             "by the harness when they die), against the fault-free run (`none`) of the same planted day. "
             "`expected`/`found`/`lost`/`doubled`: receipts (every message answered, none more often than it was "
             "sent), central records and captures, dedup verdicts and central feed messages together. "
+            "`receipts_again`: receipts delivered a second time under the same id (the outbox relay is "
+            "at-least-once when the database fails between a publish and its record; clients keep the first of "
+            "each id). "
             "`recover_s`: longest wait, after a fault was lifted, until every service answered ready; "
             "`overhead_s`: the day's time (first publish to the run's end) beyond the fault-free one.",
         ], info)  # fmt: skip

@@ -184,7 +184,11 @@ def open_files_advice(handles: int, queues: int) -> str | None:
         f"restart it may never finish recovering them. Raise its open-files limit to {OPEN_FILES_ADVISED:,} "
         "(the RabbitMQ production guidance): with systemd, `systemctl edit rabbitmq-server` and "
         f"`[Service] LimitNOFILE={OPEN_FILES_ADVISED}`; started by hand, `ulimit -n {OPEN_FILES_ADVISED}` "
-        "first; in docker-compose.yml it is set (ulimits: nofile). Then restart the broker."
+        "first, as the rabbitmq user (as root, Debian's rabbitmq-server switches user with su, whose PAM "
+        "session sets the limit back to 1,024: `setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups "
+        "env HOME=/var/lib/rabbitmq rabbitmq-server -detached`, or a line `rabbitmq - nofile "
+        f"{OPEN_FILES_ADVISED}` in /etc/security/limits.d/); in docker-compose.yml it is set (ulimits: "
+        "nofile). Then restart the broker."
     )
 
 

@@ -45,7 +45,9 @@ class DayReport:
     receipt_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     reconnects: int = 0  # connections lost (a broker restart) after which a UPT connected and sent again
     publishes: Counter[str] = field(default_factory=Counter)  # by message id: each publication of a part
-    answers: Counter[tuple[str, str]] = field(default_factory=Counter)  # Receipts.counts of every listener
+    answers: Counter[tuple[str, str, str]] = field(
+        default_factory=Counter
+    )  # Receipts.counts of each listener
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)

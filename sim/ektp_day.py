@@ -43,7 +43,9 @@ class EktpReport:
     verdict_latencies: list[float] = field(default_factory=list)  # publish -> the office has the verdict
     reconnects: int = 0  # connections lost (a broker restart) after which an office connected and sent again
     publishes: Counter[str] = field(default_factory=Counter)  # by message id: each publication of a packet
-    answers: Counter[tuple[str, str]] = field(default_factory=Counter)  # Receipts.counts of every listener
+    answers: Counter[tuple[str, str, str]] = field(
+        default_factory=Counter
+    )  # Receipts.counts of each listener
 
     def summary(self) -> dict[str, Any]:
         lat = sorted(self.latencies)

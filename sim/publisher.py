@@ -155,9 +155,10 @@ class Receipts:
         self.queue = queue
         self.found: dict[str, dict[str, Any]] = {}
         self.verdicts: dict[str, dict[str, Any]] = {}  # by packet id: the first answer after dedup
-        # Every answer, by the message it answers and the status it tells (an e-KTP capture is answered once
-        # per status it reaches): more than one per publication of that message is an answer doubled.
-        self.counts: Counter[tuple[str, str]] = Counter()
+        # Every answer, by the message it answers, the status it tells (an e-KTP capture is answered once per
+        # status it reaches) and its own id: a second answer with the same id is the same answer delivered
+        # again (a client keeps the first); more distinct answers than publications is an answer doubled.
+        self.counts: Counter[tuple[str, str, str]] = Counter()
         self.arrived = asyncio.Event()
         self.tag: str | None = None
 
@@ -168,7 +169,11 @@ class Receipts:
         async with message.process():
             receipt = json.loads(message.body) | {"_received_at": time.monotonic()}
             self.found.setdefault(str(receipt.get("in_reply_to")), receipt)
-            self.counts[str(receipt.get("in_reply_to")), str(receipt.get("status", ""))] += 1
+            self.counts[
+                str(receipt.get("in_reply_to")),
+                str(receipt.get("status", "")),
+                str(receipt.get("message_id")),
+            ] += 1
             if receipt.get("status") in DEDUP_VERDICTS and receipt.get("packet_id"):
                 self.verdicts.setdefault(str(receipt["packet_id"]), receipt)
             self.arrived.set()
