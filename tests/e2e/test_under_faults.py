@@ -32,9 +32,7 @@ def test_every_scenario_ran_its_faults(outcome: tuple[list[dict[str, Any]], dict
     assert figures["scenarios"] == 4
     faults_by_scenario = {r["scenario"]: r["faults"] for r in rows}
     assert faults_by_scenario["none"] == 0
-    assert (
-        faults_by_scenario["kill9"] == len(PROCESSES) + 1
-    )  # each process once, the consolidator again
+    assert faults_by_scenario["kill9"] == len(PROCESSES) + 1  # each process once, the consolidator again
     assert faults_by_scenario["broker-app"] == 2
     assert faults_by_scenario["pg-refuse"] == 1
 
