@@ -14,8 +14,8 @@ SERVICES = ("registry", "dedup", "consolidator", "monitor")
 
 def test_the_stack_has_the_servers_provisioning_and_four_services_from_one_image() -> None:
     services = COMPOSE["services"]
-    assert services["rabbitmq"]["image"].startswith("rabbitmq:3.10")
-    assert services["postgres"]["image"] == "postgres:15"
+    assert services["rabbitmq"]["image"].startswith("rabbitmq:3.10.")
+    assert services["postgres"]["image"].startswith("postgres:15.")
     images = {services[s]["image"] for s in (*SERVICES, "provision", "sim")}
     assert images == {"simpul:latest"}
     assert {services[s]["build"]["dockerfile"] for s in (*SERVICES, "provision")} == {"deploy/Dockerfile"}
@@ -94,3 +94,18 @@ def test_the_broker_refuses_messages_far_larger_than_the_largest_legitimate_one(
     conf = (PROJECT_ROOT / mount.split(":")[0]).read_text()
     size = int(re.search(r"^max_message_size = (\d+)$", conf, re.M).group(1))  # type: ignore[union-attr]
     assert 8 * 2**20 <= size <= 64 * 2**20  # above a 5,000-record part, far below the broker's 128 MB default
+
+
+def test_every_image_from_elsewhere_is_pinned_to_an_exact_version() -> None:
+    """A tag like `postgres:15` or `latest` moves under a running installation; only our own image is built."""
+    images = [spec["image"] for spec in COMPOSE["services"].values() if spec.get("image") != "simpul:latest"]
+    images += re.findall(r"^FROM (\S+)", (PROJECT_ROOT / "deploy" / "Dockerfile").read_text(), re.MULTILINE)
+    assert len(images) >= 5
+    for image in images:
+        assert re.fullmatch(r"[\w./-]+:v?\d+\.\d+(\.\d+)?(-[\w.-]+)?( AS \w+)?", image), image
+
+
+def test_dedup_may_load_a_large_gallery_before_its_health_check_counts() -> None:
+    check = COMPOSE["services"]["dedup"]["healthcheck"]
+    seconds = int(check["start_period"].removesuffix("s"))
+    assert seconds >= 300  # ten million people at about 30 s a million
