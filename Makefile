@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run up down status provision test unit integration e2e lint typecheck importlint check docs browser assets clean clean-sandboxes
+.PHONY: run up down status provision backup restore test unit integration e2e lint typecheck importlint check docs browser assets clean clean-sandboxes
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ status: $(STAMP)
 
 provision: $(STAMP)
 	$(BIN)/python -m deploy.local provision
+
+## make backup DIR=path / make restore DIR=path: the database, the broker's definitions, credentials and the
+## gallery key (restore: into an empty database server and broker; see deploy/backup.py).
+backup: $(STAMP)
+	@test -n "$(DIR)" || { echo "usage: make backup DIR=/path/to/new/folder"; exit 2; }
+	$(BIN)/python -m deploy.backup create "$(DIR)"
+
+restore: $(STAMP)
+	@test -n "$(DIR)" || { echo "usage: make restore DIR=/path/to/backup"; exit 2; }
+	$(BIN)/python -m deploy.backup restore "$(DIR)"
 
 ## make test: static checks, then unit, integration and e2e tests (real RabbitMQ, PostgreSQL, Chromium).
 test: check browser assets

@@ -40,7 +40,7 @@ async def _run(conn: asyncpg.Connection, template: str, *values: str) -> None:
     await conn.execute(statement)
 
 
-async def _ensure_role(conn: asyncpg.Connection, role: str, password: str) -> None:
+async def ensure_role(conn: asyncpg.Connection, role: str, password: str) -> None:
     attributes = "LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOINHERIT NOREPLICATION NOBYPASSRLS PASSWORD %L"
     if await conn.fetchval("SELECT true FROM pg_catalog.pg_roles WHERE rolname = $1", role):
         await _run(conn, f"ALTER ROLE %I WITH {attributes}", role, password)
@@ -84,7 +84,7 @@ async def provision_service_role(admin_dsn: str, service: str, role: str, passwo
     conn = await asyncpg.connect(admin_dsn)
     try:
         async with conn.transaction():  # all or nothing: a running service never sees half the grants
-            await _ensure_role(conn, role, password)
+            await ensure_role(conn, role, password)
             await _grant(conn, service, role)
     finally:
         await conn.close()
