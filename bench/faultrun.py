@@ -133,19 +133,6 @@ async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record] | None:
         await conn.close()
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float) -> Any:
-    began = time.monotonic()
-    said = began
-    while not (result := await check()):
-        if time.monotonic() - began > timeout:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        if time.monotonic() - said > 30:
-            harness.say(f"    waiting for {what} ({time.monotonic() - began:.0f} s)")
-            said = time.monotonic()
-        await asyncio.sleep(0.5)
-    return result
-
-
 async def _plant_bad_input(sandbox: Sandbox, upt_id: str, day: date) -> set[str]:
     """Two messages no retry can fix, from one UPT: not JSON, and a snapshot number past PostgreSQL's integer.
     Each must end in `dead.letters` with its reason and be answered at once."""
@@ -174,7 +161,7 @@ async def _run_day_of_consolidation(rig: Rig, day: date, parts: int) -> str:
         rows = await _fetch(dsn, STAGED, day)
         return bool(rows) and rows is not None and rows[0][0] >= parts
 
-    await until(staged, f"{parts} parts staged at the consolidator", 1800)
+    await harness.until(staged, f"{parts} parts staged at the consolidator", 1800)
     pusat = creds.find(rig.sandbox.credentials, "pusat", "pusat")
     message_id = derive_message_id("faults-run", day)
     for attempt in range(30):
@@ -196,7 +183,7 @@ async def _run_day_of_consolidation(rig: Rig, day: date, parts: int) -> str:
             raise FaultError(f"run {run_id} failed: {rows[0]['error']}")
         return rows is not None and bool(rows) and rows[0]["state"] == "finished"
 
-    await until(finished, f"run {run_id}", 1800)
+    await harness.until(finished, f"run {run_id}", 1800)
     return run_id
 
 
@@ -285,6 +272,17 @@ async def _take_all(url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingM
     return got
 
 
+async def report_files(dsn: str, run_id: str) -> dict[str, str]:
+    """The run's report as its CSV files (none when there is no such run)."""
+    database = Database.of_service(dsn, "consolidator")
+    await database.open()
+    try:
+        report = await PostgresConsolidationStore(database).load_report(run_id)
+    finally:
+        await database.close()
+    return csv_files(report) if report is not None else {}
+
+
 async def observe(
     rig: Rig, seconds: float, sdp: DayReport, ektp: EktpReport, run_id: str, planted: set[str],
     settle_timeout: float,
@@ -333,16 +331,11 @@ async def observe(
         f"C{r[0]}": int(r[1])
         for r in await _fetch(dsn, "SELECT person_id, version FROM consolidator.persons") or []
     }
-    database = Database.of_service(dsn, "consolidator")
-    await database.open()
-    try:
-        report = await PostgresConsolidationStore(database).load_report(run_id)
-    finally:
-        await database.close()
+    files = await report_files(dsn, run_id)
     return Observed(
         seconds, sdp, ektp, answers, central, int(persons[0][0]) if persons else 0, verdicts, feed_ids,
         feed_latest, versions,
-        comparable(csv_files(report)) if report is not None else {}, left, letters,
+        comparable(files), left, letters,
         list(rig.supervisor.crashes), planted,
     )  # fmt: skip
 

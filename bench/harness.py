@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
@@ -11,7 +12,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,6 +86,21 @@ def interruptible() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+async def until(
+    check: Callable[[], Awaitable[Any]], what: str, timeout: float, *, every: float = 15.0
+) -> Any:
+    """Poll every half second until `check` gives something true; progress every `every` seconds."""
+    began = said = time.monotonic()
+    while not (result := await check()):
+        if time.monotonic() - began > timeout:
+            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
+        if time.monotonic() - said > every:
+            say(f"  waiting for {what} ({time.monotonic() - began:.0f} s)")
+            said = time.monotonic()
+        await asyncio.sleep(0.5)
+    return result
 
 
 def memory_mb(pid: int | str = "self") -> dict[str, int]:

@@ -20,7 +20,6 @@ import itertools
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -96,21 +95,6 @@ def baseline_rows(
     return rows
 
 
-async def until(check: Callable[[], Awaitable[Any]], what: str, timeout: float) -> Any:
-    """Poll every half second until `check` gives something true; progress every 15 s."""
-    began = time.monotonic()
-    said = began
-    while True:
-        if result := await check():
-            return result
-        if time.monotonic() - began > timeout:
-            raise TimeoutError(f"{what}: not within {timeout:.0f} s")
-        if time.monotonic() - said > 15:
-            harness.say(f"  waiting for {what} ({time.monotonic() - began:.0f} s)")
-            said = time.monotonic()
-        await asyncio.sleep(0.5)
-
-
 class Bench:
     def __init__(
         self, sandbox: Sandbox, processes: Processes, units: Units, args: argparse.Namespace
@@ -158,7 +142,7 @@ class Bench:
         async def staged() -> bool:
             return bool(await self.scalar(STAGED, day) >= report.parts)
 
-        await until(staged, f"{report.parts} parts staged at the consolidator", 3600)
+        await harness.until(staged, f"{report.parts} parts staged at the consolidator", 3600)
         harness.say(f"  staged {time.time() - first_publish:.1f} s after the first publish; running {day}")
         pusat = creds.find(self.sandbox.credentials, "pusat", "pusat")
         run_id = await request_run(
@@ -175,7 +159,7 @@ class Bench:
                 steps.setdefault(row["step"], time.monotonic())
             return row if row is not None and row["state"] == "finished" else None
 
-        run = await until(finished, f"run {run_id}", 3600)
+        run = await harness.until(finished, f"run {run_id}", 3600)
         # When each step committed, as polled (half a second apart): where the run spends its time.
         marks = sorted(steps.items())
         harness.say("  steps: " + ", ".join(
@@ -199,7 +183,7 @@ class Bench:
 
     async def drained(self) -> float:
         began = time.monotonic()
-        await until(lambda: self._empty(), "the run's changes on the central feed", 3600)
+        await harness.until(lambda: self._empty(), "the run's changes on the central feed", 3600)
         return time.monotonic() - began
 
     async def _empty(self) -> bool:

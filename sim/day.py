@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import statistics
 import sys
 import time
@@ -23,7 +22,7 @@ from shared.settings import PROJECT_ROOT
 from shared.units import Units, load_units
 
 from . import population
-from .publisher import RECONNECTS, REFUSED, RETRYABLE, EncodedPart, SentPart, UnitClient, submission_body
+from .publisher import EncodedPart, SentPart, UnitClient, riding_out, submission_body
 
 
 @dataclass
@@ -151,14 +150,10 @@ async def run_day(
                     until = time.monotonic() + receipt_timeout
                     while not expected <= listener.found.keys() and time.monotonic() < until:
                         await listener.wait_for(expected, 1.0)
-                        if client.channel is None or client.channel.is_closed:  # (the connection's flag lags)
-                            raise ConnectionError("the broker closed the connection while receipts were due")
+                        client.ensure_open()
             finally:
-                if listener is not None:
-                    with contextlib.suppress(Exception):
-                        await listener.stop()
-                    got.update(listener.found)  # what came before a drop is kept
-                    report.answers.update(listener.counts)
+                if listener is not None:  # what came before a drop is kept
+                    await listener.hand_over(got, report.answers)
         return sent
 
     async def one_upt(upt_id: str) -> None:
@@ -170,17 +165,13 @@ async def run_day(
         url = creds.amqp_url(amqp_url, cred, vhost)
         got: dict[str, dict[str, Any]] = {}
         first_sent: dict[str, SentPart] = {}
-        deadline = time.monotonic() + receipt_timeout
-        for attempt in range(1, RECONNECTS + 2):
-            try:
-                for s in await send_all(upt_id, url, cred.username, got):
-                    first_sent.setdefault(s.message_id, s)
-                break
-            except RETRYABLE as lost:
-                if attempt > RECONNECTS or time.monotonic() > deadline or isinstance(lost, REFUSED):
-                    raise
-                report.reconnects += 1
-                await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
+
+        async def connected() -> None:
+            for s in await send_all(upt_id, url, cred.username, got):
+                first_sent.setdefault(s.message_id, s)
+
+        _, reconnects = await riding_out(connected, receipt_timeout)
+        report.reconnects += reconnects
         report.publish_seconds = max(report.publish_seconds, time.monotonic() - started)
         published["upts"] += 1
         published["parts"] += len(chunks)

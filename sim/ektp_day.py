@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import sys
 import time
@@ -24,7 +23,7 @@ from shared.settings import PROJECT_ROOT
 from shared.units import Dukcapil, load_units
 
 from .ektp import SENT, CaptureStations, PacketOptions, PlannedPacket
-from .publisher import DEDUP_VERDICTS, RECONNECTS, REFUSED, RETRYABLE, UnitClient, packet_message
+from .publisher import DEDUP_VERDICTS, UnitClient, packet_message, riding_out
 
 # Where a capture may already be when it is sent again after dedup decided it.
 AFTER_DEDUP = DEDUP_VERDICTS
@@ -160,17 +159,10 @@ async def run_ektp_day(
                         await listener.wait_for_verdicts(pending, 1.0)
                     else:
                         break
-                    if client.channel is None or client.channel.is_closed:  # (the connection's flag lags)
-                        raise ConnectionError("the broker closed the connection while receipts were due")
+                    client.ensure_open()
             finally:
                 if listener is not None:
-                    with contextlib.suppress(Exception):
-                        await listener.stop()
-                    for k, v in listener.found.items():
-                        got.setdefault(k, v)
-                    for k, v in listener.verdicts.items():
-                        verdicts.setdefault(k, v)
-                    report.answers.update(listener.counts)
+                    await listener.hand_over(got, report.answers, verdicts)
 
     def forwarded_of(
         mine: list[PlannedPacket], bodies: list[dict[str, Any]]
@@ -198,18 +190,13 @@ async def run_ektp_day(
         sent_at: dict[str, float] = {}
         got: dict[str, dict[str, Any]] = {}
         verdicts: dict[str, dict[str, Any]] = {}
-        deadline = time.monotonic() + receipt_timeout
-        for attempt in range(1, RECONNECTS + 2):
-            try:
-                await connected(
-                    office, url, cred.username, bodies, sent_at, got, verdicts, forwarded_of(mine, bodies)
-                )
-                break
-            except RETRYABLE as lost:
-                if attempt > RECONNECTS or time.monotonic() > deadline or isinstance(lost, REFUSED):
-                    raise
-                report.reconnects += 1
-                await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
+        _, reconnects = await riding_out(
+            lambda: connected(
+                office, url, cred.username, bodies, sent_at, got, verdicts, forwarded_of(mine, bodies)
+            ),
+            receipt_timeout,
+        )
+        report.reconnects += reconnects
         if not wait_receipts:
             return
         sent_forward = forwarded_of(mine, bodies)(got)

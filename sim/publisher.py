@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import aio_pika
 import aiormq
@@ -17,6 +18,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from shared.contracts import SdpSubmission, derive_message_id
 
+T = TypeVar("T")
 RECONNECTS = 8  # connections a unit may lose before it gives up
 # A lost connection or channel (a broker restart, CONNECTION_FORCED): connect and send again. A refusal by the
 # broker (another unit's routing key, a forged user id, an unroutable publish) will never succeed and is not
@@ -33,6 +35,20 @@ RETRYABLE = (
     OSError,
     TimeoutError,
 )
+
+
+async def riding_out(connected: Callable[[], Awaitable[T]], timeout: float) -> tuple[T, int]:
+    """Run `connected` (connect, send what is unanswered, wait for the answers) again after each lost
+    connection, with back-off, as a well-written regional client does; its result and the reconnections."""
+    deadline = time.monotonic() + timeout
+    for attempt in range(1, RECONNECTS + 2):
+        try:
+            return await connected(), attempt - 1
+        except RETRYABLE as lost:
+            if attempt > RECONNECTS or time.monotonic() > deadline or isinstance(lost, REFUSED):
+                raise
+            await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
+    raise AssertionError("unreachable")  # the last attempt returns or raises
 
 
 def submission_id(upt_id: str, as_of: date, snapshot: int, part: int) -> str:
@@ -91,6 +107,12 @@ class UnitClient:
         self.connection = await aio_pika.connect(self.url, timeout=30)
         self.channel = await self.connection.channel(publisher_confirms=True, on_return_raises=True)
         return self
+
+    def ensure_open(self) -> None:
+        """A lost connection shows first on the channel (the connection's own flag lags): the caller connects
+        again and resends what is unanswered."""
+        if self.channel is None or self.channel.is_closed:
+            raise ConnectionError("the broker closed the connection while receipts were due")
 
     async def __aexit__(self, *exc: object) -> None:
         if self.connection is not None:
@@ -200,6 +222,21 @@ class Receipts:
         if self.tag is not None:
             await self.queue.cancel(self.tag)
             self.tag = None
+
+    async def hand_over(
+        self, got: dict[str, dict[str, Any]], answers: Counter[tuple[str, str, str]],
+        verdicts: dict[str, dict[str, Any]] | None = None,
+    ) -> None:  # fmt: skip
+        """Stop listening (the connection may be gone already) and keep what came: the first answer per
+        message (and per capture's verdict) and the count of every answer."""
+        with contextlib.suppress(Exception):
+            await self.stop()
+        for k, v in self.found.items():
+            got.setdefault(k, v)
+        for k, v in self.verdicts.items():
+            if verdicts is not None:
+                verdicts.setdefault(k, v)
+        answers.update(self.counts)
 
 
 def packet_message(body: dict[str, Any]) -> dict[str, Any]:

@@ -17,14 +17,11 @@ import pytest
 from bench import harness
 from bench import planted as planted_day
 from bench.faultkit import Broker, Postgres, Supervisor
-from bench.faultrun import CENTRAL, VERDICTS, Rig, play
+from bench.faultrun import CENTRAL, VERDICTS, Rig, play, report_files
 from deploy import backup, provision
 from deploy.credentials import GALLERY_KEY_FILE
 from deploy.sandbox import Servers, remove_sandbox
-from services.consolidator.consolidation import PostgresConsolidationStore
-from services.consolidator.report.render import csv_files
 from shared.contracts import WIB
-from shared.runtime import Database
 from shared.settings import PROJECT_ROOT
 from shared.units import load_units
 from sim.ektp import CaptureStations, PacketOptions
@@ -46,14 +43,9 @@ async def held(dsn: str, run_id: str) -> dict[str, Any]:
         audit = await conn.fetchval("SELECT count(*) FROM consolidator.lookup_audit")
     finally:
         await conn.close()
-    database = Database.of_service(dsn, "consolidator")
-    await database.open()
-    try:
-        report = await PostgresConsolidationStore(database).load_report(run_id)
-    finally:
-        await database.close()
-    assert report is not None
-    return {"central": central, "verdicts": verdicts, "audit": audit, "report": csv_files(report)}
+    report = await report_files(dsn, run_id)
+    assert report
+    return {"central": central, "verdicts": verdicts, "audit": audit, "report": report}
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,19 @@ class Verdicts:
         return {w.message_id: 1000 + i for i, w in enumerate(writes) if w.sealed is not None}
 
 
+def pipeline_of(engine: Any, store: Verdicts) -> EnrolmentPipeline:
+    vault = Vault(base64.b64decode(Vault.new_key()), dedup_gallery.LAYOUT)
+    return EnrolmentPipeline(
+        engine,
+        store,
+        vault,
+        consumer=None,  # type: ignore[arg-type]
+        registry_user="r",
+        centre_user="c",
+        clock=lambda: NOW,
+    )
+
+
 def newcomers(n: int, seed: int) -> list[Any]:
     rng = np.random.default_rng(seed)
     captures = seeding.MODEL.capture(rng, seeding.MODEL.identities(rng, n))
@@ -63,16 +76,7 @@ async def test_a_failed_store_undoes_its_batch_and_the_batch_searched_after_it()
     start = engine.gallery.size
     searched_next = asyncio.Event()
     store = Verdicts(fail=3, searched_next=searched_next)  # every retry of the store fails
-    vault = Vault(base64.b64decode(Vault.new_key()), dedup_gallery.LAYOUT)
-    pipeline = EnrolmentPipeline(
-        engine,
-        store,
-        vault,
-        consumer=None,  # type: ignore[arg-type]
-        registry_user="r",
-        centre_user="c",
-        clock=lambda: NOW,
-    )
+    pipeline = pipeline_of(engine, store)
     first = [Pending(e, Delivery()) for e in newcomers(2, seed=61)]  # type: ignore[arg-type]
     second = [Pending(e, Delivery()) for e in newcomers(2, seed=62)]  # type: ignore[arg-type]
     pipeline._requeue = lambda batch: _requeue_now(batch)  # type: ignore[method-assign]
@@ -115,16 +119,7 @@ async def test_a_batch_whose_channel_closed_does_not_hold_back_the_batches_after
     searched_next = asyncio.Event()
     searched_next.set()
     store = Verdicts(fail=0, searched_next=searched_next)
-    vault = Vault(base64.b64decode(Vault.new_key()), dedup_gallery.LAYOUT)
-    pipeline = EnrolmentPipeline(
-        engine,
-        store,
-        vault,
-        consumer=None,  # type: ignore[arg-type]
-        registry_user="r",
-        centre_user="c",
-        clock=lambda: NOW,
-    )
+    pipeline = pipeline_of(engine, store)
     before = [Pending(e, GoneDelivery()) for e in newcomers(2, seed=71)]  # type: ignore[arg-type]
     after = [Pending(e, Delivery()) for e in newcomers(2, seed=72)]  # type: ignore[arg-type]
     await pipeline.process(before)
