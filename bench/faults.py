@@ -40,7 +40,17 @@ from typing import Any
 from bench import harness
 from bench import planted as planted_day
 from bench.faultkit import Broker, Postgres, Supervisor
-from bench.faultrun import PROCESSES, Observed, Rig, examples, observe, play, repeated_answers, tallies
+from bench.faultrun import (
+    PROCESSES,
+    Observed,
+    Rig,
+    examples,
+    observe,
+    play,
+    repeated_answers,
+    repeated_feed,
+    tallies,
+)
 from shared.contracts import WIB
 from shared.settings import PROJECT_ROOT
 from shared.units import Units, load_units
@@ -213,15 +223,16 @@ def row(name: str, faults: list[str], recoveries: list[float], o: Observed, base
         "dead_letters_planted": f"{len(planted_found)}/{len(o.planted_dead)}",
         "dead_letters_other": len([1 for mid, _ in o.dead_letters if mid not in o.planted_dead]),
         "dead_letter_reasons_other": ",".join(unexpected_dead),
-        "receipts_again": repeated_answers(o), "crashes": len(o.crashes),
+        "receipts_again": repeated_answers(o), "feed_again": repeated_feed(o), "crashes": len(o.crashes),
         "recover_s": round(max(recoveries, default=0.0), 1),
         "seconds": round(o.seconds, 1), "overhead_s": round(o.seconds - base.seconds, 1),
+        "examples": examples(o, base),
     }  # fmt: skip
 
 
 TABLE = ("scenario", "faults", "expected", "found", "lost", "doubled", "report_same", "queues_left",
-         "dead_letters_planted", "dead_letters_other", "receipts_again", "crashes", "recover_s", "seconds",
-         "overhead_s")  # fmt: skip
+         "dead_letters_planted", "dead_letters_other", "receipts_again", "feed_again", "crashes", "recover_s",
+         "seconds", "overhead_s")  # fmt: skip
 
 
 def table(rows: list[dict[str, Any]]) -> list[str]:
@@ -287,7 +298,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
         )
         kinds = tallies(observed, base)
         harness.say("    " + "; ".join(f"{k} {'/'.join(map(str, t.row()))}" for k, t in kinds.items()))
-        for line in examples(observed, base):
+        for line in r["examples"]:
             harness.say(f"    {line}")
         for crash in observed.crashes[:10]:
             harness.say(f"    unplanned exit: {crash}")
@@ -299,6 +310,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]
         "messages_left": sum(r["queues_left"] for r in rows),
         "dead_letters_other": sum(r["dead_letters_other"] for r in rows),
         "receipts_again": sum(r["receipts_again"] for r in rows),
+        "feed_again": sum(r["feed_again"] for r in rows),
         "upts": len(units.upts), "records": records, "packets": len(packets),
         "baseline_seconds": rows[0]["seconds"],
         **{f"{r['scenario']}_recover_s": r["recover_s"] for r in rows[1:]},
@@ -324,7 +336,8 @@ def main() -> None:
             "sent), central records and captures, dedup verdicts and central feed messages together. "
             "`receipts_again`: receipts delivered a second time under the same id (the outbox relay is "
             "at-least-once when the database fails between a publish and its record; clients keep the first of "
-            "each id). "
+            "each id); `feed_again`: the same for central feed messages (a version of a record told by two "
+            "different messages counts as doubled). "
             "`recover_s`: longest wait, after a fault was lifted, until every service answered ready; "
             "`overhead_s`: the day's time (first publish to the run's end) beyond the fault-free one.",
         ], info)  # fmt: skip

@@ -42,7 +42,7 @@ def test_nothing_is_lost_or_doubled_under_faults(
 ) -> None:
     rows, figures = outcome
     for r in rows:
-        assert (r["scenario"], r["lost"], r["doubled"]) == (r["scenario"], 0, 0)
+        assert (r["scenario"], r["lost"], r["doubled"]) == (r["scenario"], 0, 0), r["examples"]
         assert r["expected"] == rows[0]["expected"] > 1_000  # receipts, central records, verdicts, feed
         assert r["found"] == r["expected"]
     assert (figures["lost"], figures["doubled"]) == (0, 0)
@@ -53,7 +53,7 @@ def test_the_run_report_is_the_fault_free_one_and_nothing_is_left_over(
 ) -> None:
     rows, _ = outcome
     for r in rows:
-        assert r["report_same"], r["scenario"]
+        assert r["report_same"], (r["scenario"], r["examples"])
         assert (r["scenario"], r["queues_left"]) == (r["scenario"], 0)
         # exactly the planted bad input in dead.letters, nothing the faults made
         assert (r["scenario"], r["dead_letters_planted"], r["dead_letters_other"]) == (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import replace
 
-from bench.faultrun import Observed, comparable, receipts, repeated_answers, tallies
+from bench.faultrun import Observed, comparable, receipts, repeated_answers, repeated_feed, tallies
 from sim.day import DayReport
 from sim.ektp_day import EktpReport
 
@@ -17,7 +17,8 @@ def observed(**changes: object) -> Observed:
         answers=Counter({("p1", "", "r1"): 1, ("p2", "", "r2"): 1, ("k1", "SENT_FOR_DEDUP", "r3"): 1,
                          ("v1", "PRINT_READY_RECORD", "r4"): 1, ("bad", "", "r5"): 1}),
         central={"sdp/u/1": "a", "sdp/u/2": "b"}, persons=2, verdicts={"k/1": ["PRINT_READY_RECORD|unique"]},
-        feed_ids=Counter({"f1": 1, "f2": 1}), feed_latest={"C1": 2, "C2": 1}, versions={"C1": 2, "C2": 1},
+        feed_ids=Counter({"f1": 1, "f2": 1}), feed_latest={"C1": 2, "C2": 1},
+        feed_versions=Counter({("C1", 2): 1, ("C2", 1): 1}), versions={"C1": 2, "C2": 1},
         report_files={"upt.csv": "x,C12\n"}, queues_left={}, dead_letters=[("bad", "MESSAGE_NOT_JSON")],
         crashes=[], planted_dead={"bad"},
     )  # fmt: skip
@@ -53,12 +54,14 @@ def test_central_records_verdicts_and_feed_against_the_reference() -> None:
     o = observed(
         central={"sdp/u/1": "a", "sdp/u/2": "changed", "sdp/u/3": "extra"}, persons=4,
         verdicts={"k/1": ["PRINT_READY_RECORD|unique", "PRINT_READY_RECORD|unique"]},
-        feed_ids=Counter({"f1": 2}), feed_latest={"C1": 1},
+        feed_ids=Counter({"f1": 2, "f3": 1}), feed_latest={"C1": 1}, feed_versions=Counter({("C1", 1): 2}),
     )  # fmt: skip
     t = tallies(o, base)
     assert (t["central"].lost, t["central"].doubled) == (1, 1 + 2)  # a record differs; one extra, two persons
     assert (t["verdicts"].lost, t["verdicts"].doubled) == (0, 1)
-    assert (t["feed"].lost, t["feed"].doubled) == (2, 1)  # C1's newest version and C2 never told; f1 twice
+    # C1's newest version and C2 never told; C1's version 1 told by two messages (f1 twice is the same one)
+    assert (t["feed"].lost, t["feed"].doubled) == (2, 1)
+    assert repeated_feed(o) == 1
 
 
 def test_report_files_compare_without_central_ids() -> None:
