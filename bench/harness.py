@@ -79,7 +79,8 @@ def interruptible() -> Iterator[None]:
     the installation's vhost, users, database and processes go with it."""
 
     def stop(signum: int, frame: object) -> None:
-        raise SystemExit(128 + signum)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # once: a second one (`timeout` passes it on) must not
+        raise SystemExit(128 + signum)  # cut the clean-up short
 
     previous = signal.signal(signal.SIGTERM, stop)
     try:
