@@ -11,8 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import pwd
-import resource
 import shutil
 import signal
 import subprocess
@@ -20,30 +18,18 @@ import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import asyncpg
 
 from bench import harness
-from deploy import dbroles
+from deploy import dbroles, localhost, provision
 from deploy.sandbox import Processes
 
-OPEN_FILES = 65_536
-# Each queue a node recovers holds file handles; what a node needs beyond its queues (sockets, files).
-HANDLES_PER_QUEUE = 1
-HANDLE_RESERVE = 1_000
+OPEN_FILES = provision.OPEN_FILES_ADVISED
 
 
 class FaultError(RuntimeError):
     """A fault could not be injected or undone: the servers need a look before anything else runs."""
-
-
-def _has_user(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 def _run(command: Sequence[str], timeout: float = 120) -> str:
@@ -79,12 +65,12 @@ class Broker:
     def ensure_handles(self, extra_queues: int) -> None:
         """Before restarting a node that will hold `extra_queues` more queues: restart it now with a raised
         open-files limit if its own is too low to recover them all."""
-        limit, needed = self.open_files(), (self.queues() + extra_queues) * HANDLES_PER_QUEUE + HANDLE_RESERVE
-        if limit >= needed:
+        limit, queues = self.open_files(), self.queues() + extra_queues
+        if provision.handles_suffice(limit, queues):
             return
         harness.say(
-            f"the broker may hold {limit} open files and would need about {needed} to recover its queues after "
-            f"a restart: restarting it now with 'ulimit -n {OPEN_FILES}'"
+            f"the broker may hold {limit} open files, too few to recover {queues} queues after a restart: "
+            f"restarting it now with 'ulimit -n {OPEN_FILES}'"
         )
         self.restart_node()
 
@@ -99,22 +85,11 @@ class Broker:
         self.ctl("stop", timeout=300)
 
     def start_node(self) -> None:
-        """Start the node with the raised open-files limit (as far as this host's hard limit allows), and wait
-        for it. As root, the broker's own user is taken with setpriv: Debian's wrapper switches with `su`,
-        whose PAM session sets the soft limit back to 1,024."""
-        hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
-        limit = OPEN_FILES if hard == resource.RLIM_INFINITY else min(OPEN_FILES, hard)
-        server = shutil.which("rabbitmq-server") or "/usr/sbin/rabbitmq-server"
-        command = f"exec {server} -detached"
-        if os.geteuid() == 0 and shutil.which("setpriv") and _has_user("rabbitmq"):
-            home = Path("/var/lib/rabbitmq")
-            command = (
-                f"cd {home} && exec setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups "
-                f"env HOME={home} {server} -detached"
-            )
-        subprocess.run(
-            ["bash", "-c", f"ulimit -n {limit} && {command}"], capture_output=True, timeout=120, check=False
-        )
+        """Start the node with the raised open-files limit (deploy/localhost.py), and wait for it."""
+        command = localhost.broker_start_command(OPEN_FILES)
+        if command is None:
+            raise FaultError("rabbitmq-server is not installed on this machine")
+        subprocess.run(command, capture_output=True, timeout=120, check=False)
         deadline = time.monotonic() + 600
         while not self.running():
             if time.monotonic() > deadline:

@@ -44,6 +44,7 @@ from bench.faultrun import (
     PROCESSES,
     Observed,
     Rig,
+    Tally,
     examples,
     observe,
     play,
@@ -211,7 +212,7 @@ COLUMNS = ("expected", "found", "lost", "doubled")
 
 def row(name: str, faults: list[str], recoveries: list[float], o: Observed, base: Observed) -> dict[str, Any]:
     kinds = tallies(o, base)
-    total = sum(kinds.values(), start=next(iter(kinds.values())).__class__())
+    total = sum(kinds.values(), Tally())
     unexpected_dead = sorted({reason for mid, reason in o.dead_letters if mid not in o.planted_dead})
     planted_found = {mid for mid, _ in o.dead_letters if mid in o.planted_dead}
     return {

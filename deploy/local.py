@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import asyncpg
 
 from deploy import credentials as creds
-from deploy import provision
+from deploy import localhost, provision
 from shared.contracts import WIB
 from shared.settings import PROJECT_ROOT
 
@@ -140,6 +140,10 @@ def ensure_servers(inst: Installation) -> Installation:
     missing = [(name, compose_name) for name, compose_name, url, port in servers if not reachable(url, port)]
     if not missing:
         return inst
+    if not localhost.ensure_started(
+        inst.admin_url, inst.database_url, grace=0, say=lambda line: print(f"   {line}", flush=True)
+    ):
+        return inst  # this machine's stopped broker or database, started
     names = " and ".join(name for name, _ in missing)
     if docker_answers():
         print(f"{names} not reachable: starting with docker compose", flush=True)

@@ -173,11 +173,16 @@ OPEN_FILES_ADVISED = 65_536
 HANDLES_PER_QUEUE_MARGIN = 1.5  # room beside the queues: connections, segment files, the management stats
 
 
+def handles_suffice(handles: int, queues: int) -> bool:
+    """Whether a broker with this many file handles can recover this many queues after a restart."""
+    return handles >= queues * HANDLES_PER_QUEUE_MARGIN
+
+
 def open_files_advice(handles: int, queues: int) -> str | None:
     """What to tell the operator when the broker could not reopen its queues after a restart (RabbitMQ 3.10
     on the default 1,024 open files logged "Recovering 2110 queues, available file handles: 927" and never
     finished starting); None when the limit leaves room."""
-    if handles >= queues * HANDLES_PER_QUEUE_MARGIN and handles >= OPEN_FILES_ADVISED * 0.9 * 0.5:
+    if handles_suffice(handles, queues) and handles >= OPEN_FILES_ADVISED * 0.9 * 0.5:
         return None
     return (
         f"broker: WARNING: RabbitMQ may use {handles:,} file handles and holds {queues:,} queues: after a "

@@ -47,10 +47,16 @@ def servers() -> Iterator[Servers]:
     if amqp and database:
         rabbitmqctl = tuple(os.environ.get("RABBITMQCTL", "rabbitmqctl").split())
         stream_port = int(os.environ.get("STREAM_PORT", "5552"))
-        # The central feed's tests speak the stream protocol: a local broker gets its plugin, as `make run` does.
+        from deploy import localhost
         from deploy.local import enable_stream_protocol
 
-        enable_stream_protocol(urlsplit(amqp).hostname or "127.0.0.1", stream_port)
+        host = urlsplit(amqp).hostname or "127.0.0.1"
+        # A stopped local broker or database is started (with the broker's open-files limit raised), as
+        # `make run` does; one that still does not answer fails every test that needs it, with this reason.
+        for problem in localhost.ensure_started(amqp, database):
+            print(f"\n{problem}")
+        # The central feed's tests speak the stream protocol: a local broker gets its plugin, as `make run` does.
+        enable_stream_protocol(host, stream_port)
         yield Servers(amqp, database, rabbitmqctl, stream_port)
         return
     if not _docker_available():

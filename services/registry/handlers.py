@@ -103,6 +103,16 @@ class Registry:
                 user_id=self.user,
             )
 
+    async def answer_again(
+        self, earlier: Message | None, first: bool, raw: aio_pika.abc.AbstractIncomingMessage, unit: str
+    ) -> None:
+        """The sender sent the same message again (it lost the answer, e.g. its connection dropped): nothing
+        changes, the same answer goes back. A redelivery by the broker (this process or another died before its
+        ack), or a retry here after a commit whose confirmation was lost, gets none: the first answer left
+        through the outbox with the first commit."""
+        if earlier is not None and first and not raw.redelivered:
+            await self.tell(earlier, receipt_to=unit)
+
     # --- SDP ------------------------------------------------------------------------------------------------
 
     async def on_sdp_submission(
@@ -162,12 +172,7 @@ class Registry:
         earlier, first = await first_try(
             lambda: self.parts.save_part(submission.message_id, sender, key, decide), "save submission part"
         )
-        if earlier is not None and first and not raw.redelivered:
-            # The sender sent the same message again (it lost the answer, e.g. its connection dropped):
-            # nothing changes, the same answer goes back. A redelivery by the broker (this process or another
-            # died before its ack), or a retry here after a commit whose confirmation was lost, gets none: the
-            # first answer left through the outbox with the first commit.
-            await self.tell(earlier, receipt_to=sender)
+        await self.answer_again(earlier, first, raw, sender)
 
     # --- e-KTP ----------------------------------------------------------------------------------------------
 
@@ -235,8 +240,7 @@ class Registry:
         except db.TRANSIENT_ERRORS:
             await self._fault(raw, packet.message_id, unit, kabkota, packet.packet_id, now)
             raise
-        if saved.duplicate and first and not raw.redelivered:  # a resend is answered again (as a part is)
-            await self.tell(saved.receipt, receipt_to=unit)
+        await self.answer_again(saved.receipt if saved.duplicate else None, first, raw, unit)
         if saved.forward:
             # Not through the outbox: the templates must not rest in the registry's tables. Acked only
             # after this confirm, so a crash here brings the packet back and it is forwarded again.
@@ -280,8 +284,7 @@ class Registry:
             lambda: self.captures.save_capture(report.message_id, kind, kabkota, report.packet_id, decide),
             "save capture report",
         )
-        if saved.duplicate and first and not raw.redelivered:  # a resend is answered again (as a part is)
-            await self.tell(saved.receipt, receipt_to=unit)
+        await self.answer_again(saved.receipt if saved.duplicate else None, first, raw, unit)
 
     async def on_dedup_verdict(
         self, verdict: EnrolmentVerdict, raw: aio_pika.abc.AbstractIncomingMessage
