@@ -183,8 +183,8 @@ async def measure(
         sent = await publish_day(sandbox, units, args)
     else:
         sent = await publish_events(sandbox, units, args)
-    harness.say("waiting for the tail")
-    await asyncio.sleep(args.tail)
+    harness.say("waiting for the tail: the monitors' live log quiet for --tail seconds")
+    await quiet(sandbox.database_url, args.tail)
     seconds = time.time() - began_at
     monitor_cpu = sum(map(harness.cpu_seconds, monitors)) - cpu_before
     bench_cpu = harness.cpu_seconds() - bench_cpu_before
@@ -216,6 +216,25 @@ async def measure(
         "monitor_rss_mb": rss, "monitor_cpu_share": round(monitor_cpu / seconds, 2),
         "clients_cpu_share": round(bench_cpu / seconds, 2),
     }  # fmt: skip
+
+
+async def quiet(dsn: str, seconds: float) -> None:
+    """Until the live log has had no new event for `seconds` (the monitors are through their queue and every
+    client had that long to get the last events): a fixed wait counted the events of a backlog as lost."""
+    conn = await asyncpg.connect(dsn)
+    newest, since = -1, time.monotonic()
+
+    async def still() -> bool:
+        nonlocal newest, since
+        now = await conn.fetchval("SELECT coalesce(max(id), 0) FROM monitor.live_events")
+        if now != newest:
+            newest, since = now, time.monotonic()
+        return time.monotonic() - since >= seconds
+
+    try:
+        await harness.until(still, "the monitors' live log to fall quiet", 600)
+    finally:
+        await conn.close()
 
 
 async def live_log(dsn: str, after: int) -> list[tuple[int, str | None, float]]:
@@ -292,7 +311,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=2_000, help="without --day: events published")
     parser.add_argument("--rate", type=float, default=100.0, help="events published per second")
     parser.add_argument("--reconnects", type=int, default=20, help="clients that drop and resume half-way")
-    parser.add_argument("--tail", type=float, default=5.0, help="seconds to wait for stragglers at the end")
+    parser.add_argument(
+        "--tail", type=float, default=5.0, help="seconds the live log must stay quiet at the end"
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
     units = load_units(PROJECT_ROOT / "deploy" / "units")

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -103,8 +105,9 @@ class Follower(Protocol):
 
 
 class PostgresStores:
-    def __init__(self, conn: db.Conn) -> None:
+    def __init__(self, conn: db.Conn, *, live_turn_taken: bool = False) -> None:
         self.conn = conn
+        self.live_turn_taken = live_turn_taken
         self.events: list[LiveEvent] = []
         self.outgoing: list[db.Outgoing] = []
 
@@ -178,7 +181,9 @@ class PostgresStores:
         self.events.extend(events)
 
     async def take_live_turn(self) -> None:
-        await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _LIVE_LOCK)
+        if not self.live_turn_taken:
+            await self.conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _LIVE_LOCK)
+            self.live_turn_taken = True
 
     async def save_part(self, p: PartSeen) -> None:
         await self.conn.execute(
@@ -299,17 +304,114 @@ class PostgresStores:
 
 
 def postgres_unit_of_work(database: Database) -> UnitOfWork:
-    """One transaction per call; its live events are logged in the same transaction."""
+    """Units of work committed together (GroupCommit); their live events are logged in the same transaction."""
+    return GroupCommit(database)
+
+
+class _Batch:
+    """One transaction that units of work join, each in a savepoint of its own."""
+
+    def __init__(self, conn: Any, tx: Any, release: Callable[[], Awaitable[None]], opened: float) -> None:
+        self.conn, self.tx, self.release, self.opened = conn, tx, release, opened
+        self.members = 0
+        self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    async def close(self) -> None:
+        """Commit (or, when it broke, roll back) and tell every member how it ended."""
+        try:
+            await self.tx.commit()
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                await self.tx.rollback()
+            if not self.done.done():
+                self.done.set_exception(exc if isinstance(exc, Exception) else RuntimeError("stopped"))
+                self.done.exception()  # (retrieved: a batch without waiting members is not an error)
+            raise
+        finally:
+            await self.release()
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+class GroupCommit:
+    """Units of work that arrive while one transaction is open join it, each in a savepoint of its own (a unit
+    that fails is undone alone); the transaction commits when no unit waits to join, when `most` have joined or
+    after `window` seconds, and each unit returns only once it has committed. Under the national day's load the
+    status events came hundreds a second and each paid a commit and a turn at the live log's lock: a page's
+    update waited up to a second behind the others' commits (bench/monitor_fanout.py). The transaction takes
+    the live log's lock first, so two instances' transactions never deadlock on each other's rows."""
+
+    def __init__(self, database: Database, *, most: int = 200, window: float = 0.05) -> None:
+        self.database, self.most, self.window = database, most, window
+        self._lock = asyncio.Lock()
+        self._waiting = 0
+        self._batch: _Batch | None = None
+
+    async def _open(self) -> _Batch:
+        pool = self.database.pool
+        conn = await pool.acquire()
+
+        async def release() -> None:
+            await pool.release(conn)
+
+        tx = conn.transaction()
+        try:
+            await tx.start()
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", _LIVE_LOCK)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await tx.rollback()
+            await pool.release(conn)
+            raise
+        return _Batch(conn, tx, release, asyncio.get_running_loop().time())
+
+    def _due(self, batch: _Batch) -> bool:
+        aged = asyncio.get_running_loop().time() - batch.opened >= self.window
+        return self._waiting == 0 or batch.members >= self.most or aged
+
+    async def _flush(self, batch: _Batch) -> None:
+        """Commit `batch` if it is still open (a unit that would have joined it gave up waiting)."""
+        async with self._lock:
+            if self._batch is batch:
+                self._batch = None
+                with contextlib.suppress(Exception):
+                    await batch.close()
 
     @asynccontextmanager
-    async def unit() -> AsyncIterator[Stores]:
-        async with database.pool.acquire() as conn, conn.transaction():
-            stores = PostgresStores(conn)
-            yield stores
-            await db.enqueue(conn, database.schema, stores.outgoing)
-            await stores.append_live()
-
-    return unit
+    async def __call__(self) -> AsyncIterator[Stores]:
+        self._waiting += 1
+        try:
+            await self._lock.acquire()
+        finally:
+            self._waiting -= 1
+        batch: _Batch | None = None
+        try:
+            batch = self._batch = self._batch or await self._open()
+            savepoint = batch.conn.transaction()
+            await savepoint.start()
+            stores = PostgresStores(batch.conn, live_turn_taken=True)
+            try:
+                yield stores
+                await db.enqueue(batch.conn, self.database.schema, stores.outgoing)
+                await stores.append_live()
+            except BaseException:
+                await savepoint.rollback()
+                raise
+            await savepoint.commit()
+            batch.members += 1
+        finally:  # (a unit whose connection broke leaves the batch to fail at its commit: every unit retries)
+            try:
+                if batch is not None and self._batch is batch and self._due(batch):
+                    self._batch = None
+                    await batch.close()
+            finally:
+                self._lock.release()
+        while not batch.done.done():  # the last unit to join commits; should it vanish, this one does
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(batch.done), timeout=max(self.window, 0.5))
+            if not batch.done.done():
+                await self._flush(batch)
+        batch.done.result()
 
 
 class PostgresLiveLog:

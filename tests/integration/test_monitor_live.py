@@ -16,7 +16,7 @@ from services.monitor.domain import scope_of_login
 from services.monitor.domain.cases import DecisionRequest, Refusal
 from services.monitor.domain.live import LiveEvent
 from services.monitor.hub import Hub
-from services.monitor.journal import PostgresLiveLog, PostgresStores, postgres_unit_of_work
+from services.monitor.journal import GroupCommit, PostgresLiveLog, PostgresStores, postgres_unit_of_work
 from services.monitor.live import LiveFeed
 from services.monitor.probe import QueueProbe
 from services.monitor.store import Account, MonitorStore, PostgresMonitorStore
@@ -130,6 +130,36 @@ async def test_an_append_waits_for_the_one_before_it_to_commit(url: str) -> None
         assert [(e.id, e.payload["n"]) for e in await log.since(0, 10)] == [(1, 1), (2, 2)]
     finally:
         await database.close()
+
+
+async def test_units_that_arrive_together_commit_together_each_only_once_committed(url: str) -> None:
+    database = Database.of_service(url, "monitor")
+    await database.open()
+    log, unit = PostgresLiveLog(database), GroupCommit(database, window=1.0)
+    transactions: list[int] = []
+    seen_on_return: dict[int, int] = {}
+
+    async def one(n: int) -> None:
+        async with unit() as tx:
+            assert isinstance(tx, PostgresStores)
+            transactions.append(await tx.conn.fetchval("SELECT txid_current()"))
+            tx.live(LiveEvent("unit", {"n": n}))
+            if n == 7:
+                raise ValueError("this unit fails")
+        # back here only once committed: another connection sees it
+        seen_on_return[n] = len([e for e in await log.since(0, 100) if e.payload["n"] == n])
+
+    try:
+        results = await asyncio.gather(*(one(n) for n in range(20)), return_exceptions=True)
+        events = await log.since(0, 100)
+    finally:
+        await database.close()
+    assert [n for n, r in enumerate(results) if r is not None] == [7]
+    assert isinstance(results[7], ValueError)
+    assert len(set(transactions)) < 20  # joined: fewer transactions than units
+    assert seen_on_return == {n: 1 for n in range(20) if n != 7}
+    assert sorted(e.payload["n"] for e in events) == [n for n in range(20) if n != 7]  # the failed one undone alone
+    assert [e.id for e in events] == sorted(e.id for e in events)
 
 
 @pytest.fixture(params=["fake", "postgres"])
