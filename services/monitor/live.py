@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from shared.tasks import Background
 
@@ -72,11 +72,16 @@ class LiveFeed:
 
 
 async def stream(
-    log_: LiveLog, hub: Hub, scope: Scope, last_seen: int | None, *, heartbeat: float, stopping: asyncio.Event
-) -> AsyncIterator[str]:
+    log_: LiveLog, hub: Hub, scope: Scope, last_seen: int | None, *, heartbeat: float, stopping: asyncio.Event,
+    still_allowed: Callable[[], Awaitable[bool]] | None = None,
+) -> AsyncIterator[str]:  # fmt: skip
     """One browser's events: what followed `last_seen` (from the log), then the live ones, each once, in order;
-    a `reload` event when what it missed can no longer be replayed."""
+    a `reload` event when what it missed can no longer be replayed. Every `heartbeat` seconds the session is
+    checked again (`still_allowed`): a login that logged out, expired or was disabled gets a `logout` event and
+    the stream ends."""
     sub = hub.subscribe(scope)  # before reading the log: nothing committed in between is missed
+    loop = asyncio.get_running_loop()
+    checked = loop.time()
     try:
         oldest, newest = await log_.bounds()
         plan = decide_resume(last_seen, oldest, newest)
@@ -90,6 +95,11 @@ async def stream(
                     yield hub.frame(event)
                 sent = event.id
         while not stopping.is_set() and not sub.dropped:
+            if still_allowed is not None and loop.time() - checked >= heartbeat:
+                checked = loop.time()
+                if not await still_allowed():
+                    yield f"id: {sent}\nevent: logout\ndata: {{}}\n\n"
+                    return
             waiting: list[LiveEvent] = []
             if sub.queue.empty():
                 try:

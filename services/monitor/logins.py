@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -29,12 +30,25 @@ def token_hash(token: str) -> str:
 
 
 class Logins:
+    STRIPES = 64
+
     def __init__(self, store: MonitorStore, policy: LoginPolicy, session_hours: float) -> None:
         self.store = store
         self.policy = policy
         self.session_hours = session_hours
+        # Attempts for one name (or from one address) are taken one at a time: a burst read the failure count
+        # all at once, before any of its failures was recorded, and every password in it was checked.
+        self._stripes = [asyncio.Lock() for _ in range(self.STRIPES)]
 
     async def log_in(self, username: str, password: str, address: str, now: datetime) -> LoginOutcome:
+        if "\x00" in username or "\x00" in password:
+            return LoginOutcome()  # no such login can exist; nothing to count either
+        async with contextlib.AsyncExitStack() as held:  # (always in the same order: no deadlock)
+            for n in sorted({hash(username) % self.STRIPES, hash(address) % self.STRIPES}):
+                await held.enter_async_context(self._stripes[n])
+            return await self._log_in(username, password, address, now)
+
+    async def _log_in(self, username: str, password: str, address: str, now: datetime) -> LoginOutcome:
         keys = [f"user:{username}", f"addr:{address}"]
         failures = await self.store.login_failures(keys, now - self.policy.window)
         # An address may be an office's NAT or a proxy, shared by many people: it gets four times the attempts.

@@ -11,12 +11,13 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
+from starlette.datastructures import MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, RedirectResponse, Response, StreamingResponse
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from shared.webserver import WebServer
 
@@ -80,6 +81,40 @@ class SameOriginWrites:
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class SecurityHeaders:
+    """Every response carries the security headers (api.SECURITY_HEADERS): pages, API answers, static files,
+    redirects, refusals and errors alike; a header a handler set itself (a static file's Cache-Control) stays.
+    A path or query string holding a NUL byte is refused here (400): no store may ever be asked for one."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in SECURITY_HEADERS.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+
+        query = scope.get("query_string", b"")
+        if "\x00" in scope.get("path", "") or b"\x00" in query or b"%00" in query:
+            response = JSONResponse({"error": "bad_request"}, status_code=400)
+            await response(scope, receive, with_headers)
+            return
+        await self.app(scope, receive, with_headers)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """What a failure inside the monitor answers (logged by Starlette): no detail, the security headers."""
+    return JSONResponse({"error": "internal_error"}, status_code=500, headers=SECURITY_HEADERS)
 
 
 def build_web(
@@ -149,6 +184,10 @@ def build_web(
         if who is None:
             return JSONResponse({"error": "login required"}, status_code=401)
         _, scope = who
+
+        async def still_allowed() -> bool:
+            return await current(request) is not None
+
         events = live_stream(
             live_log,
             hub,
@@ -156,6 +195,7 @@ def build_web(
             _last_event_id(request),
             heartbeat=settings.sse_heartbeat_seconds,
             stopping=stopping,
+            still_allowed=still_allowed,
         )
         return StreamingResponse(
             events, media_type="text/event-stream", headers={**SECURITY_HEADERS, "X-Accel-Buffering": "no"}
@@ -184,7 +224,11 @@ def build_web(
 
     static = StaticFiles(directory=str(resources.files("services.monitor") / "static"))
     return Starlette(
-        middleware=[Middleware(SameOriginWrites, allowed=settings.allowed_origins)],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(SameOriginWrites, allowed=settings.allowed_origins),
+        ],
+        exception_handlers={Exception: server_error},
         routes=[
             Route("/", index),
             Route("/login", login_form, methods=["GET"]),

@@ -43,4 +43,6 @@ def decide_request(
     text = reason.strip()
     if not 5 <= len(text) <= 500:
         return Refusal("reason_required", 422)
+    if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
+        return Refusal("reason_invalid", 422)  # a NUL or another control character: never stored
     return DecisionRequest(kabkota, packet_id, decision, operator, text)

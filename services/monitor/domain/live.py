@@ -27,9 +27,16 @@ class LiveEvent:
         return {"type": self.kind, "id": self.id, **self.payload}
 
 
+# Events about the SDP side as a whole (a consolidation run's progress), for the prisons' logins: the centre,
+# the Kanwil and the UPT, as /api/runs; a Dukcapil office sees its e-KTP pipeline only.
+PRISONS_ONLY = frozenset({"run"})
+
+
 def visible(event: LiveEvent, scope: Scope) -> bool:
     if event.centre_only:
         return scope.role is Role.PUSAT
+    if event.kind in PRISONS_ONLY and scope.role is Role.DUKCAPIL:
+        return False
     return event.unit_id is None or scope.sees(event.unit_id, event.kanwil_id)
 
 

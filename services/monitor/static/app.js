@@ -152,6 +152,8 @@ function connect(after) {
     window.dispatchEvent(new CustomEvent("simpul:alert", { detail: JSON.parse(e.data) }));
   });
   source.addEventListener("reload", () => { load(); window.dispatchEvent(new Event("simpul:reload")); });
+  // The session ended (logged out elsewhere, expired, disabled): no reconnect, back to the login page.
+  source.addEventListener("logout", () => { source.close(); window.location.assign("/login"); });
 }
 
 document.getElementById("filter").addEventListener("input", applyFilter);
