@@ -233,6 +233,11 @@ class SubmissionReceipt(Message):
     warnings: list[RecordProblem] = Field(default_factory=list, description="Accepted, but worth a look.")
     lateness: Lateness | None = Field(default=None, description="Against the deadlines of the snapshot date.")
     snapshot_state: SnapshotState | None = None
+    retry_after_s: float | None = Field(
+        default=None,
+        description="With SENDER_OVER_RATE only: seconds to wait before resending the same part (same "
+        "message_id). That answer has an id of its own; the part's real receipt follows the resend.",
+    )
 
 
 class SdpRecordsAccepted(Message):

@@ -42,6 +42,7 @@ class DayReport:
     latencies: list[float] = field(default_factory=list)
     mismatches: list[str] = field(default_factory=list)
     receipt_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
+    over_rate: int = 0  # parts the registry answered SENDER_OVER_RATE (not read), sent again after the pause
     reconnects: int = 0  # connections lost (a broker restart) after which a UPT connected and sent again
     publishes: Counter[str] = field(default_factory=Counter)  # by message id: each publication of a part
     answers: Counter[tuple[str, str, str]] = field(
@@ -70,6 +71,7 @@ class DayReport:
             "mean_receipt_s": round(statistics.fmean(lat), 3) if lat else None,
             "mismatches": len(self.mismatches),
             "reconnects": self.reconnects,
+            "over_rate": self.over_rate,
         }
 
 
@@ -151,6 +153,11 @@ async def run_day(
                     while not expected <= listener.found.keys() and time.monotonic() < until:
                         await listener.wait_for(expected, 1.0)
                         client.ensure_open()
+                        due = listener.due()
+                        for part in (p for p in waiting if p.message_id in due):
+                            report.publishes[part.message_id] += 1  # told to slow down: the same part again
+                            report.over_rate += 1
+                            await client.publish_part(part)
             finally:
                 if listener is not None:  # what came before a drop is kept
                     await listener.hand_over(got, report.answers)

@@ -183,6 +183,19 @@ class Receipts:
         self.counts: Counter[tuple[str, str, str]] = Counter()
         self.arrived = asyncio.Event()
         self.tag: str | None = None
+        self.resend_at: dict[str, float] = {}  # parts the registry did not read yet: when to send them again
+
+    def due(self, most: int = 1) -> set[str]:
+        """Parts whose pause after SENDER_OVER_RATE has passed, the longest waiting first, at most `most` (taken
+        off the list: the caller resends them). One at a time: parts resent all at once would mostly be told to
+        wait again."""
+        now = time.monotonic()
+        for mid in [m for m in self.resend_at if m in self.found]:
+            del self.resend_at[mid]
+        ready = sorted((at, mid) for mid, at in self.resend_at.items() if at <= now)[:most]
+        for _, mid in ready:
+            del self.resend_at[mid]
+        return {mid for _, mid in ready}
 
     async def start(self) -> None:
         self.tag = await self.queue.consume(self._on_message)
@@ -190,7 +203,12 @@ class Receipts:
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         async with message.process():
             receipt = json.loads(message.body) | {"_received_at": time.monotonic()}
-            self.found.setdefault(str(receipt.get("in_reply_to")), receipt)
+            if receipt.get("retry_after_s") is not None:  # SENDER_OVER_RATE: not read; resend after the pause
+                self.resend_at[str(receipt.get("in_reply_to"))] = time.monotonic() + float(
+                    receipt["retry_after_s"]
+                )
+            else:
+                self.found.setdefault(str(receipt.get("in_reply_to")), receipt)
             self.counts[
                 str(receipt.get("in_reply_to")),
                 str(receipt.get("status", "")),

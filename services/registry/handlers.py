@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import TypeVar
@@ -31,7 +32,7 @@ from shared.messaging import DeadLetter, PermanentError
 from shared.runtime import Clock
 
 from .config import Settings
-from .domain import codes, ektp, sdp
+from .domain import codes, ektp, rate, sdp
 from .store import CaptureFields, CaptureStore, CaptureWrite, PartKey, PartWrite, SubmissionStore
 
 log = logging.getLogger("simpul.registry")
@@ -87,6 +88,8 @@ class Registry:
             clock,
         )
         self.user = messaging.broker_user(settings.amqp_url)
+        self.rate = rate.RatePolicy(settings.sdp_burst_records, settings.sdp_records_per_second)
+        self.allowances: dict[str, rate.Allowance] = {}  # per sending UPT, in this process
 
     async def tell(self, message: Message, *, receipt_to: str | None = None) -> None:
         """Publish now, not through the outbox: repeats of stored answers, and news when the database is down."""
@@ -122,6 +125,19 @@ class Registry:
         sender = sender_unit(raw.user_id, self.settings, UPT)
         expect_key(raw, SdpSubmission.ROUTING_KEY.format(upt_id=sender))
         now = self.clock()
+        admission = rate.decide_admission(
+            self.allowances.get(sender), len(submission.records), time.monotonic(), self.rate
+        )
+        self.allowances[sender] = admission.allowance
+        if not admission.admitted:
+            log.warning(
+                "a UPT sends more than its allowance: part answered SENDER_OVER_RATE",
+                extra={"upt_id": sender, "retry_after_s": round(admission.retry_after)},
+            )
+            await self.tell(
+                sdp.over_rate(submission, sender, admission.retry_after, now=now), receipt_to=sender
+            )
+            return
         assessment = sdp.assess(
             submission,
             sender,

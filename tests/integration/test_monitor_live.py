@@ -158,7 +158,9 @@ async def test_units_that_arrive_together_commit_together_each_only_once_committ
     assert isinstance(results[7], ValueError)
     assert len(set(transactions)) < 20  # joined: fewer transactions than units
     assert seen_on_return == {n: 1 for n in range(20) if n != 7}
-    assert sorted(e.payload["n"] for e in events) == [n for n in range(20) if n != 7]  # the failed one undone alone
+    assert sorted(e.payload["n"] for e in events) == [
+        n for n in range(20) if n != 7
+    ]  # the failed one undone alone
     assert [e.id for e in events] == sorted(e.id for e in events)
 
 

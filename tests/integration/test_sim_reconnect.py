@@ -80,3 +80,35 @@ async def test_upts_ride_out_their_connections_being_closed_and_every_part_is_an
         u: len(population.parts(by_upt[u], 200)) for u in UPTS
     }
     assert sum(r["accepted"] for r in stored) == report.accepted  # each part once, resends changed nothing
+
+
+async def test_a_upt_told_to_slow_down_resends_after_the_pause_and_every_part_is_stored_once(
+    installation: Installation,
+) -> None:
+    inst = installation
+    upt = UPTS[0]
+    await purge(inst.admin_url, "registry.sdp", f"receipts.{upt}")
+    units = inst.units.subset({upt})
+    day = datetime.now(WIB).date()
+    by_upt = population.generate(units, population.Options(as_of=day, total=1_000, seed=43, part_size=100))
+    # An allowance of 300 records refilled at 200 a second: most of the ten parts are first told to wait.
+    settings = inst.settings("registry", Settings, sdp_burst_records=300, sdp_records_per_second=200.0)
+    async with running(build_app(settings)):
+        report = await run_day(
+            units=units, by_upt=by_upt, credentials=inst.credentials, amqp_url=inst.servers.amqp_url,
+            vhost=inst.vhost, as_of=day, part_size=100, receipt_timeout=90, progress=False, snapshot=78,
+        )  # fmt: skip
+    assert report.mismatches == []
+    assert report.over_rate >= 5  # parts the registry did not read at first, sent again after the pause
+    assert report.receipts == report.parts == 10
+    assert sum(report.publishes.values()) == 10 + report.over_rate
+    conn = await asyncpg.connect(inst.database_url)
+    try:
+        stored = await conn.fetchval(
+            "SELECT count(*) FROM registry.submissions WHERE as_of = $1 AND snapshot = 78 AND upt_id = $2",
+            day,
+            upt,
+        )
+    finally:
+        await conn.close()
+    assert stored == 10

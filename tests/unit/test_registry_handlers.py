@@ -165,3 +165,20 @@ async def test_the_same_message_twice_is_stored_once_and_answered_twice_with_the
 async def test_the_sim_submission_parses_back() -> None:
     body = submission([inmate()])
     assert SdpSubmission.model_validate(body).message_id == body["message_id"]
+
+
+async def test_a_upt_sending_beyond_its_allowance_is_told_to_resend_later_and_its_part_is_not_read() -> None:
+    store = FakeSubmissionStore()
+    settings = SETTINGS.model_copy(update={"sdp_burst_records": 3, "sdp_records_per_second": 0.5})
+    first, second = submission([inmate(), inmate()]), submission([inmate(), inmate()], snapshot=2)
+    async with in_memory(app(store, settings)) as (broker, spies):
+        await send(broker, first)
+        await send(broker, second)
+    assert list(store.writes) == [first["message_id"]]  # the second part was not read, nor stored
+    told = [r.json() for r in spies.receipts]
+    assert [(r["in_reply_to"], r["status"]) for r in told] == [(second["message_id"], "rejected")]
+    assert told[0]["rejected"][0]["code"] == "SENDER_OVER_RATE"
+    assert told[0]["retry_after_s"] == 2.0  # one record short at half a record a second
+    assert told[0]["message_id"] != store.writes[first["message_id"]].receipt.message_id
+    assert [e.json()["submission_id"] for e in spies.events] == []  # no refusal counted: it comes back
+    assert spies.dead == []

@@ -43,6 +43,14 @@ SINGLE_EMPTY_PART = _p(
     W,
 )
 
+SENDER_OVER_RATE = _p(
+    "SENDER_OVER_RATE",
+    "Terlalu banyak data dari pengirim ini dalam waktu singkat; bagian ini belum dibaca. Kirim ulang bagian yang "
+    "sama (message_id yang sama) setelah jeda yang disebut.",
+    "Too many records from this sender in a short time; this part was not read. Resend the same part (the same "
+    "message_id) after the pause given.",
+)
+
 # --- one record ---------------------------------------------------------------------------------------------
 RECORD_NOT_OBJECT = _p(
     "RECORD_NOT_OBJECT",
@@ -151,6 +159,7 @@ SDP_PART_PROBLEMS = (
     SNAPSHOT_SUPERSEDED,
     AS_OF_IN_FUTURE,
     SINGLE_EMPTY_PART,
+    SENDER_OVER_RATE,
 )
 SDP_RECORD_PROBLEMS = (
     RECORD_NOT_OBJECT,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -433,6 +434,24 @@ def outcome(
             records=assessment.accepted,
         )
     return Outcome(receipt, status, accepted, store_records=True)
+
+
+def over_rate(
+    submission: SdpSubmission, sender: str, retry_after: float, *, now: datetime
+) -> SubmissionReceipt:
+    """The answer to a part not read because its sender sent too much at once (domain/rate.py): an id of its
+    own (the part's real receipt, after the resend, keeps the id derived from the part), and no status event
+    (nothing was refused for good: the day's counts stay those of the parts read)."""
+    wait = float(max(1, math.ceil(retry_after)))
+    entry = problem_entry(c.SENDER_OVER_RATE, detail=f"resend after {wait:.0f} s")
+    refused = Assessment(len(submission.records), rejected=[entry], part_refused=True)
+    receipt, _ = _answers(submission.message_id, sender, refused, now=now, part=submission)
+    return receipt.model_copy(
+        update={
+            "message_id": derive_message_id("registry", "over-rate", submission.message_id, now.isoformat()),
+            "retry_after_s": wait,
+        }
+    )
 
 
 def refusal(
