@@ -71,7 +71,7 @@ def routes(
         day = _day(request)
         # Read before the view: the page follows the live events from here, so none between is missed.
         live_id = (await live_log.bounds())[1]
-        rows = [domain.unit_row(r) for r in await store.unit_rows(scope, day)]
+        rows = views.worst_first([domain.unit_row(r) for r in await store.unit_rows(scope, day)])
         offices = [
             domain.office_row(o, counts, refused)
             for o, counts, refused in await store.office_rows(scope, day)
@@ -226,7 +226,7 @@ def routes(
     async def units_csv(request: Request, account: Account, scope: domain.Scope) -> Response:
         day = _day(request)
         upt_id = request.query_params.get("upt")
-        rows = [domain.unit_row(r) for r in await store.unit_rows(scope, day, upt_id)]
+        rows = views.worst_first([domain.unit_row(r) for r in await store.unit_rows(scope, day, upt_id)])
         if upt_id and not rows:
             return not_yours()
         return Response(

@@ -12,7 +12,7 @@ from services.monitor import accounts, domain, web
 from services.monitor import live as live_stream
 from services.monitor.app import build_app
 from services.monitor.config import Settings
-from services.monitor.domain import alerts, cases, live, operations, pipeline, status
+from services.monitor.domain import alerts, cases, live, operations, pipeline, status, views
 from services.monitor.domain import metrics as metrics_domain
 from services.monitor.domain import runs as domain_runs
 from services.monitor.domain.access import LoginPolicy, decide_login_gate, decide_same_origin
@@ -807,3 +807,32 @@ async def test_the_operations_view_carries_the_figures_for_the_centre_only(
     await client.post("/logout", headers=ORIGIN)
     await login(client, "kanwil-32", "pw-jabar")
     assert (await client.get("/api/operations")).status_code == 403
+
+
+def test_the_overview_lists_upts_worst_first_with_their_refusal_rate() -> None:
+    def row(
+        upt: str, parts: int | None, received_parts: int, lateness: str | None, received: int, rejected: int
+    ) -> dict[str, Any]:
+        return views.unit_row(
+            {"upt_id": upt, "name": upt, "kanwil_id": "kanwil-32", "kanwil_name": "Jabar", "parts": parts,
+             "parts_received": received_parts, "lateness": lateness, "received": received, "rejected": rejected}
+        )  # fmt: skip
+
+    rows = [
+        row("on-time", 2, 2, "on_time", 100, 1),
+        row("on-time-worse", 2, 2, "on_time", 100, 9),
+        row("after-10", 1, 1, "after_10", 100, 0),
+        row("after-14", 1, 1, "after_14", 100, 0),
+        row("half", 2, 1, "on_time", 50, 0),
+        row("silent", None, 0, None, 0, 0),
+    ]
+    assert [r["upt_id"] for r in views.worst_first(rows)] == [
+        "silent", "half", "after-14", "after-10", "on-time-worse", "on-time",
+    ]  # fmt: skip
+    assert rows[1]["refusal_rate"] == 0.09
+    assert rows[5]["refusal_rate"] == 0.0
+
+
+def test_each_services_readiness_is_asked_beside_its_metrics() -> None:
+    assert metrics_domain.ready_url("http://127.0.0.1:8081/metrics") == "http://127.0.0.1:8081/health/ready"
+    assert metrics_domain.ready_url("http://registry:8081/") == "http://registry:8081/health/ready"

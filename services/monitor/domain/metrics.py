@@ -34,6 +34,15 @@ class ServiceFigures:
     gallery_size: int | None = None
     live_clients: int | None = None
     error: str | None = None
+    ready: bool | None = None  # its /health/ready said so (None: not asked)
+
+
+def ready_url(metrics_url: str) -> str:
+    """A service's readiness endpoint, beside its /metrics (every service serves both on its health port)."""
+    base = (
+        metrics_url.rsplit("/metrics", 1)[0] if metrics_url.endswith("/metrics") else metrics_url.rstrip("/")
+    )
+    return f"{base}/health/ready"
 
 
 def unreachable(service: str, error: str) -> ServiceFigures:

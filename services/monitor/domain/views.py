@@ -25,6 +25,7 @@ def unit_row(row: dict[str, Any]) -> dict[str, Any]:
         state = "partial"
     last = row.get("last_submission_at")
     lateness = row.get("lateness")
+    received, rejected = row.get("received") or 0, row.get("rejected") or 0
     return {
         "upt_id": row["upt_id"],
         "name": row["name"],
@@ -42,7 +43,25 @@ def unit_row(row: dict[str, Any]) -> dict[str, Any]:
         "central_total": row.get("central_total") or 0,
         "flagged_total": row.get("flagged_total") or 0,
         "last_submission_at": last.isoformat() if isinstance(last, datetime) else None,
+        "refusal_rate": round(rejected / received, 4) if received else 0.0,
+        "severity": severity(state, lateness),
     }
+
+
+# How badly a UPT's day stands, worst first: nothing sent, a snapshot still missing parts, complete but after
+# 14:00 WIB, after 10:00 WIB, complete on time. The overview lists UPTs in this order (then by refusal rate).
+SEVERITY = {"missing": 0, "partial": 1, "after_14": 2, "after_10": 3, "complete": 4}
+
+
+def severity(state: str, lateness: str | None) -> int:
+    if state != "complete":
+        return SEVERITY[state]
+    return SEVERITY.get(lateness or "", SEVERITY["complete"])
+
+
+def worst_first(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """UPT rows (unit_row) worst first: by severity, then the higher refusal rate, then by name."""
+    return sorted(rows, key=lambda r: (r["severity"], -r["refusal_rate"], r["name"]))
 
 
 # e-KTP statuses grouped as a supervisor reads the pipeline of one kab/kota.

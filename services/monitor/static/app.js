@@ -4,6 +4,18 @@ const units = new Map();
 const offices = new Map();
 const state = { day: null, dead: null, view: "sdp" };
 const { fmt, cell } = simpul;
+const pct = new Intl.NumberFormat("id-ID", { style: "percent", maximumFractionDigits: 1 });
+
+// Worst first, as the monitor orders them (domain/views.py worst_first): severity, refusal rate, name.
+function worse(a, b) {
+  return a.severity - b.severity || b.refusal_rate - a.refusal_rate || a.name.localeCompare(b.name);
+}
+
+function order() {
+  const tbody = document.querySelector("#units tbody");
+  const rows = [...units.values()].sort((a, b) => worse(a.row, b.row));
+  rows.forEach(({ tr }, i) => { if (tbody.children[i] !== tr) tbody.insertBefore(tr, tbody.children[i] || null); });
+}
 const STATE_LABEL = { missing: t("Belum kirim", "Not sent"), partial: t("Sebagian", "Partial"),
   complete: t("Lengkap", "Complete") };
 const LATENESS_LABEL = { on_time: t("Tepat waktu", "On time"), after_10: t("Lewat 10:00", "After 10:00"),
@@ -37,6 +49,7 @@ function renderUnit(row) {
     cell(row.lateness ? LATENESS_LABEL[row.lateness] : "–", "lateness " + (row.lateness || "")),
     cell(fmt.format(row.accepted), "num accepted"),
     cell(fmt.format(row.rejected), "num rejected" + (row.rejected ? " bad" : "")),
+    cell(pct.format(row.refusal_rate), "num rate" + (row.refusal_rate >= 0.05 ? " bad" : "")),
     cell(fmt.format(row.warnings), "num warnings"),
     cell(fmt.format(row.refused_messages), "num refused" + (row.refused_messages ? " bad" : "")),
     cell(fmt.format(row.central_total), "num central"),
@@ -96,16 +109,22 @@ function show(view) {
   applyFilter();
 }
 
-async function load() {
-  const response = await fetch("/api/units", { credentials: "same-origin" });
+async function load(day) {
+  const query = day ? `?day=${encodeURIComponent(day)}` : "";
+  const response = await fetch(`/api/units${query}`, { credentials: "same-origin" });
   if (response.status === 401) { location.href = "/login"; return; }
   const data = await response.json();
+  if (data.day !== state.day) { // another day: its rows replace the ones shown
+    for (const map of [units, offices]) { for (const { tr } of map.values()) tr.remove(); map.clear(); }
+  }
   state.day = data.day;
   state.dead = data.dead_letters_today;
   document.getElementById("day").textContent = data.day;
+  document.getElementById("day-pick").value = data.day;
   document.getElementById("scope").textContent = data.scope.label;
   document.getElementById("dead-box").hidden = data.dead_letters_today === null;
   for (const row of data.units) renderUnit(row);
+  order();
   for (const row of data.offices) renderOffice(row);
   document.getElementById("tab-sdp").hidden = data.units.length === 0;
   document.getElementById("tab-ektp").hidden = data.offices.length === 0;
@@ -129,6 +148,7 @@ function connect(after) {
     const event = JSON.parse(e.data);
     if (event.day !== state.day) return;
     renderUnit(event.row);
+    order();
     summarise();
     window.dispatchEvent(new Event("simpul:unit"));
   });
@@ -151,11 +171,13 @@ function connect(after) {
   source.addEventListener("alert", (e) => {
     window.dispatchEvent(new CustomEvent("simpul:alert", { detail: JSON.parse(e.data) }));
   });
-  source.addEventListener("reload", () => { load(); window.dispatchEvent(new Event("simpul:reload")); });
+  source.addEventListener("reload", () => { load(state.day); window.dispatchEvent(new Event("simpul:reload")); });
   // The session ended (logged out elsewhere, expired, disabled): no reconnect, back to the login page.
   source.addEventListener("logout", () => { source.close(); window.location.assign("/login"); });
 }
 
 document.getElementById("filter").addEventListener("input", applyFilter);
+// Another day's figures: the live events of that day keep arriving (each carries its day).
+document.getElementById("day-pick").addEventListener("change", (e) => { if (e.target.value) load(e.target.value); });
 for (const tab of document.querySelectorAll(".tab")) tab.addEventListener("click", () => show(tab.dataset.view));
 load().then((after) => { if (after !== undefined) connect(after); });

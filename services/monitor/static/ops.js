@@ -39,10 +39,11 @@
       tr.dataset.service = m.service;
       if (!m.up) {
         const td = cell(`${t("tidak menjawab", "not answering")}: ${m.error || ""}`, "bad");
-        td.colSpan = 9;
+        td.colSpan = 10;
         return [cell(m.service), td];
       }
-      return [cell(m.service), cell(fmt.format(m.consumed), "num"), cell(fmt.format(m.refused), "num"),
+      const ready = m.ready === null ? "–" : m.ready ? t("siap", "ready") : t("belum siap", "not ready");
+      return [cell(m.service), cell(ready, "state " + (m.ready === false ? "bad" : "ok")), cell(fmt.format(m.consumed), "num"), cell(fmt.format(m.refused), "num"),
         cell(fmt.format(m.retried), "num"), cell(fmt.format(m.dead_lettered), "num" + (m.dead_lettered ? " bad" : "")),
         cell(fmt.format(m.published), "num"), cell(seconds(m.processing_p50_s), "num"),
         cell(seconds(m.processing_p95_s), "num"), cell(seconds(m.lag_p95_s), "num"),
