@@ -290,6 +290,7 @@ class FakeMonitorStore:
     alerts: dict[str, tuple[Alert, datetime, datetime | None]] = field(default_factory=dict)  # opened, closed
     cases_kept: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     case_reads: list[tuple[str, str, str]] = field(default_factory=list)
+    case_read_at: list[datetime] = field(default_factory=list)
     sent: list[db.Outgoing] = field(default_factory=list)
     now: datetime = datetime(2026, 11, 20, 5, tzinfo=UTC)
 
@@ -454,9 +455,16 @@ class FakeMonitorStore:
 
     async def case(self, kabkota: str, packet_id: str, reader: str) -> dict[str, Any] | None:
         found = self.cases_kept.get((kabkota, packet_id))
-        if found is not None:
-            self.case_reads.append((reader, kabkota, packet_id))
-        return found
+        if found is None:
+            return None
+        self.case_reads.append((reader, kabkota, packet_id))
+        self.case_read_at.append(datetime.now(UTC))
+        reads = [
+            (who, at)
+            for (who, k, p), at in zip(self.case_reads, self.case_read_at, strict=True)
+            if (k, p) == (kabkota, packet_id)
+        ]
+        return found | {"reads": reads}
 
     async def open_alerts(self) -> list[Alert]:
         found = [(opened, a.key, a) for a, opened, closed in self.alerts.values() if closed is None]

@@ -144,7 +144,11 @@ def routes(
         found = await store.case(p["kabkota"], p["packet_id"], account.username)
         if found is None:
             return JSONResponse({"error": "unknown_case"}, status_code=404, headers=SECURITY_HEADERS)
-        return JSONResponse(views.case_row(found) | {"detail": found["detail"]}, headers=SECURITY_HEADERS)
+        view = views.case_row(found) | {
+            "detail": found["detail"],
+            "history": cases.history(found, found["reads"]),
+        }
+        return JSONResponse(view, headers=SECURITY_HEADERS)
 
     async def api_case_decision(request: Request, account: Account, scope: domain.Scope) -> Response:
         try:

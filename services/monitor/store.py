@@ -54,7 +54,8 @@ class MonitorStore(Protocol):
         """The desk's queue: open cases the oldest first, then the latest decided."""
 
     async def case(self, kabkota: str, packet_id: str, reader: str) -> dict[str, Any] | None:
-        """One case with its candidates; the read is recorded (who, when, which capture) in the same transaction."""
+        """One case with its candidates and `reads` (who opened it when, this read last); the read is recorded
+        (who, when, which capture) in the same transaction."""
 
     async def parts_by_hour(self, scope: Scope, day: date) -> list[tuple[int, str, int, int]]:
         """(WIB hour received, lateness, parts, records accepted) of the day's parts of the UPTs the scope sees."""
@@ -257,7 +258,12 @@ class PostgresMonitorStore:
                 kabkota,
                 packet_id,
             )
-            return dict(row)
+            reads = await conn.fetch(
+                "SELECT username, at FROM case_reads WHERE kabkota = $1 AND packet_id = $2 ORDER BY at, id",
+                kabkota,
+                packet_id,
+            )
+            return dict(row) | {"reads": [(r["username"], r["at"]) for r in reads]}
 
     async def open_alerts(self) -> list[Alert]:
         rows = await self.database.pool.fetch(

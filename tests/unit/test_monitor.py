@@ -791,6 +791,12 @@ async def test_the_desk_sends_the_operators_decision_and_shows_the_outcome_dedup
     shown = (await client.get("/api/adjudications")).json()["cases"][0]
     assert (shown["requested"], shown["decision"], shown["operator"]) == ("duplicate", "duplicate", "pusat")
     assert [e.payload["state"] for e in store.log if e.kind == "case"] == ["opened", "decided"]
+    story = (await client.get(path)).json()["history"]  # (the reads are at the real time, the rest at NOW)
+    assert [(h["step"], h["who"]) for h in story] == [
+        ("opened", "dedup"), ("requested", "pusat"), ("decided", "pusat"), ("read", "pusat"), ("read", "pusat"),
+    ]
+    assert [h.get("reason") for h in story if h["step"] == "decided"] == ["same face"]
+    assert [h["at"] for h in story] == sorted(h["at"] for h in story)
 
 
 async def test_the_operations_view_carries_the_figures_for_the_centre_only(

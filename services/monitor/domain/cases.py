@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 DECISIONS = frozenset({"duplicate", "unique"})
 
@@ -46,3 +48,26 @@ def decide_request(
     if any(ord(ch) < 32 and ch not in "\n\t" for ch in text):
         return Refusal("reason_invalid", 422)  # a NUL or another control character: never stored
     return DecisionRequest(kabkota, packet_id, decision, operator, text)
+
+
+def history(case: dict[str, Any], reads: list[tuple[str, datetime]]) -> list[dict[str, Any]]:
+    """A case's story for the desk, oldest first: opened by dedup, each opening at the desk (who, when), the
+    decision sent (by whom, with its reason) and the outcome dedup applied."""
+    steps: list[tuple[datetime, int, dict[str, Any]]] = [
+        (case["opened_at"], 0, {"step": "opened", "who": "dedup"})
+    ]
+    steps += [(at, 1, {"step": "read", "who": who}) for who, at in reads]
+    if case.get("requested_at"):
+        steps.append(
+            (
+                case["requested_at"],
+                2,
+                {"step": "requested", "who": case["requested_by"], "decision": case["requested"]},
+            )
+        )
+    if case.get("decided_at"):
+        steps.append(
+            (case["decided_at"], 3, {"step": "decided", "who": case["operator"], "decision": case["decision"],
+                                     "reason": case.get("reason")})
+        )  # fmt: skip
+    return [entry | {"at": at.isoformat()} for at, _, entry in sorted(steps, key=lambda s: (s[0], s[1]))]

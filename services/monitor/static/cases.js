@@ -46,6 +46,15 @@
         cell(fmt.format(k.finger_cosines.filter((x) => x !== null).length), "num"));
       return tr;
     }));
+    const STEP = { opened: t("dibuka", "opened"), read: t("dibaca", "opened at the desk"),
+      requested: t("keputusan dikirim", "decision sent"), decided: t("diputuskan", "decided") };
+    document.getElementById("case-history").replaceChildren(...(c.history || []).map((h) => {
+      const li = document.createElement("li");
+      const when = new Date(h.at).toLocaleString("id-ID", { timeZone: "Asia/Jakarta" });
+      const what = [STEP[h.step] || h.step, h.decision ? decisionLabel(h.decision) : "", h.reason || ""];
+      li.textContent = `${when} WIB · ${what.filter(Boolean).join(" · ")} · ${h.who || "–"}`;
+      return li;
+    }));
     const form = document.getElementById("decide");
     form.hidden = Boolean(c.decision || c.requested);
     document.getElementById("decide-result").textContent = c.decision
