@@ -793,7 +793,11 @@ async def test_the_desk_sends_the_operators_decision_and_shows_the_outcome_dedup
     assert [e.payload["state"] for e in store.log if e.kind == "case"] == ["opened", "decided"]
     story = (await client.get(path)).json()["history"]  # (the reads are at the real time, the rest at NOW)
     assert [(h["step"], h["who"]) for h in story] == [
-        ("opened", "dedup"), ("requested", "pusat"), ("decided", "pusat"), ("read", "pusat"), ("read", "pusat"),
+        ("opened", "dedup"),
+        ("requested", "pusat"),
+        ("decided", "pusat"),
+        ("read", "pusat"),
+        ("read", "pusat"),
     ]
     assert [h.get("reason") for h in story if h["step"] == "decided"] == ["same face"]
     assert [h["at"] for h in story] == sorted(h["at"] for h in story)
@@ -842,3 +846,19 @@ def test_the_overview_lists_upts_worst_first_with_their_refusal_rate() -> None:
 def test_each_services_readiness_is_asked_beside_its_metrics() -> None:
     assert metrics_domain.ready_url("http://127.0.0.1:8081/metrics") == "http://127.0.0.1:8081/health/ready"
     assert metrics_domain.ready_url("http://registry:8081/") == "http://registry:8081/health/ready"
+
+
+async def test_a_decision_carries_the_personal_name_of_the_centre_operator_who_made_it(
+    client: httpx.AsyncClient, store: FakeMonitorStore
+) -> None:
+    await store.upsert_accounts([Account("andi.saputra", accounts.hash_password("pw-andi"), "pusat")])
+    await Monitor(store.unit_of_work(), lambda: NOW).record_case(opened_case())
+    await login(client, "andi.saputra", "pw-andi")
+    asked = await client.post(
+        "/api/adjudications/3273/p-grey/decision", json={"decision": "unique", "reason": "faces differ"},
+        headers=ORIGIN,
+    )  # fmt: skip
+    assert asked.status_code == 202
+    (command,) = [m.message for m in store.sent if m.routing_key == "command.adjudication.decide"]
+    assert isinstance(command, AdjudicationDecision)
+    assert command.operator == "andi.saputra"  # the person, not the shared centre login
