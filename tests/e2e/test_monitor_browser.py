@@ -89,7 +89,11 @@ async def test_a_kanwil_sees_its_own_upts_and_their_counts_change_live(
 
     await expect(row.locator("td.accepted")).to_have_text(str(7), timeout=20_000)
     await expect(row.locator("td.rejected")).to_have_text("1")
+    await expect(row.locator("td.rate")).to_have_text("12,5%")  # 1 of 8 refused
     await expect(row.locator("td.state")).to_have_text("Lengkap")
+    # worst first: no UPT that sent nothing is listed below one whose day is complete
+    states = await page.locator("#units tbody tr td.state").all_inner_texts()
+    assert "Belum kirim" not in states[states.index("Lengkap") :]
     await wait_staged(suite, LIVE_UPT, snapshot=90)
     await consolidate(suite, OPTIONS.as_of)  # the centre's run makes them central records
     await expect(row.locator("td.central")).to_have_text(str(7), timeout=20_000)
@@ -325,14 +329,15 @@ async def test_the_centre_sees_services_queues_and_a_dead_letter_with_its_reason
         await expect(sdp.nth(3)).not_to_have_text("0", timeout=20_000)  # the registry consumes it
         letter = page.locator("#dead-letters tbody tr", has_text=f"sdp.{LIVE_UPT}.submission").first
         await expect(letter).to_contain_text("MESSAGE_NOT_JSON")
-        # Each service's own figures, scraped from its /metrics: every one answers.
+        # Each service's own figures, scraped from its /metrics, and its readiness: every one answers, ready.
         for service in ("registry", "dedup", "consolidator"):
-            await expect(page.locator(f"#metrics tr[data-service='{service}'] td")).to_have_count(10)
+            await expect(page.locator(f"#metrics tr[data-service='{service}'] td")).to_have_count(11)
+            await expect(page.locator(f"#metrics tr[data-service='{service}'] td").nth(1)).to_have_text("siap")
         ops = await (await page.request.get(f"{suite.monitor_url}/api/operations")).json()
-        assert {m["service"]: m["up"] for m in ops["metrics"]} == {
-            "registry": True,
-            "dedup": True,
-            "consolidator": True,
+        assert {m["service"]: (m["up"], m["ready"]) for m in ops["metrics"]} == {
+            "registry": (True, True),
+            "dedup": (True, True),
+            "consolidator": (True, True),
         }
         await shot(page, "operations-pusat")
         kanwil, _ = await login(browser, suite, "kanwil-32")
