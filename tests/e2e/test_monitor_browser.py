@@ -332,7 +332,9 @@ async def test_the_centre_sees_services_queues_and_a_dead_letter_with_its_reason
         # Each service's own figures, scraped from its /metrics, and its readiness: every one answers, ready.
         for service in ("registry", "dedup", "consolidator"):
             await expect(page.locator(f"#metrics tr[data-service='{service}'] td")).to_have_count(11)
-            await expect(page.locator(f"#metrics tr[data-service='{service}'] td").nth(1)).to_have_text("siap")
+            await expect(page.locator(f"#metrics tr[data-service='{service}'] td").nth(1)).to_have_text(
+                "siap"
+            )
         ops = await (await page.request.get(f"{suite.monitor_url}/api/operations")).json()
         assert {m["service"]: (m["up"], m["ready"]) for m in ops["metrics"]} == {
             "registry": (True, True),
