@@ -165,8 +165,8 @@ async def test_dead_letters_are_counted_from_their_headers_without_parsing_the_b
     assert [(d.message_id, d.reason) for d in store.dead.values()] == [("orig-1", "MESSAGE_NOT_JSON")]
 
 
-@pytest.fixture
-async def store() -> FakeMonitorStore:
+async def with_logins() -> FakeMonitorStore:
+    """The test units and a centre, a Kanwil and a UPT login (passwords pw-pusat, pw-jabar, pw-upt)."""
     store = FakeMonitorStore()
     await store.load_units(UNITS)
     await store.upsert_accounts(
@@ -176,6 +176,12 @@ async def store() -> FakeMonitorStore:
             Account("upt-3273-1", accounts.hash_password("pw-upt"), "upt-3273-1"),
         ]
     )
+    return store
+
+
+@pytest.fixture
+async def store() -> FakeMonitorStore:
+    store = await with_logins()
     await Monitor(store.unit_of_work(), lambda: NOW).record_submission(status_event("upt-3273-1", 480))
     return store
 

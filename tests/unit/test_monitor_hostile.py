@@ -8,32 +8,23 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.monitor import accounts, domain, web
+from services.monitor import domain, web
 from services.monitor import live as live_stream
 from services.monitor.domain import cases
 from services.monitor.domain.live import LiveEvent, visible
 from services.monitor.hub import Hub
 from services.monitor.probe import QueueProbe
-from services.monitor.store import Account
 from services.monitor.usecases import Monitor
 from shared import passwords
 from tests.fakes import FakeMonitorStore
-from tests.unit.test_monitor import NOW, ORIGIN, SETTINGS, UNITS, login
+from tests.unit.test_monitor import NOW, ORIGIN, SETTINGS, login, with_logins
 
 HEADERS = ("content-security-policy", "x-content-type-options", "referrer-policy", "cache-control")
 
 
 @pytest.fixture
 async def store() -> FakeMonitorStore:
-    store = FakeMonitorStore()
-    await store.load_units(UNITS)
-    await store.upsert_accounts(
-        [
-            Account("pusat", accounts.hash_password("pw-pusat"), "pusat"),
-            Account("kanwil-32", accounts.hash_password("pw-jabar"), "kanwil-32"),
-        ]
-    )
-    return store
+    return await with_logins()
 
 
 @pytest.fixture
