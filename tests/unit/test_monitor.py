@@ -471,6 +471,9 @@ def test_the_pipeline_counts_both_critical_times_and_lists_the_stuck_oldest_firs
     assert [(s.packet_id, s.phase) for s in summary.stuck] == [("c", "II"), ("b", "I")]
     assert summary.stuck[0].reason == "menunggu keputusan pusat"
     assert (summary.adjudication_backlog, summary.print_backlog, summary.stuck_total) == (1, 1, 2)
+    assert list(summary.statuses.items()) == [  # the funnel, in the order a capture passes the statuses
+        ("SENT_FOR_ENROLLMENT", 2), ("SENT_FOR_DEDUP", 1), ("ADJUDICATE_RECORD", 1), ("PRINT_READY_RECORD", 1),
+    ]  # fmt: skip
 
 
 def test_a_capture_keeps_the_first_time_it_reached_each_milestone() -> None:

@@ -121,4 +121,7 @@ def summarise(
             stuck.append(Stuck(c.kabkota, c.packet_id, c.status, phase, since, hours, reason))
     stuck.sort(key=lambda s: (s.since, s.kabkota, s.packet_id))
     out.stuck, out.stuck_total = stuck[:limit], len(stuck)
+    # a funnel: the statuses in the order a capture passes them (the e-KTP status machine's), not by count
+    place = {s.value: n for n, s in enumerate(S)}
+    out.statuses = dict(sorted(out.statuses.items(), key=lambda kv: place.get(kv[0], len(place))))
     return out

@@ -9,7 +9,7 @@
     document.getElementById("adj-backlog").textContent = fmt.format(p.adjudication_backlog);
     document.getElementById("print-backlog").textContent = fmt.format(p.print_backlog);
     document.getElementById("stuck-total").textContent = fmt.format(p.stuck_total);
-    const order = Object.keys(p.statuses).sort((a, b) => p.statuses[b] - p.statuses[a]);
+    const order = Object.keys(p.statuses); // the funnel: in the order a capture passes the statuses
     chart("chart-status", "bar", order, [{ label: t("Perekaman", "Captures"), data: order.map((s) => p.statuses[s]),
       backgroundColor: "#2f6f9f" }], { indexAxis: "y", scales: { x: { ticks: { precision: 0 } } } });
     const counts = { scales: { y: { ticks: { precision: 0 } } } };
