@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -141,3 +142,50 @@ def test_a_runs_progress_reaches_the_prisons_logins_not_a_dukcapil_office() -> N
         for u in ("pusat", "kanwil-32", "upt-3273-1", "dukcapil-3273")
     }
     assert seen == {"pusat": True, "kanwil-32": True, "upt-3273-1": True, "dukcapil-3273": False}
+
+
+async def test_the_session_cookie_is_httponly_strict_and_secure_over_https(store: FakeMonitorStore) -> None:
+    app = web.build_web(
+        store, Hub(), store, QueueProbe("amqp://unused", lambda: NOW), Monitor(store.unit_of_work(), lambda: NOW),
+        SETTINGS, clock=lambda: NOW, checks={}, stopping=asyncio.Event(),
+    )  # fmt: skip
+    for base, secure in (("http://monitor", False), ("https://monitor", True)):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=base) as c:
+            answer = await c.post(
+                "/login", data={"username": "pusat", "password": "pw-pusat"}, headers={"Origin": base}
+            )
+        cookie = answer.headers["set-cookie"].lower()
+        assert "httponly" in cookie
+        assert "samesite=strict" in cookie
+        assert ("; secure" in cookie) is secure, base
+
+
+async def test_forged_and_expired_sessions_are_refused(
+    client: httpx.AsyncClient, store: FakeMonitorStore
+) -> None:
+    client.cookies.set("simpul_session", "forged-" + "x" * 40)
+    assert (await client.get("/api/units")).status_code == 401
+    assert (await client.get("/events")).status_code == 401
+    client.cookies.clear()
+    await login(client, "pusat", "pw-pusat")
+    assert (await client.get("/api/units")).status_code == 200
+    for token, (username, _) in list(store.sessions.items()):  # the session's time runs out
+        store.sessions[token] = (username, NOW - timedelta(seconds=1))
+    assert (await client.get("/api/units")).status_code == 401
+    assert (await client.get("/")).headers["location"] == "/login"
+
+
+async def test_huge_and_malformed_query_strings_get_an_answer_not_a_500(client: httpx.AsyncClient) -> None:
+    await login(client, "pusat", "pw-pusat")
+    for url in (
+        "/api/units?day=" + "9" * 20_000,
+        "/api/units?day=2026-13-45",
+        "/api/units?day=%ff%fe&day=x",
+        "/units.csv?upt=" + "a" * 10_000,
+        "/api/runs/trend?days=-1",
+        "/api/runs/trend?days=" + "1" * 500,
+        "/api/units?" + "&".join(f"k{n}=v" for n in range(5_000)),
+    ):
+        answer = await client.get(url)
+        assert answer.status_code < 500, url[:60]
+        assert all(h in answer.headers for h in HEADERS), url[:60]
