@@ -375,18 +375,40 @@ async def test_a_service_without_consumers_raises_an_alert_the_centre_sees_live(
 
 
 async def test_no_full_nik_in_any_page_api_answer_or_csv(browser: Browser, suite: Suite) -> None:
+    nik = re.compile(r"(?<!\d)\d{16}(?!\d)")
     page, _ = await login(browser, suite, "pusat")
     run = (await (await page.request.get(f"{suite.monitor_url}/api/runs")).json())["runs"]
+    cases = (await (await page.request.get(f"{suite.monitor_url}/api/adjudications")).json())["cases"]
     paths = ["/", "/api/units", "/units.csv", "/api/pipeline", "/api/runs", "/api/operations", "/api/alerts"]
+    paths += ["/api/timeline", "/api/runs/trend", "/api/adjudications"]
     paths += [f"/api/runs/{r['run_id']}" for r in run] + [f"/runs/{r['run_id']}.csv" for r in run]
+    paths += [f"/runs/{r['run_id']}/breakdowns.csv" for r in run]
+    paths += [f"/api/adjudications/{c['kabkota']}/{c['packet_id']}" for c in cases]
     paths += [f"/api/units/{u.upt_id}" for u in suite.installation.units.upts]
     for path in paths:
         answer = await page.request.get(suite.monitor_url + path)
         assert answer.status == 200, path
-        assert not re.search(r"(?<!\d)\d{16}(?!\d)", await answer.text()), path
-    for view in ("sdp", "ektp", "runs", "ops"):
+        assert not nik.search(await answer.text()), path
+    for view in ("sdp", "ektp", "runs", "ops", "cases"):
         await page.click(f"#tab-{view}")
-        assert not re.search(r"(?<!\d)\d{16}(?!\d)", await page.locator("body").inner_text()), view
+        assert not nik.search(await page.locator("body").inner_text()), view
+    # every other login: whatever it may read (the rest answers 403) holds no NIK either
+    others = ("kanwil-32", LIVE_UPT, suite.installation.units.dukcapil[0].unit_id)
+    for unit in others:
+        page, _ = await login(browser, suite, unit)
+        for path in paths:
+            answer = await page.request.get(suite.monitor_url + path)
+            assert answer.status in (200, 403, 404), (unit, path)
+            assert not nik.search(await answer.text()), (unit, path)
+        assert not nik.search(await page.locator("body").inner_text()), unit
+    # what the live streams carry is the live log's payloads, each frame one of them
+    conn = await asyncpg.connect(suite.installation.database_url)
+    try:
+        payloads = await conn.fetch("SELECT payload::text AS p FROM monitor.live_events")
+    finally:
+        await conn.close()
+    assert payloads
+    assert not [r["p"] for r in payloads if nik.search(r["p"])]
 
 
 async def test_the_pages_switch_to_english_and_back(browser: Browser, suite: Suite) -> None:

@@ -99,13 +99,15 @@ async def test_a_grey_zone_capture_is_decided_at_the_desk_and_the_verdict_reache
             await page.fill("textarea[name=reason]", "wajah sama dengan rekaman lama; sidik jari tidak ada")
             await shot(page, "adjudication-desk-real-case")
             await page.click("#decide button[type=submit]")
-            await expect(page.locator("#decide-result")).to_contain_text("Dikirim")
+            # "Sent", then "Decided" once dedup applied it (which can come before the page shows "Sent")
+            await expect(page.locator("#decide-result")).to_contain_text(re.compile("Dikirim|Diputuskan"))
 
             async def decided() -> str | None:
                 status = await status_of(inst.database_url, packet_id)
                 return status if status == "DUPLICATE_RECORD" else None
 
             await eventually(decided, timeout=60, what="the desk's verdict at the registry")
+            await expect(page.locator("#decide-result")).to_contain_text("Diputuskan", timeout=20_000)
 
             async def told() -> list[str] | None:  # the office hears of both moves
                 said = [
