@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import aio_pika
 import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from deploy import credentials as creds
+from shared.contracts import AdjudicationCaseChanged, CaseCandidate
 from shared.settings import PROJECT_ROOT
 from sim.publisher import UnitClient
 from tests.builders import inmate, submission
@@ -218,6 +221,42 @@ async def test_a_upt_name_holding_markup_is_shown_as_text(browser: Browser, suit
     finally:
         await conn.execute("UPDATE monitor.units SET name = $2 WHERE upt_id = $1", LIVE_UPT, name)
         await conn.close()
+
+
+async def test_a_name_coming_in_a_message_holding_markup_is_shown_as_text(
+    browser: Browser, suite: Suite
+) -> None:
+    """A capture's name reaches the desk in dedup's message (it came from a Dukcapil office's packet)."""
+    hostile = '<img src=x onerror="window.__xss = 3"><script>window.__xss = 4</script>'
+    inst = suite.installation
+    case = AdjudicationCaseChanged(
+        message_id=str(uuid.uuid4()), produced_at=datetime.now(UTC), kabkota="3273", packet_id="markup-case",
+        nik_masked="3273********0001", full_name=hostile, sex="F", state="opened",
+        candidates=[CaseCandidate(person_id=1, nik_masked="3273********0002", llr=3.0, modalities=1,
+                                  iris_hd=[None, None], face_cosine=0.7, finger_cosines=[None] * 10)],
+    )  # fmt: skip
+    dedup = creds.find(inst.credentials, "service", "dedup")
+    connection = await aio_pika.connect(inst.url_for("service", "dedup"))
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        events = await channel.get_exchange("events", ensure=False)
+        await events.publish(
+            aio_pika.Message(
+                case.model_dump_json().encode(), message_id=case.message_id, user_id=dedup.username,
+                content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=case.ROUTING_KEY,
+        )  # fmt: skip
+    finally:
+        await connection.close()
+    page, _ = await login(browser, suite, "pusat")
+    await page.click("#tab-cases")
+    row = page.locator("#cases tr[data-case='3273/markup-case']")
+    await expect(row).to_have_count(1, timeout=20_000)
+    await row.click()
+    await expect(page.locator("#case-person")).to_contain_text(hostile)
+    assert await page.evaluate("window.__xss") is None
+    assert await page.locator("#case img, #case script").count() == 0
 
 
 async def test_a_page_that_lost_its_connection_resumes_without_losing_an_update(
