@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import date, datetime
 from typing import Any, Protocol
@@ -311,8 +311,8 @@ def postgres_unit_of_work(database: Database) -> UnitOfWork:
 class _Batch:
     """One transaction that units of work join, each in a savepoint of its own."""
 
-    def __init__(self, conn: Any, tx: Any, release: Callable[[], Awaitable[None]], opened: float) -> None:
-        self.conn, self.tx, self.release, self.opened = conn, tx, release, opened
+    def __init__(self, pool: Any, conn: Any, tx: Any, opened: float) -> None:
+        self.pool, self.conn, self.tx, self.opened = pool, conn, tx, opened
         self.members = 0
         self.done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
@@ -328,7 +328,7 @@ class _Batch:
                 self.done.exception()  # (retrieved: a batch without waiting members is not an error)
             raise
         finally:
-            await self.release()
+            await self.pool.release(self.conn)
         if not self.done.done():
             self.done.set_result(None)
 
@@ -350,10 +350,6 @@ class GroupCommit:
     async def _open(self) -> _Batch:
         pool = self.database.pool
         conn = await pool.acquire()
-
-        async def release() -> None:
-            await pool.release(conn)
-
         tx = conn.transaction()
         try:
             await tx.start()
@@ -363,7 +359,7 @@ class GroupCommit:
                 await tx.rollback()
             await pool.release(conn)
             raise
-        return _Batch(conn, tx, release, asyncio.get_running_loop().time())
+        return _Batch(pool, conn, tx, asyncio.get_running_loop().time())
 
     def _due(self, batch: _Batch) -> bool:
         aged = asyncio.get_running_loop().time() - batch.opened >= self.window

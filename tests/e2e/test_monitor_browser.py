@@ -7,9 +7,7 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
 
-import aio_pika
 import asyncpg
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -21,7 +19,7 @@ from sim.publisher import UnitClient
 from tests.builders import inmate, submission
 from tests.e2e.conftest import Suite, consolidate, wait_staged
 from tests.e2e.test_sdp_day import LIVE_UPT, OPTIONS
-from tests.integration.helpers import eventually
+from tests.integration.helpers import eventually, publish_as
 
 pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
@@ -235,20 +233,7 @@ async def test_a_name_coming_in_a_message_holding_markup_is_shown_as_text(
         candidates=[CaseCandidate(person_id=1, nik_masked="3273********0002", llr=3.0, modalities=1,
                                   iris_hd=[None, None], face_cosine=0.7, finger_cosines=[None] * 10)],
     )  # fmt: skip
-    dedup = creds.find(inst.credentials, "service", "dedup")
-    connection = await aio_pika.connect(inst.url_for("service", "dedup"))
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        events = await channel.get_exchange("events", ensure=False)
-        await events.publish(
-            aio_pika.Message(
-                case.model_dump_json().encode(), message_id=case.message_id, user_id=dedup.username,
-                content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=case.ROUTING_KEY,
-        )  # fmt: skip
-    finally:
-        await connection.close()
+    await publish_as(inst, "dedup", case)
     page, _ = await login(browser, suite, "pusat")
     await page.click("#tab-cases")
     row = page.locator("#cases tr[data-case='3273/markup-case']")
@@ -471,10 +456,6 @@ async def test_the_pages_switch_to_english_and_back(browser: Browser, suite: Sui
 async def test_the_adjudication_desk_sends_the_operators_decision_to_dedup(
     browser: Browser, suite: Suite
 ) -> None:
-    import aio_pika
-
-    from shared.contracts import AdjudicationCaseChanged, CaseCandidate
-
     # A grey-zone case as dedup announces it (the desk's side; planting a real grey-zone capture in the shared
     # suite is bench/integration work: tests/integration/test_dedup_ektp.py decides real ones).
     case = AdjudicationCaseChanged(
@@ -483,15 +464,7 @@ async def test_the_adjudication_desk_sends_the_operators_decision_to_dedup(
         candidates=[CaseCandidate(person_id=7, nik_masked="3273********0007", llr=4.2, modalities=1,
                                   iris_hd=[None, None], face_cosine=0.71, finger_cosines=[None] * 10)],
     )  # fmt: skip
-    dedup_url = suite.installation.url_for("service", "dedup")
-    async with await aio_pika.connect(dedup_url) as connection:
-        channel = await connection.channel(publisher_confirms=True)
-        events = await channel.get_exchange("events", ensure=False)
-        await events.publish(
-            aio_pika.Message(case.model_dump_json().encode(), message_id=case.message_id,
-                             user_id=urlsplit(dedup_url).username, content_type="application/json"),
-            routing_key=case.ROUTING_KEY,
-        )  # fmt: skip
+    await publish_as(suite.installation, "dedup", case)
     page, requests = await login(browser, suite, "pusat")
     await page.click("#tab-cases")
     row = page.locator("#cases tr[data-case='3273/e2e-grey-1']")

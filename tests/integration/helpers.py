@@ -14,6 +14,10 @@ import asyncpg
 from aio_pika.abc import AbstractIncomingMessage
 from faststream import FastStream, TestApp
 
+from deploy import credentials as creds
+from deploy.sandbox import Sandbox
+from shared.contracts import Message
+
 
 @asynccontextmanager
 async def running(app: FastStream) -> AsyncIterator[FastStream]:
@@ -85,3 +89,21 @@ def body(message: AbstractIncomingMessage) -> dict[str, Any]:
     decoded = json.loads(message.body)
     assert isinstance(decoded, dict)
     return decoded
+
+
+async def publish_as(inst: Sandbox, service: str, message: Message) -> None:
+    """An event on `events` as a service would publish it: its broker user, persistent, confirmed."""
+    cred = creds.find(inst.credentials, "service", service)
+    connection = await aio_pika.connect(inst.url_for("service", service))
+    try:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("events", ensure=False)
+        await exchange.publish(
+            aio_pika.Message(
+                message.model_dump_json().encode(), message_id=message.message_id, user_id=cred.username,
+                content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            ),
+            routing_key=message.ROUTING_KEY,
+        )  # fmt: skip
+    finally:
+        await connection.close()

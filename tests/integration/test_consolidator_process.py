@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aio_pika
 import aiormq
 import asyncpg
 import pytest
@@ -26,7 +25,6 @@ from shared.contracts import (
     WIB,
     InmateRecord,
     Lateness,
-    Message,
     ReceiptStatus,
     SdpRecordsChecked,
     SnapshotState,
@@ -35,7 +33,7 @@ from shared.contracts import (
 from shared.runtime import Database
 from sim import population
 from tests.conftest import Installation, Servers, make_installation, remove_sandbox
-from tests.integration.helpers import eventually, queue_depth
+from tests.integration.helpers import eventually, publish_as, queue_depth
 
 pytestmark = pytest.mark.integration
 # Yesterday (WIB): the service refuses days in the future and older than it keeps staged snapshots.
@@ -71,23 +69,6 @@ async def admin(installation: Installation) -> AsyncIterator[asyncpg.Connection]
         yield conn
     finally:
         await conn.close()
-
-
-async def publish_as(inst: Installation, service: str, message: Message) -> None:
-    cred = creds.find(inst.credentials, "service", service)
-    connection = await aio_pika.connect(inst.url_for("service", service))
-    try:
-        channel = await connection.channel(publisher_confirms=True)
-        exchange = await channel.get_exchange("events", ensure=False)
-        await exchange.publish(
-            aio_pika.Message(
-                message.model_dump_json().encode(), message_id=message.message_id, user_id=cred.username,
-                content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            ),
-            routing_key=message.ROUTING_KEY,
-        )  # fmt: skip
-    finally:
-        await connection.close()
 
 
 async def stage_day(inst: Installation, total: int) -> dict[str, list[InmateRecord]]:
