@@ -498,6 +498,10 @@ class PacketStatusChanged(Message):
     status: EktpStatus | None
     moves: list[StatusMove] = Field(default_factory=list)
     refused: list[str] = Field(default_factory=list, description="Codes, when the message changed nothing.")
+    nik_masked: str | None = Field(
+        default=None,
+        description="The capture's NIK, masked (3201********0001), once the registry has its packet; never in full.",
+    )
 
 
 class EnrolmentAccepted(Message):
@@ -584,6 +588,12 @@ class CaseCandidate(BaseModel):
     finger_cosines: list[float | None] = Field(
         description="Cosine per finger position 1..10; null: not compared."
     )
+    full_name: str | None = Field(
+        default=None, description="The person's name in the population record; null when not recorded there."
+    )
+    sex: str | None = Field(default=None, description="L or P, from the population record.")
+    birth_date: Day | None = Field(default=None, description="From the population record.")
+    birth_place: str | None = Field(default=None, description="From the population record.")
 
 
 class AdjudicationCaseChanged(Message):

@@ -115,7 +115,12 @@ class FakeCaptureStore:
         if verdict.status is not None and verdict.moves:
             known = current.content_hash if current else None
             fresh = write.fields.content_hash if write.fields and not verdict.refused else None
-            self.captures[(kabkota, packet_id)] = Capture(packet_id, kabkota, verdict.status, fresh or known)
+            nik = (
+                write.fields.nik if write.fields and not verdict.refused else current.nik if current else None
+            )
+            self.captures[(kabkota, packet_id)] = Capture(
+                packet_id, kabkota, verdict.status, fresh or known, nik
+            )
         self.moves += [(kabkota, packet_id, m.from_status.value, m.to_status.value) for m in verdict.moves]
         forward = verdict.forward or (
             verdict.already_received and current is not None and current.status is EktpStatus.SENT_FOR_DEDUP
@@ -526,7 +531,15 @@ class FakeMonitorStore:
         mine = {d.kabkota_code for d in self.units.dukcapil if scope.sees(d.unit_id, None)}
         return [
             CaptureTimes(
-                c.kabkota, c.packet_id, c.status, c.changed_at, c.sent_at, c.received_at, c.verdict_at, c.code
+                c.kabkota,
+                c.packet_id,
+                c.status,
+                c.changed_at,
+                c.sent_at,
+                c.received_at,
+                c.verdict_at,
+                c.code,
+                c.nik_masked,
             )
             for c in self.captures.values()
             if c.kabkota in mine and (c.changed_at >= since or c.status in OPEN_STATUSES)
@@ -649,6 +662,7 @@ class FakeMonitorStores:
             sent_at=first(known.sent_at, capture.sent_at),
             received_at=first(known.received_at, capture.received_at),
             verdict_at=first(known.verdict_at, capture.verdict_at),
+            nik_masked=capture.nik_masked or known.nik_masked,
         )
 
     async def count_ektp_refusal(self, refusal: RefusalSeen) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 import aio_pika
@@ -223,9 +223,9 @@ class EnrolmentPipeline:
             else None
         )
 
-        def case(verdict: Message) -> Message:
+        def case(verdict: Message, people: Mapping[str, linkage.Person]) -> Message:
             assert isinstance(verdict, EnrolmentVerdict)
-            return cases.case_opened(verdict, demographics)
+            return cases.case_opened(verdict, demographics, people)
 
         return VerdictWrite(
             packet.message_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -151,8 +151,9 @@ class VerdictWrite:
     # Given the person_ids given so far in this transaction (by message id): the verdict event.
     event: Callable[[dict[str, int]], Message]
     person: linkage.Person | None = None  # demographics entering the population record (a unique capture)
-    # For a capture that waits for adjudication: the desk's case, from the verdict event.
-    case: Callable[[Message], Message] | None = None
+    # For a capture that waits for adjudication: the desk's case, from the verdict event and the population
+    # record's people among its candidates (by NIK).
+    case: Callable[[Message, Mapping[str, linkage.Person]], Message] | None = None
 
 
 class VerdictStore(Protocol):
@@ -220,7 +221,9 @@ class PostgresVerdictStore:
                     )
                 outgoing.append(db.Outgoing("events", event.ROUTING_KEY, event))
                 if w.adjudicate and w.case is not None:
-                    case = w.case(event)
+                    niks = [c.nik for c in getattr(event, "candidates", [])]
+                    known = await conn.fetch(f"{_PERSON} WHERE nik = ANY($1::text[])", niks)
+                    case = w.case(event, {r["nik"]: _person(r) for r in known})
                     outgoing.append(db.Outgoing("events", case.ROUTING_KEY, case))
             await db.enqueue(conn, self.database.schema, outgoing)
         return people

@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shared import printing
 from shared.contracts import WIB
 from shared.nik import regency_names
 from shared.runtime import Clock
@@ -20,7 +21,7 @@ from shared.runtime import Clock
 from . import domain, messages
 from .alerting import plumbing
 from .config import Settings
-from .domain import cases, pipeline, runs, views
+from .domain import cases, pipeline, printable, runs, views
 from .domain import live as live_rules
 from .journal import LiveLog
 from .probe import QueueProbe
@@ -215,6 +216,27 @@ def routes(
 
         return download
 
+    async def run_print(request: Request, account: Account, scope: domain.Scope) -> Response:
+        """The run's report as a printable page (A4, Bahasa Indonesia), within the login's scope."""
+        found = await run_report(request, scope)
+        if found is None:
+            return not_yours()
+        run, lines = found
+        views_ = [runs.line_view(line) for line in lines]
+        text = printable.run_page(
+            run, views_, runs.totals(lines), runs.breakdowns(lines, regency_names()),
+            scope=domain.scope_label(scope, views_, []), printed_by=account.username, generated_at=clock(),
+        )  # fmt: skip
+        # its own stylesheet inline, allowed by its hash alone; nothing else may load or run
+        policy = (
+            f"default-src 'none'; style-src '{printing.CSS_HASH}'; frame-ancestors 'none'; form-action 'none'"
+        )
+        return Response(
+            text,
+            media_type="text/html; charset=utf-8",
+            headers={**SECURITY_HEADERS, "Content-Security-Policy": policy},
+        )
+
     run_csv = report_csv(lambda lines: runs.lines_csv([runs.line_view(line) for line in lines]), "")
     run_breakdowns_csv = report_csv(
         lambda lines: runs.breakdowns_csv(runs.breakdowns(lines, regency_names())), "-rincian"
@@ -266,6 +288,7 @@ def routes(
         Route("/api/runs/trend", logged_in(api_runs_trend, *prisons)),
         Route("/api/runs/{run_id}", logged_in(api_run, *prisons)),
         Route("/runs/{run_id}.csv", logged_in(run_csv, *prisons)),
+        Route("/runs/{run_id}/print", logged_in(run_print, *prisons)),
         Route("/runs/{run_id}/breakdowns.csv", logged_in(run_breakdowns_csv, *prisons)),
         Route("/api/operations", logged_in(api_operations, *centre)),
         Route("/api/alerts", logged_in(api_alerts)),

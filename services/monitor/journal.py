@@ -217,15 +217,17 @@ class PostgresStores:
     async def save_capture(self, c: CaptureSeen) -> None:
         await self.conn.execute(
             "INSERT INTO ektp_captures AS c (kabkota, packet_id, status, changed_at, sent_at, received_at, "
-            "verdict_at, code) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "verdict_at, code, nik_masked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
             "ON CONFLICT (kabkota, packet_id) DO UPDATE SET "
             # the latest move wins the status; each milestone keeps the first time it was reached
             "status = CASE WHEN c.changed_at <= EXCLUDED.changed_at THEN EXCLUDED.status ELSE c.status END, "
             "code = CASE WHEN c.changed_at <= EXCLUDED.changed_at THEN EXCLUDED.code ELSE c.code END, "
             "changed_at = greatest(c.changed_at, EXCLUDED.changed_at), "
             "sent_at = least(c.sent_at, EXCLUDED.sent_at), received_at = least(c.received_at, EXCLUDED.received_at), "
-            "verdict_at = least(c.verdict_at, EXCLUDED.verdict_at)",
+            "verdict_at = least(c.verdict_at, EXCLUDED.verdict_at), "
+            "nik_masked = coalesce(EXCLUDED.nik_masked, c.nik_masked)",
             c.kabkota, c.packet_id, c.status, c.changed_at, c.sent_at, c.received_at, c.verdict_at, c.code,
+            c.nik_masked,
         )  # fmt: skip
 
     async def count_ektp_refusal(self, refusal: RefusalSeen) -> None:

@@ -331,7 +331,8 @@ class PostgresMonitorStore:
             return []
         only = scope.unit_id if scope.role.value == "dukcapil" else None
         rows = await self.database.pool.fetch(
-            "SELECT c.kabkota, c.packet_id, c.status, c.changed_at, c.sent_at, c.received_at, c.verdict_at, c.code "
+            "SELECT c.kabkota, c.packet_id, c.status, c.changed_at, c.sent_at, c.received_at, c.verdict_at, c.code, "
+            "c.nik_masked "
             "FROM ektp_captures c JOIN offices o ON o.kabkota_code = c.kabkota "
             "WHERE ($1::text IS NULL OR o.unit_id = $1) AND (c.changed_at >= $2 OR c.status = ANY($3::text[]))",
             only,

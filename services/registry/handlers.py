@@ -207,8 +207,9 @@ class Registry:
         verdict: ektp.Verdict,
         now: datetime,
         fields: CaptureFields | None = None,
+        nik: str | None = None,
     ) -> CaptureWrite:
-        receipt, status = ektp.answers(message_id, unit, kabkota, packet_id, verdict, now=now)
+        receipt, status = ektp.answers(message_id, unit, kabkota, packet_id, verdict, now=now, nik=nik)
         return CaptureWrite(
             verdict,
             fields,
@@ -243,7 +244,10 @@ class Registry:
                 now=now,
                 retried=messaging.delivery_count(raw) > 0,
             )
-            return self._write(packet.message_id, unit, kabkota, packet.packet_id, verdict, now, fields)
+            known = capture.nik if capture else None
+            # the NIK the registry keeps for the capture: a refused packet's is not it
+            nik = known if verdict.refused or verdict.already_received else packet.nik
+            return self._write(packet.message_id, unit, kabkota, packet.packet_id, verdict, now, fields, nik)
 
         try:
             saved, first = await first_try(
@@ -294,7 +298,8 @@ class Registry:
 
         def decide(capture: ektp.Capture | None) -> CaptureWrite:
             verdict = ektp.report(capture, EktpStatus(report.status), now=now)
-            return self._write(report.message_id, unit, kabkota, report.packet_id, verdict, now)
+            nik = capture.nik if capture else None
+            return self._write(report.message_id, unit, kabkota, report.packet_id, verdict, now, nik=nik)
 
         saved, first = await first_try(
             lambda: self.captures.save_capture(report.message_id, kind, kabkota, report.packet_id, decide),
@@ -313,7 +318,9 @@ class Registry:
 
         def decide(capture: ektp.Capture | None) -> CaptureWrite:
             moved = ektp.report(capture, EktpStatus(verdict.status), now=now)
-            return self._write(verdict.message_id, unit, kabkota, verdict.packet_id, moved, now)
+            return self._write(
+                verdict.message_id, unit, kabkota, verdict.packet_id, moved, now, nik=verdict.nik
+            )
 
         await db.retrying(
             lambda: self.captures.save_capture(

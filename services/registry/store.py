@@ -297,7 +297,7 @@ class PostgresCaptureStore:
             row = await conn.fetchrow(
                 "INSERT INTO captures AS c (kabkota, packet_id, status) VALUES ($1, $2, 'UNREGISTERED') "
                 "ON CONFLICT (kabkota, packet_id) DO UPDATE SET status = c.status "
-                "RETURNING c.status, c.content_hash",
+                "RETURNING c.status, c.content_hash, c.nik",
                 kabkota,
                 packet_id,
             )
@@ -305,7 +305,7 @@ class PostgresCaptureStore:
             current = (
                 None
                 if row["status"] == EktpStatus.UNREGISTERED and row["content_hash"] is None
-                else Capture(packet_id, kabkota, EktpStatus(row["status"]), row["content_hash"])
+                else Capture(packet_id, kabkota, EktpStatus(row["status"]), row["content_hash"], row["nik"])
             )
             write = decide(current)
             verdict = write.verdict

@@ -6,7 +6,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import asyncpg
 import pytest
@@ -14,6 +14,7 @@ from playwright.async_api import Browser, Page, async_playwright, expect
 
 from deploy import credentials as creds
 from shared.contracts import AdjudicationCaseChanged, CaseCandidate
+from shared.nik import mask
 from shared.settings import PROJECT_ROOT
 from sim.publisher import UnitClient
 from tests.builders import inmate, submission
@@ -66,6 +67,7 @@ async def test_a_wrong_password_stays_on_the_login_page(browser: Browser, suite:
     await page.fill("input[name=password]", "not-the-password")
     await page.click("button[type=submit]")
     await expect(page.locator("#failed")).to_be_visible()
+    await shot(page, "login-failed")
 
 
 async def test_a_kanwil_sees_its_own_upts_and_their_counts_change_live(
@@ -134,6 +136,9 @@ async def test_a_dukcapil_office_watches_its_e_ktp_pipeline_change_live(
     row = page.locator("tr[data-unit='dukcapil-1101']")
     await expect(row).to_have_count(1)
     before = int((await row.locator("td.printing").inner_text()).replace(".", ""))
+    await expect(page.locator("#pipeline")).to_be_visible()
+    backlog = int((await page.locator("#print-backlog").inner_text()).replace(".", ""))
+    await expect(page.locator("#sum-accepted")).to_be_hidden()  # the prisons' figures are not an office's
     office = next(d for d in suite.installation.units.dukcapil if d.unit_id == "dukcapil-1101")
     fresh = CaptureStations(
         (office,),
@@ -160,6 +165,20 @@ async def test_a_dukcapil_office_watches_its_e_ktp_pipeline_change_live(
     # received, checked, searched by dedup (unique people), ready to print: live, without a reload
     await expect(row.locator("td.printing")).to_have_text(str(before + 3), timeout=30_000)
     assert all(url.startswith(suite.monitor_url) for url in requests)
+    await expect(page.locator("#print-backlog")).to_have_text(str(backlog + 3))  # the pipeline follows live
+    await shot(page, "ektp-dukcapil")
+    # the monitor keeps each capture's NIK only as the registry's status events carry it: masked
+    conn = await asyncpg.connect(suite.installation.database_url)
+    try:
+        kept = await conn.fetch(
+            "SELECT packet_id, nik_masked FROM monitor.ektp_captures WHERE packet_id = ANY($1::text[])",
+            [p.body["packet_id"] for p in fresh],
+        )
+    finally:
+        await conn.close()
+    assert {r["packet_id"]: r["nik_masked"] for r in kept} == {
+        p.body["packet_id"]: mask(p.body["nik"]) for p in fresh
+    }
 
 
 SCREENSHOTS = PROJECT_ROOT / "screenshots"  # git-ignored: look at them after a run
@@ -270,15 +289,17 @@ async def test_the_centre_sees_the_e_ktp_pipeline_charts_and_a_stuck_capture(
     conn = await asyncpg.connect(suite.installation.database_url)
     try:
         await conn.execute(
-            "INSERT INTO monitor.ektp_captures (kabkota, packet_id, status, changed_at, sent_at) "
-            "VALUES ('1101', 'stuck-e2e', 'SENT_FOR_ENROLLMENT', now() - interval '2 days', now() - interval '2 days')"
+            "INSERT INTO monitor.ektp_captures (kabkota, packet_id, status, changed_at, sent_at, nik_masked) "
+            "VALUES ('1101', 'stuck-e2e', 'SENT_FOR_ENROLLMENT', now() - interval '2 days', now() - interval '2 days', "
+            "'1101********0042')"
         )
         page, requests = await login(browser, suite, "pusat")
         await page.click("#tab-ektp")
         await expect(page.locator("#pipeline[data-loaded=true]")).to_have_count(1)
         stuck = page.locator("#stuck tbody tr", has_text="stuck-e2e")
         await expect(stuck).to_have_count(1)
-        await expect(stuck.locator("td").nth(3)).to_have_text("I")
+        await expect(stuck.locator("td").nth(2)).to_have_text("1101********0042")  # to find it by, masked
+        await expect(stuck.locator("td").nth(4)).to_have_text("I")
         # Chart.js (from npm, served by the monitor) drew the three charts.
         drawn = await page.evaluate(
             "['chart-status', 'chart-i', 'chart-ii'].map((id) => Boolean(Chart.getChart(id)))"
@@ -330,6 +351,20 @@ async def test_a_run_and_its_report_appear_for_the_centre_and_a_kanwil_its_own_u
         assert rows[0] == "breakdown,key,label,count"
         assert all(url.startswith(suite.monitor_url) for url in requests)
         await shot(page, f"runs-{login_unit}")
+        # the printable report opens beside the view: the same UPTs, laid out for A4 (its own print stylesheet)
+        async with page.context.expect_page() as opened:
+            await page.click("#run-print")
+        printed = await opened.value
+        await expect(printed.locator("h1")).to_have_text("Laporan Konsolidasi Harian SDP")
+        listed = await printed.locator("section.lebar tbody tr td:first-child").all_inner_texts()
+        assert sorted(re.sub(r".*\((upt-[^)]+)\)$", r"\1", t) for t in listed) == expected
+        assert await printed.evaluate("getComputedStyle(document.querySelector('th')).backgroundColor") == (
+            "rgb(232, 232, 232)"
+        )  # the inline stylesheet applied: its hash is in the page's policy
+        await shot(printed, f"runs-print-{login_unit}")
+        await printed.emulate_media(media="print")
+        await printed.pdf(path=str(SCREENSHOTS / f"runs-print-{login_unit}.pdf"), format="A4")
+        await printed.close()
 
 
 async def test_the_centre_sees_services_queues_and_a_dead_letter_with_its_reason(
@@ -460,9 +495,12 @@ async def test_the_adjudication_desk_sends_the_operators_decision_to_dedup(
     # suite is bench/integration work: tests/integration/test_dedup_ektp.py decides real ones).
     case = AdjudicationCaseChanged(
         message_id="e2e-case-1", produced_at=datetime.now(UTC), kabkota="3273", packet_id="e2e-grey-1",
-        state="opened", nik_masked="3273********0001", full_name="Siti Aminah", sex="F",
-        candidates=[CaseCandidate(person_id=7, nik_masked="3273********0007", llr=4.2, modalities=1,
-                                  iris_hd=[None, None], face_cosine=0.71, finger_cosines=[None] * 10)],
+        state="opened", nik_masked="3273********0001", full_name="Siti Aminah", sex="P",
+        candidates=[CaseCandidate(person_id=7, nik_masked="3273********0007", llr=4.2, modalities=3,
+                                  iris_hd=[None, None], face_cosine=0.71,
+                                  finger_cosines=[None, 0.8125, None, None, None, None, 0.4375, None, None, None],
+                                  full_name="Siti Aminah Lubis", sex="P", birth_date=date(1990, 4, 2),
+                                  birth_place="Bandung")],
     )  # fmt: skip
     await publish_as(suite.installation, "dedup", case)
     page, requests = await login(browser, suite, "pusat")
@@ -471,7 +509,11 @@ async def test_the_adjudication_desk_sends_the_operators_decision_to_dedup(
     await expect(row).to_have_count(1, timeout=20_000)
     await row.click()
     await expect(page.locator("#case-title")).to_contain_text("3273********0001")
-    await expect(page.locator("#candidates tbody tr")).to_have_count(1)
+    candidate = page.locator("#candidates tbody tr")
+    await expect(candidate).to_have_count(1)
+    # beside the capture: the candidate as the population record knows it, and each finger compared with its score
+    await expect(candidate.locator("td.person")).to_have_text("Siti Aminah Lubis, P, Bandung, 1990-04-02")
+    await expect(candidate.locator("td.fingers")).to_have_text("2: 0.813 · 7: 0.438")
     await page.check("input[name=decision][value=duplicate]")
     await page.fill("textarea[name=reason]", "the same face; fingers not captured")
     await shot(page, "adjudication-desk")

@@ -203,7 +203,17 @@ async def test_grey_zone_captures_wait_for_the_centre_and_only_the_centre_decide
     )
     os.environ["DEDUP_GALLERY_KEY"] = inst.gallery_key()
     try:
-        await seeding.seed(inst.database_url, seeding.GallerySpec(200, 13, 200, legacy_share=0))
+        spec = seeding.GallerySpec(200, 13, 200, legacy_share=0)
+        await seeding.seed(inst.database_url, spec)
+        # the two people the captures resemble, as the population record knows them (the desk shows it)
+        for row, nik in zip((20, 21), spec.niks([20, 21]), strict=True):
+            await fetchval(
+                inst.database_url,
+                "INSERT INTO dedup.population (nik, full_name, sex, birth_date, birth_place, blocks) "
+                "VALUES ($1, $2, 'P', '1990-04-02', 'Bandung', '{}')",
+                nik,
+                f"Penduduk {row}",
+            )
         people, _ = seeding.identities_of_batch(13, 0, 200)
         rng = np.random.default_rng(6)
         again = seeding.MODEL.capture(rng, people.take(np.array([20, 21])))
@@ -230,6 +240,9 @@ async def test_grey_zone_captures_wait_for_the_centre_and_only_the_centre_decide
                 assert case.candidates[0].face_cosine is not None  # the face was compared
                 assert set(case.candidates[0].iris_hd) == {None}  # the eyes were not
                 assert "templates" not in case.model_dump_json()
+            # each beside the person it resembles, as the population record knows that person
+            assert sorted(c.candidates[0].full_name or "" for c in opened) == ["Penduduk 20", "Penduduk 21"]
+            assert {(c.candidates[0].sex, c.candidates[0].birth_place) for c in opened} == {("P", "Bandung")}
 
             # nobody but the centre may send the command: the broker refuses the others
             for role, unit in (("upt", "upt-3273-1"), ("service", "registry"), ("dukcapil", "dukcapil-3273")):

@@ -2,6 +2,7 @@
 
 import asyncio
 import dataclasses
+import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -448,7 +449,9 @@ def test_the_pipeline_counts_both_critical_times_and_lists_the_stuck_oldest_firs
         moments = {k: at(v) for k, v in times.items()}
         changed = min(moments.values(), default=NOW)
         sent, received, verdict = (moments.get(k) for k in ("sent", "received", "verdict"))
-        return pipeline.CaptureTimes("3273", packet, status, changed, sent, received, verdict, None)
+        return pipeline.CaptureTimes(
+            "3273", packet, status, changed, sent, received, verdict, None, f"3273********000{packet}"
+        )
 
     summary = pipeline.summarise(
         [
@@ -470,6 +473,8 @@ def test_the_pipeline_counts_both_critical_times_and_lists_the_stuck_oldest_firs
     assert summary.took_ii == [1, 0, 0, 0, 0]  # d: half an hour
     assert [(s.packet_id, s.phase) for s in summary.stuck] == [("c", "II"), ("b", "I")]
     assert summary.stuck[0].reason == "menunggu keputusan pusat"
+    assert summary.stuck[0].nik_masked == "3273********000c"  # masked, as the registry sent it
+    assert '"nik_masked": "3273********000c"' in json.dumps(summary.as_dict())
     assert (summary.adjudication_backlog, summary.print_backlog, summary.stuck_total) == (1, 1, 2)
     assert list(summary.statuses.items()) == [  # the funnel, in the order a capture passes the statuses
         ("SENT_FOR_ENROLLMENT", 2), ("SENT_FOR_DEDUP", 1), ("ADJUDICATE_RECORD", 1), ("PRINT_READY_RECORD", 1),
@@ -570,8 +575,27 @@ async def test_a_run_is_followed_live_and_its_report_lines_are_shown_within_each
     assert "overstaying_by_register,A II,A II,2" in rows
     assert "without_ektp_by_upt_kabkota,3273,Kota Bandung,6" in rows
     assert (await client.get("/runs/run-unknown/breakdowns.csv")).status_code == 403
+    # the printable page: the same lines and counts, who ran it and who printed it, its style allowed by hash
+    printed = await client.get("/runs/run-1/print")
+    assert printed.headers["content-type"] == "text/html; charset=utf-8"
+    assert printed.headers["content-security-policy"].startswith("default-src 'none'; style-src 'sha256-")
+    assert printed.headers["x-content-type-options"] == "nosniff"
+    text = printed.text
+    assert "<h1>Laporan Konsolidasi Harian SDP</h1>" in text
+    assert "<dd>run-1</dd>" in text
+    assert "<dt>Dijalankan oleh</dt><dd>operator</dd>" in text
+    assert "<dt>Dicetak oleh</dt><dd>kanwil-32</dd>" in text
+    assert "(upt-3273-1)" in text
+    assert "(upt-3273-2)" in text
+    assert "upt-1101-1" not in text
+    assert "<td>NIK tidak ada di data kependudukan</td><td class=n>4</td>" in text
+    assert "<td>Kota Bandung (3273)</td><td class=n>6</td>" in text
+    assert "<script" not in text
+    assert "http" not in text.split("<body>")[1]
+    assert (await client.get("/runs/run-unknown/print")).status_code == 403
     await client.post("/logout", headers=ORIGIN)
     await login(client, "pusat", "pw-pusat")
+    assert "(upt-1101-1)" in (await client.get("/runs/run-1/print")).text
     report = (await client.get("/api/runs/run-1")).json()
     assert (report["totals"]["accepted"], report["summary"]) == (700, {"accepted": 700})
     assert report["breakdowns"]["overstaying_by_register"][0]["count"] == 3

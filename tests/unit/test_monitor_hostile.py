@@ -98,6 +98,7 @@ async def test_nul_bytes_in_forms_paths_and_parameters_are_refused_not_a_500(
         "/units.csv?upt=%00",
         "/api/runs/a%00b",
         "/runs/%00.csv",
+        "/runs/%00/print",
         "/api/units?day=%00",
     ):
         assert (await client.get(url)).status_code == 400, url

@@ -11,6 +11,7 @@ from services.registry.app import build_app
 from services.registry.config import Settings
 from shared import messaging
 from shared.contracts import EktpReceipt, PacketStatusChanged, derive_message_id
+from shared.nik import mask
 from tests.builders import NOW, packets
 from tests.fakes import FakeCaptureStore, FakeSubmissionStore
 from tests.unit.harness import in_memory
@@ -72,7 +73,9 @@ async def test_a_good_packet_is_forwarded_to_dedup_and_answered_with_its_moves()
     assert forwarded.json()["biometrics"] == body["biometrics"]
     events = [o.message for o in store.outbox if isinstance(o.message, PacketStatusChanged)]
     assert events[0].kabkota == KABKOTA
-    assert "nik" not in events[0].model_dump()  # status events carry no NIK
+    # status events carry the capture's NIK masked, for the stuck list; never in full
+    assert events[0].nik_masked == mask(body["nik"]) != body["nik"]
+    assert body["nik"] not in events[0].model_dump_json()
     assert all(
         o.routing_key != "registry.accepted.ektp" for o in store.outbox
     )  # templates never in the outbox
@@ -114,8 +117,14 @@ async def test_another_packet_under_a_known_id_is_refused() -> None:
     async with in_memory(app(store)) as (broker, spies):
         await send(broker, first)
         await send(broker, second)
-    assert [p.code for p in receipts(store)[-1].refused] == ["PACKET_ID_CONFLICT"]
+        await send(broker, report(first["packet_id"], "SENT_FOR_CARD_PRINTING"), kind="print")
+    assert [p.code for p in receipts(store)[1].refused] == ["PACKET_ID_CONFLICT"]
     assert len(spies.forwarded) == 1
+    # every status event about the capture names it by the NIK the registry keeps, masked: the refused
+    # packet's claim is not the capture's
+    events = [o.message for o in store.outbox if isinstance(o.message, PacketStatusChanged)]
+    assert [e.nik_masked for e in events] == [mask(first["nik"])] * 3
+    assert first["nik"] != second["nik"]
 
 
 async def test_regional_reports_and_print_events_move_the_capture_when_legal() -> None:

@@ -5,13 +5,25 @@ from __future__ import annotations
 import csv
 import html
 import io
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 from services.consolidator.domain.report import COUNTS, Item, RunReport, UptLine, by_kanwil, totals
-from shared.contracts import WIB
 from shared.nik import mask
+from shared.printing import (
+    APPLIED,
+    LABELS,
+    LATENESS,
+    REASONS,
+    TRIGGER,
+    day_text,
+    moment_text,
+    number_text,
+    page,
+    plain,
+    table,
+)
 
 # fmt: off
 TOTALS = ("upts", "sent", "complete", "late_10", "late_14", "not_sent", "held", *COUNTS)
@@ -51,52 +63,12 @@ _LISTS: tuple[tuple[str, tuple[str, ...], bool, str, tuple[tuple[str, str], ...]
     ("Ditahan (snapshot menyusut)", ("held",), False, "", (("UPT", "@upt_id"),
      ("Penghuni di snapshot", "#inmates"), ("Sebelumnya", "#previous"), ("Berkurang", "%share_lost"))),
 )
-_LABELS = {
-    "upts": "Jumlah UPT", "sent": "Terkirim", "complete": "Lengkap", "late_10": "Terlambat (setelah 10.00 WIB)",
-    "late_14": "Terlambat (setelah 14.00 WIB)", "not_sent": "Tidak mengirim", "held": "Ditahan (snapshot menyusut)",
-    "received": "Rekaman masuk", "accepted": "Rekaman diterima", "refused": "Rekaman ditolak",
-    "warnings": "Peringatan", "inmates": "Penghuni", "previous": "Penghuni sebelumnya",
-    "admissions": "Penerimaan", "releases": "Pembebasan", "transfers_in": "Pindahan masuk",
-    "transfers_out": "Pindahan keluar", "transfers": "Pindahan masuk/keluar", "in_transit": "Dalam perjalanan",
-    "dual_custody": "Tercatat di dua UPT", "overstaying": "Melebihi masa penahanan",
-    "notices": "Pemberitahuan masa penahanan", "without_ektp": "Tanpa e-KTP",
-}
 _TABLE_COUNTS = ("received", "accepted", "refused", "warnings", "inmates", "previous", "admissions", "releases",
                  "transfers", "in_transit", "dual_custody", "overstaying", "notices", "without_ektp")
-_APPLIED = {"applied": "Diterapkan", "held": "Ditahan (snapshot menyusut)", "unchanged": "Tidak berubah",
-            "not_sent": "Tidak mengirim"}
-_LATENESS = {"on_time": "Tepat waktu", "after_10": "Terlambat (setelah 10.00 WIB)",
-             "after_14": "Terlambat (setelah 14.00 WIB)"}
-_TRIGGER = {"command": "perintah", "schedule": "jadwal"}
-_REASONS = {"no_nik": "Tanpa NIK", "nik_not_in_population": "NIK tidak ada di data kependudukan",
-            "no_print_ready_capture": "Belum ada perekaman siap cetak"}
-_DAYS = ("Senin", "Selasa", "Rabu", "Kamis", "Jumat", "Sabtu", "Minggu")
-_MONTHS = ("Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September", "Oktober",
-           "November", "Desember")
 # fmt: on
 # Spreadsheets run a cell starting with these as a formula; names come from UPT systems.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _WORST = 10  # UPTs named in the terminal summary
-# Wide tables get a landscape page; everything is local (no fonts or files fetched).
-_CSS = """
-@page { size: A4; margin: 15mm }
-@page lebar { size: A4 landscape; margin: 15mm }
-.lebar { page: lebar }
-body { font-family: "DejaVu Sans", Arial, Helvetica, sans-serif; font-size: 10pt; color: #000; margin: 0 }
-h1 { font-size: 16pt; margin: 0 0 3mm }
-h2 { font-size: 13pt; margin: 6mm 0 2mm; break-after: avoid }
-h3 { font-size: 11pt; margin: 4mm 0 1mm; break-after: avoid }
-dl { display: grid; grid-template-columns: max-content auto; gap: 1mm 4mm; margin: 0 }
-dt { font-weight: bold }
-dd { margin: 0 }
-table { border-collapse: collapse; width: 100%; font-size: 10pt; margin-bottom: 3mm }
-th, td { border: 0.5pt solid #555; padding: 1mm 1.5mm; vertical-align: top; text-align: left }
-th { background: #e8e8e8; font-size: 9pt; print-color-adjust: exact; -webkit-print-color-adjust: exact }
-td.n { text-align: right; white-space: nowrap; font-variant-numeric: tabular-nums }
-thead { display: table-header-group }
-tr, th, td { break-inside: avoid; page-break-inside: avoid }
-.kosong, footer { font-style: italic }
-"""
 
 
 def _detail(item: Item) -> dict[str, Any]:
@@ -127,23 +99,8 @@ def _items(report: RunReport) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda row: (row["upt_id"], row["inmate_id"], row["kind"]))
 
 
-def _plain(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    if isinstance(value, Mapping):  # a rule: the law first, then its citation
-        keys = [k for k in ("law", "citation") if k in value] + sorted(set(value) - {"law", "citation"})
-        return " ".join(_plain(value[k]) for k in keys)
-    if isinstance(value, list | tuple):
-        return ", ".join(_plain(v) for v in value)
-    return str(value)
-
-
 def _cell(value: Any) -> str:
-    text = _plain(value)
+    text = plain(value)
     return "'" + text if isinstance(value, str | Mapping) and text.startswith(_FORMULA_START) else text
 
 
@@ -171,46 +128,13 @@ def csv_files(report: RunReport) -> dict[str, str]:
         rows = [[row.get(c) for c in columns] for row in items if row["kind"] in kinds]
         at = [columns.index(c) for c in order]
         files[name] = _csv(
-            columns, sorted(rows, key=lambda r: ([_plain(r[i]) for i in at], [_plain(v) for v in r]))
+            columns, sorted(rows, key=lambda r: ([plain(r[i]) for i in at], [plain(v) for v in r]))
         )
     return files
 
 
-def _day(day: date) -> str:
-    return f"{_DAYS[day.weekday()]}, {day.day} {_MONTHS[day.month - 1]} {day.year}"
-
-
-def _moment(at: datetime | None) -> str:
-    if at is None:
-        return "belum selesai"
-    local = (at if at.tzinfo else at.replace(tzinfo=UTC)).astimezone(WIB)
-    return f"{_day(local.date())} pukul {local:%H.%M.%S} WIB"
-
-
-def _n(value: Any) -> str:
-    """Whole numbers the Indonesian way (12.345); anything else as plain text."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}".replace(",", ".")
-    return _plain(value)
-
-
 def _int(value: Any) -> int:
     return value if isinstance(value, int) else 0
-
-
-def _table(head: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Collection[int] = ()) -> str:
-    if not rows:
-        return '<p class="kosong">Tidak ada.</p>'
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join(
-        "<tr>"
-        + "".join(
-            f"<td{' class=n' if i in numeric else ''}>{html.escape(_n(v))}</td>" for i, v in enumerate(row)
-        )
-        + "</tr>\n"
-        for row in rows
-    )
-    return f"<table><thead><tr>{th}</tr></thead><tbody>\n{body}</tbody></table>\n"
 
 
 def _listing(
@@ -226,7 +150,7 @@ def _listing(
 
     cells = [[shown(row, column) for _, column in columns] for row in rows]
     numeric = [i for i, (_, column) in enumerate(columns) if column[0] in "#%"]
-    return _table([label for label, _ in columns], cells, numeric)
+    return table([label for label, _ in columns], cells, numeric)
 
 
 def _lists(items: Sequence[Mapping[str, Any]], upt: Callable[[Any], str]) -> list[tuple[str, str]]:
@@ -240,8 +164,8 @@ def _lists(items: Sequence[Mapping[str, Any]], upt: Callable[[Any], str]) -> lis
         if not per_register:
             out.append((title, _listing(rows, columns, upt)))
             continue
-        registers = sorted({_plain(row.get("register")) for row in rows})
-        groups = {r: [row for row in rows if _plain(row.get("register")) == r] for r in registers}
+        registers = sorted({plain(row.get("register")) for row in rows})
+        groups = {r: [row for row in rows if plain(row.get("register")) == r] for r in registers}
         parts = [
             f"<h3>Register {html.escape(r or '-')} ({len(g)})</h3>\n{_listing(g, columns, upt)}"
             for r, g in groups.items()
@@ -250,21 +174,23 @@ def _lists(items: Sequence[Mapping[str, Any]], upt: Callable[[Any], str]) -> lis
     per_kabkota: dict[str, list[int]] = {}
     for row in items:
         if row["kind"] == "without_ektp":
-            counts = per_kabkota.setdefault(_plain(row.get("kabkota_upt")), [0] * (1 + len(_REASONS)))
+            counts = per_kabkota.setdefault(plain(row.get("kabkota_upt")), [0] * (1 + len(REASONS)))
             counts[0] += 1
-            for i, reason in enumerate(_REASONS, start=1):
+            for i, reason in enumerate(REASONS, start=1):
                 counts[i] += row.get("reason") == reason
-    head = ("Kab/kota UPT", "Jumlah", *_REASONS.values())
+    head = ("Kab/kota UPT", "Jumlah", *REASONS.values())
     rows_ektp = [[kabkota, *counts] for kabkota, counts in sorted(per_kabkota.items())]
     out.append(
-        ("Tanpa e-KTP per kab/kota (daftar lengkap: without_ektp.csv)", _table(head, rows_ektp, range(1, 5)))
+        ("Tanpa e-KTP per kab/kota (daftar lengkap: without_ektp.csv)", table(head, rows_ektp, range(1, 5)))
     )
     return out
 
 
 def _counts(values: Mapping[str, Any]) -> list[Any]:
     return [
-        f"{_n(values['transfers_in'])}/{_n(values['transfers_out'])}" if c == "transfers" else values[c]
+        f"{number_text(values['transfers_in'])}/{number_text(values['transfers_out'])}"
+        if c == "transfers"
+        else values[c]
         for c in _TABLE_COUNTS
     ]
 
@@ -276,10 +202,10 @@ def _rank(line: UptLine) -> tuple[int, int, str]:
 
 
 def _status(line: UptLine) -> str:
-    parts = [_APPLIED.get(line.applied, line.applied)]
+    parts = [APPLIED.get(line.applied, line.applied)]
     if line.sent:
         parts += [
-            _LATENESS.get(line.lateness or "", line.lateness or ""),
+            LATENESS.get(line.lateness or "", line.lateness or ""),
             "lengkap" if line.complete else "tidak lengkap",
         ]
     return ", ".join(part for part in parts if part)
@@ -290,19 +216,19 @@ def html_page(report: RunReport, *, generated_at: datetime) -> str:
     names = {line.upt_id: f"{line.upt_name} ({line.upt_id})" for line in report.lines}
 
     def upt(upt_id: Any) -> str:
-        return names.get(_plain(upt_id), _plain(upt_id))
+        return names.get(plain(upt_id), plain(upt_id))
 
     meta = {
-        "Hari": _day(report.day),
+        "Hari": day_text(report.day),
         "ID proses": report.run_id,
-        "Pemicu": _TRIGGER.get(report.trigger, report.trigger),
+        "Pemicu": TRIGGER.get(report.trigger, report.trigger),
         "Dijalankan oleh": report.requested_by,
         "Alasan": report.reason,
-        "Mulai": _moment(report.started_at),
-        "Selesai": _moment(report.finished_at),
+        "Mulai": moment_text(report.started_at),
+        "Selesai": moment_text(report.finished_at),
     }
     national = totals(report.lines).as_dict()
-    head = [_LABELS[c] for c in (*TOTALS[1:7], *_TABLE_COUNTS)]
+    head = [LABELS[c] for c in (*TOTALS[1:7], *_TABLE_COUNTS)]
     kanwil = [
         [f"{name} ({k})", *(t.as_dict()[c] for c in TOTALS[:7]), *_counts(t.as_dict())]
         for k, name, t in by_kanwil(report.lines)
@@ -315,30 +241,26 @@ def html_page(report: RunReport, *, generated_at: datetime) -> str:
         (
             "",
             "Ringkasan nasional",
-            _table(("Ukuran", "Jumlah"), [[_LABELS[c], national[c]] for c in TOTALS], (1,)),
+            table(("Ukuran", "Jumlah"), [[LABELS[c], national[c]] for c in TOTALS], (1,)),
         ),
         (
             ' class="lebar"',
             "Per Kanwil",
-            _table(("Kanwil", _LABELS["upts"], *head), kanwil, range(1, 2 + len(head))),
+            table(("Kanwil", LABELS["upts"], *head), kanwil, range(1, 2 + len(head))),
         ),
         (
             ' class="lebar"',
             "Per UPT (terburuk lebih dulu)",
-            _table(("UPT", "Kanwil", "Status", *head[6:]), upts, range(3, 3 + len(_TABLE_COUNTS))),
+            table(("UPT", "Kanwil", "Status", *head[6:]), upts, range(3, 3 + len(_TABLE_COUNTS))),
         ),
         *(("", title, content) for title, content in _lists(_items(report), upt)),
     ]
-    dl = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in meta.items())
-    main = "".join(
-        f"<section{css}>\n<h2>{html.escape(title)}</h2>\n{content}</section>\n"
-        for css, title, content in sections
-    )
-    return (
-        '<!DOCTYPE html>\n<html lang="id">\n<head>\n<meta charset="utf-8">\n'
-        f"<title>Laporan Konsolidasi Harian SDP, {html.escape(_day(report.day))}</title>\n<style>{_CSS}</style>\n"
-        f"</head>\n<body>\n<header><h1>Laporan Konsolidasi Harian SDP</h1><dl>{dl}</dl></header>\n"
-        f"<main>\n{main}</main>\n<footer>Dibuat {html.escape(_moment(generated_at))}</footer>\n</body>\n</html>\n"
+    return page(
+        f"Laporan Konsolidasi Harian SDP, {day_text(report.day)}",
+        "Laporan Konsolidasi Harian SDP",
+        meta,
+        sections,
+        generated_at=generated_at,
     )
 
 
@@ -350,19 +272,19 @@ def _printable(text: str) -> str:
 def text_summary(report: RunReport) -> str:
     """National figures and the UPTs most in need of attention, for a terminal."""
     t = totals(report.lines).as_dict()
-    trigger = _TRIGGER.get(report.trigger, report.trigger)
+    trigger = TRIGGER.get(report.trigger, report.trigger)
     out = [
-        f"Laporan Konsolidasi Harian SDP: {_day(report.day)}, {report.run_id} ({trigger}, {report.requested_by})"
+        f"Laporan Konsolidasi Harian SDP: {day_text(report.day)}, {report.run_id} ({trigger}, {report.requested_by})"
     ]
     out += [
-        ", ".join(f"{_LABELS[c]}: {_n(t[c])}" for c in part)
+        ", ".join(f"{LABELS[c]}: {number_text(t[c])}" for c in part)
         for part in (TOTALS[:7], COUNTS[:4], COUNTS[4:11], COUNTS[11:])
     ]
     bad = [line for line in sorted(report.lines, key=_rank) if _rank(line)[0] < 4 or line.refused]
     if bad:
         out.append(f"UPT terburuk ({min(len(bad), _WORST)} dari {len(bad)} bermasalah):")
         out += [
-            f"  {line.upt_id} {line.upt_name}: {_status(line)}; {_n(line.refused)} ditolak"
+            f"  {line.upt_id} {line.upt_name}: {_status(line)}; {number_text(line.refused)} ditolak"
             for line in bad[:_WORST]
         ]
     return "".join(_printable(line) + "\n" for line in out)

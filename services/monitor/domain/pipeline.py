@@ -40,6 +40,7 @@ class CaptureTimes:
     received_at: datetime | None
     verdict_at: datetime | None
     code: str | None
+    nik_masked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,7 @@ class Stuck:
     since: datetime
     hours: float
     reason: str  # the last move's code, or what the capture waits for
+    nik_masked: str | None = None
 
 
 @dataclass
@@ -73,7 +75,8 @@ class Pipeline:
             "statuses": self.statuses, "adjudication_backlog": self.adjudication_backlog,
             "print_backlog": self.print_backlog, "stuck_total": self.stuck_total,
             "stuck": [
-                {"kabkota": s.kabkota, "packet_id": s.packet_id, "status": s.status, "phase": s.phase,
+                {"kabkota": s.kabkota, "packet_id": s.packet_id, "nik_masked": s.nik_masked, "status": s.status,
+                 "phase": s.phase,
                  "since": s.since.isoformat(), "hours": round(s.hours, 1), "reason": s.reason}
                 for s in self.stuck
             ],
@@ -118,7 +121,7 @@ def summarise(
         if phase is not None and since is not None and now - since > stuck_after:
             reason = c.code or ("menunggu diterima pusat" if phase == "I" else "menunggu keputusan pusat")
             hours = (now - since).total_seconds() / 3600
-            stuck.append(Stuck(c.kabkota, c.packet_id, c.status, phase, since, hours, reason))
+            stuck.append(Stuck(c.kabkota, c.packet_id, c.status, phase, since, hours, reason, c.nik_masked))
     stuck.sort(key=lambda s: (s.since, s.kabkota, s.packet_id))
     out.stuck, out.stuck_total = stuck[:limit], len(stuck)
     # a funnel: the statuses in the order a capture passes them (the e-KTP status machine's), not by count

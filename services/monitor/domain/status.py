@@ -63,6 +63,7 @@ class CaptureSeen:
     received_at: datetime | None = None
     verdict_at: datetime | None = None
     code: str | None = None  # why its last move happened, for a failure or a refusal
+    nik_masked: str | None = None  # as the registry masked it
 
 
 @dataclass(frozen=True)
@@ -84,5 +85,6 @@ def decide_capture(event: PacketStatusChanged) -> CaptureDecision:
             event.kabkota, event.packet_id, event.status.value, event.moves[-1].at,
             sent_at=first(WAITING_I), received_at=first(frozenset({EktpStatus.RECEIVED_AT_CENTRAL})),
             verdict_at=first(VERDICTS), code=next((m.code for m in reversed(event.moves) if m.code), None),
+            nik_masked=event.nik_masked,
         )  # fmt: skip
     return CaptureDecision(day, capture, RefusalSeen(event.kabkota, day) if event.refused else None)

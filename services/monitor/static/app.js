@@ -127,6 +127,8 @@ async function load(day) {
   order();
   for (const row of data.offices) renderOffice(row);
   document.getElementById("tab-sdp").hidden = data.units.length === 0;
+  // a Dukcapil office sees no prison: the SDP figures are not shown to it at all
+  document.querySelectorAll(".sdp-only").forEach((el) => { el.hidden = data.units.length === 0; });
   document.getElementById("tab-ektp").hidden = data.offices.length === 0;
   document.getElementById("tab-runs").hidden = data.units.length === 0; // the prisons' runs, not Dukcapil's
   document.getElementById("tab-ops").hidden = data.dead_letters_today === null; // the centre's alone

@@ -38,12 +38,16 @@
     document.getElementById("case-person").textContent =
       [d.full_name, d.sex, d.birth_place, d.birth_date].filter(Boolean).join(", ");
     const fixed = (x) => (x === null || x === undefined ? "–" : x.toFixed(3));
+    // each finger compared, by its position (1-5 right thumb to little finger, 6-10 left), with its score
+    const fingers = (scores) => scores.map((x, i) => (x === null ? null : `${i + 1}: ${fixed(x)}`))
+      .filter(Boolean).join(" · ") || "–";
     document.querySelector("#candidates tbody").replaceChildren(...d.candidates.map((k) => {
       const tr = document.createElement("tr");
-      tr.replaceChildren(cell(`#${k.person_id}`), cell(k.nik_masked), cell(k.llr.toFixed(2), "num"),
-        cell(fmt.format(k.modalities), "num"), cell(fixed(k.face_cosine), "num"),
-        cell(k.iris_hd.map(fixed).join(", "), "num"),
-        cell(fmt.format(k.finger_cosines.filter((x) => x !== null).length), "num"));
+      const known = [k.full_name, k.sex, k.birth_place, k.birth_date].filter(Boolean).join(", ");
+      tr.replaceChildren(cell(`#${k.person_id}`), cell(k.nik_masked, "nik"),
+        cell(known || t("tidak tercatat", "not recorded"), known ? "person" : "person muted"),
+        cell(k.llr.toFixed(2), "num"), cell(fmt.format(k.modalities), "num"), cell(fixed(k.face_cosine), "num"),
+        cell(k.iris_hd.map(fixed).join(", "), "num"), cell(fingers(k.finger_cosines), "fingers"));
       return tr;
     }));
     const STEP = { opened: t("dibuka", "opened"), read: t("dibaca", "opened at the desk"),

@@ -24,7 +24,7 @@
     const rows = p.stuck.map((s) => {
       const tr = document.createElement("tr");
       tr.replaceChildren(
-        cell(s.kabkota), cell(s.packet_id), cell(s.status), cell(s.phase),
+        cell(s.kabkota), cell(s.packet_id), cell(s.nik_masked || "–", "nik"), cell(s.status), cell(s.phase),
         cell(simpul.time(s.since), "time"),
         cell(fmt.format(s.hours), "num"), cell(s.reason),
       );
@@ -42,7 +42,7 @@
     render(await response.json());
   }
 
-  // A capture's move arrives as an "ektp" live event (app.js): refreshed at most every five seconds.
-  window.addEventListener("simpul:ektp", () => { if (!pending) pending = setTimeout(refresh, 5000); });
+  // A capture's move arrives as an "ektp" live event (app.js): refreshed at most every two seconds.
+  window.addEventListener("simpul:ektp", () => { if (!pending) pending = setTimeout(refresh, 2000); });
   refresh();
 })();

@@ -112,6 +112,7 @@
     document.getElementById("run-without-ektp").textContent = fmt.format(t.without_ektp);
     document.getElementById("run-csv").href = `/runs/${encodeURIComponent(runId)}.csv`;
     document.getElementById("run-breakdowns-csv").href = `/runs/${encodeURIComponent(runId)}/breakdowns.csv`;
+    document.getElementById("run-print").href = `/runs/${encodeURIComponent(runId)}/print`;
     renderBreakdowns(r.breakdowns);
     const rows = r.lines.map((l) => {
       const tr = document.createElement("tr");

@@ -28,6 +28,7 @@ from shared.contracts import (
     derive_message_id,
 )
 from shared.ektp import LEGAL_MOVES, REGIONAL_REPORTS, EktpStatus, path_to
+from shared.nik import mask as mask_nik
 from shared.problems import Problem, Severity
 
 from . import codes as c
@@ -164,6 +165,7 @@ class Capture:
     kabkota: str
     status: EktpStatus
     content_hash: str | None  # None until its packet arrived
+    nik: str | None = None  # the NIK its packet claimed, once the packet arrived
 
 
 @dataclass(frozen=True)
@@ -280,8 +282,10 @@ def answers(
     verdict: Verdict,
     *,
     now: datetime,
+    nik: str | None = None,
 ) -> tuple[EktpReceipt, PacketStatusChanged]:
-    """The receipt to the kab/kota and the status event for the monitor, with ids derived from the message."""
+    """The receipt to the kab/kota and the status event for the monitor (the capture's NIK masked, when known),
+    with ids derived from the message."""
     receipt = EktpReceipt(
         message_id=derive_message_id("registry", "receipt", in_reply_to),
         produced_at=now,
@@ -301,6 +305,7 @@ def answers(
         status=verdict.status,
         moves=verdict.moves,
         refused=[p.code for p in verdict.refused],
+        nik_masked=mask_nik(nik) if nik else None,
     )
     return receipt, status
 
