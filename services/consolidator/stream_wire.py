@@ -18,6 +18,7 @@ URLs: `rabbitmq-stream://user:password@host:5552/vhost`, or `rabbitmq-stream+tls
 from __future__ import annotations
 
 import asyncio
+import ssl
 import struct
 import time
 from collections import deque
@@ -25,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from shared.messaging import CENTRAL_RECORDS
 
@@ -323,9 +324,8 @@ class StreamWire(Deliveries):
         if u.scheme not in SCHEMES:
             raise ValueError(f"not a stream-protocol URL: {u.scheme}://")
         loop = asyncio.get_running_loop()
-        tls = u.scheme.endswith("+tls")
         host, port = u.hostname or "localhost", u.port or PORTS[u.scheme]
-        _, wire = await loop.create_connection(cls, host, port, ssl=tls or None)
+        _, wire = await loop.create_connection(cls, host, port, ssl=tls_context(url))
         try:
             async with asyncio.timeout(30):
                 user, password = unquote(u.username or "guest"), unquote(u.password or "guest")
@@ -552,6 +552,16 @@ class StreamWire(Deliveries):
         if second != self._second:  # consecutive messages mostly share their second
             self._second, self._time = second, datetime.fromtimestamp(second, UTC)
         return self._time
+
+
+def tls_context(url: str) -> ssl.SSLContext | None:
+    """For a `+tls` URL: the broker's certificate checked against the system's CAs, or against the CA file
+    named by `?cafile=` (as in an amqps:// URL: a local CA, deploy/tls.py); None for plain TCP."""
+    u = urlsplit(url)
+    if not u.scheme.endswith("+tls"):
+        return None
+    cafile = parse_qs(u.query).get("cafile", [None])[0]
+    return ssl.create_default_context(cafile=cafile)
 
 
 def stream_url(amqp_url: str, port: int | None = None) -> str:
