@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run up down status provision backup restore test unit integration e2e lint typecheck importlint check docs browser assets clean clean-sandboxes
+.PHONY: tls run up down status provision backup restore test unit integration e2e lint typecheck importlint check docs browser assets clean clean-sandboxes
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +42,11 @@ backup: $(STAMP)
 restore: $(STAMP)
 	@test -n "$(DIR)" || { echo "usage: make restore DIR=/path/to/backup"; exit 2; }
 	$(BIN)/python -m deploy.backup restore "$(DIR)"
+
+## make tls DIR=path: a local CA and the broker's certificate (deploy/tls.py), for AMQPS.
+tls: $(STAMP)
+	@test -n "$(DIR)" || { echo "usage: make tls DIR=/path/to/new/folder"; exit 2; }
+	$(BIN)/python -m deploy.tls create "$(DIR)"
 
 ## make test: static checks, then unit, integration and e2e tests (real RabbitMQ, PostgreSQL, Chromium).
 test: check browser assets

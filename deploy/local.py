@@ -105,6 +105,8 @@ class Installation:
             env["DEDUP_GALLERY_KEY"] = creds.gallery_key(self.run_dir)
         if service == "consolidator":
             env["API_PORT"] = str(self.api_port)
+            if urlsplit(self.amqp_url).scheme == "amqps":  # a TLS broker: the stream protocol over TLS too
+                env.setdefault("FEED_STREAM_PORT", "5551")
         if service == "monitor":
             env |= {
                 "WEB_PORT": str(self.monitor_port),
@@ -153,10 +155,18 @@ def ensure_servers(inst: Installation) -> Installation:
             cwd=PROJECT_ROOT,
         )
         if ("RabbitMQ", "rabbitmq") in missing:
-            # The container's broker refuses guest from outside and has no local rabbitmqctl: use its admin.
+            # The container's broker speaks TLS only (deploy/rabbitmq/tls.conf): its CA, made by the compose
+            # `tls` step, is copied here. It refuses guest from outside and has no local rabbitmqctl: its admin.
+            ca = inst.run_dir / "tls" / "ca.pem"
+            ca.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(
+                ["docker", "compose", "cp", "tls:/tls/ca.pem", str(ca)], check=True, cwd=PROJECT_ROOT
+            )
+            tls = f"localhost:5671/?cafile={ca.resolve()}"
             return replace(
                 inst,
-                admin_url="amqp://simpul-admin:simpul-admin@127.0.0.1:5672/",
+                amqp_url=f"amqps://{tls}",
+                admin_url=f"amqps://simpul-admin:simpul-admin@{tls}",
                 api_url="http://127.0.0.1:15672",
             )
         return inst
@@ -285,6 +295,8 @@ def enable_stream_protocol(host: str, port: int = 5552) -> str | None:
 def ensure_stream_protocol(inst: Installation) -> None:
     """The central feed is written and replayed over RabbitMQ's stream protocol (port 5552, the rabbitmq_stream
     plugin); without it the suite works, the feed going over AMQP, several times slower to replay."""
+    if urlsplit(inst.admin_url).scheme == "amqps":
+        return  # a TLS broker (docker-compose's): its stream protocol listens with TLS on 5551
     why = enable_stream_protocol(urlsplit(inst.admin_url).hostname or "127.0.0.1")
     if why is None:
         return

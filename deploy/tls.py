@@ -2,6 +2,7 @@
 closed network without a CA of its own (a real installation uses its organisation's CA instead).
 
 python -m deploy.tls create DIR [--host NAME ...]    a CA and a server certificate for the broker (make tls)
+python -m deploy.tls ensure DIR [--key-owner U:G]     the same unless DIR holds them already (docker-compose)
 python -m deploy.tls listen DIR [--port 5671]         the local broker also listens for AMQPS on 127.0.0.1
                                                       until it restarts (rabbitmqctl; for good: its config)
 
@@ -129,6 +130,24 @@ def create(folder: Path, hosts: tuple[str, ...] = HOSTS, *, now: datetime | None
     return Material(folder)
 
 
+def ensure(folder: Path, hosts: tuple[str, ...] = HOSTS, key_owner: tuple[int, int] | None = None) -> bool:
+    """The files in `folder`, made once (True when made now); the broker's key and certificate handed to
+    `key_owner` (uid, gid: the broker's user in its container), who alone may read the key."""
+    material = Material(folder)
+    made = not material.ca.exists()
+    if made:
+        create(folder, hosts)
+    missing = [f for f in FILES if f != "ca.key" and not (folder / f).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{folder} lacks {', '.join(missing)}: remove the folder's files to start over"
+        )
+    if key_owner is not None:
+        for path in (material.key, material.certificate):
+            os.chown(path, *key_owner)
+    return made
+
+
 def _erlang_string(text: str) -> str:
     if '"' in text or "\\" in text:
         raise ValueError(f"unsupported character in path: {text!r}")
@@ -217,6 +236,10 @@ def main(argv: list[str] | None = None) -> None:
     make = sub.add_parser("create", help="a local CA and the broker's certificate")
     make.add_argument("folder", type=Path)
     make.add_argument("--host", action="append", default=[], help="another name the broker is reached by")
+    once = sub.add_parser("ensure", help="create unless the folder holds them already")
+    once.add_argument("folder", type=Path)
+    once.add_argument("--host", action="append", default=[], help="another name the broker is reached by")
+    once.add_argument("--key-owner", help="UID:GID to own the broker's key and certificate")
     serve = sub.add_parser("listen", help="the local broker accepts AMQPS until it restarts")
     serve.add_argument("folder", type=Path)
     serve.add_argument("--port", type=int, default=5671)
@@ -229,6 +252,16 @@ def main(argv: list[str] | None = None) -> None:
         print(f"CA: {material.ca} (give it to every client; keep ca.key offline)")
         print(f"broker: {material.certificate}, {material.key}")
         print("for the broker's rabbitmq.conf:\n" + config_lines(material))
+        return
+    if args.command == "ensure":
+        owner: tuple[int, int] | None = None
+        if args.key_owner:
+            uid, _, gid = args.key_owner.partition(":")
+            if not (uid.isdigit() and gid.isdigit()):
+                sys.exit("deploy.tls: --key-owner UID:GID (numbers)")
+            owner = (int(uid), int(gid))
+        made = ensure(args.folder, (*HOSTS, *args.host), owner)
+        print(f"{'made' if made else 'kept'}: {args.folder / 'ca.pem'} and the broker's certificate")
         return
     material = Material(args.folder.resolve())
     missing = [f for f in FILES[:1] + FILES[2:] if not (args.folder / f).exists()]

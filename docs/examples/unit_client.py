@@ -5,6 +5,7 @@ it once).
 
 python docs/examples/unit_client.py --url amqp://USER:PASSWORD@HOST:5672/simpul --unit upt-3273-1 part.json
 python docs/examples/unit_client.py --url ... --unit dukcapil-3273 packet.json
+python docs/examples/unit_client.py --url "amqps://USER:PASSWORD@HOST:5671/simpul?cafile=ca.pem" ...   (TLS)
 
 The JSON file is the message body as the AsyncAPI document of the registry describes it, `message_id`
 included. Prints the receipt (JSON) and exits 0 when it came, 1 otherwise.
@@ -14,11 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import sys
 import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import pika
 import pika.exceptions
@@ -31,10 +33,22 @@ def routing_key(unit: str) -> str:
     return f"sdp.{unit}.submission"
 
 
+def parameters(url: str) -> pika.URLParameters:
+    """amqps://...?cafile=ca.pem: TLS, the broker's certificate checked against that CA and its host name (as
+    the suite's own clients do); amqp://: plain, for a broker on a trusted network only."""
+    parts = urlsplit(url)
+    cafile = parse_qs(parts.query).get("cafile", [None])[0]
+    params = pika.URLParameters(parts._replace(query="").geturl())
+    if parts.scheme == "amqps":
+        context = ssl.create_default_context(cafile=cafile)
+        params.ssl_options = pika.SSLOptions(context, parts.hostname)
+    return params
+
+
 def send_once(url: str, unit: str, body: dict[str, Any], timeout: float) -> dict[str, Any] | None:
     """One connection: publish (persistent, confirmed, mandatory), then wait for the receipt replying to it."""
     user = unquote(urlsplit(url).username or "")
-    connection = pika.BlockingConnection(pika.URLParameters(url))
+    connection = pika.BlockingConnection(parameters(url))
     try:
         channel = connection.channel()
         channel.confirm_delivery()  # the broker confirms the part is stored; unroutable raises

@@ -5,6 +5,7 @@ are answered through it, and a client that cannot check the broker's certificate
 from __future__ import annotations
 
 import asyncio
+import json
 import shutil
 import socket
 import subprocess
@@ -23,11 +24,13 @@ from services.registry.config import Settings
 from shared.contracts import WIB
 from sim import population
 from sim.day import run_day
+from tests.builders import inmate, submission
 from tests.conftest import Installation
 from tests.integration.helpers import purge, running
+from tests.integration.test_client_example import run_example
 
 pytestmark = pytest.mark.integration
-UPTS = ("upt-3273-1", "upt-1101-1")
+UPTS = ("upt-1102-1", "upt-1171-1")  # used by no other test: its snapshot numbers are its own
 
 
 def free_port() -> int:
@@ -55,7 +58,9 @@ async def test_services_and_senders_speak_amqps_with_a_local_ca_and_a_day_is_ans
 ) -> None:
     inst = installation
     if inst.servers.rabbitmqctl[0] != "rabbitmqctl":
-        pytest.skip("the broker runs elsewhere (a container): it cannot read this machine's certificate files")
+        pytest.skip(
+            "the broker runs elsewhere (a container): it cannot read this machine's certificate files"
+        )
     await purge(inst.admin_url, "registry.sdp", *(f"receipts.{u}" for u in UPTS))
     folder = Path(tempfile.mkdtemp(prefix="simpul-tls-"))  # under /tmp: the broker's user can read it
     port = free_port()
@@ -86,6 +91,15 @@ async def test_services_and_senders_speak_amqps_with_a_local_ca_and_a_day_is_ans
                 120,
             )  # fmt: skip
             seen = await asyncio.to_thread(tls_connections, inst)
+            # a regional client in another library (docs/examples/unit_client.py, pika) over the same TLS
+            upt = creds.find(inst.credentials, "upt", UPTS[0])
+            part = submission([inmate()], upt_id=UPTS[0], as_of=day, snapshot=6)
+            (folder / "part.json").write_text(json.dumps(part))
+            pika_client = await run_example(
+                creds.amqp_url(base, upt, inst.vhost), UPTS[0], folder / "part.json"
+            )
+        assert pika_client.returncode == 0, pika_client.stderr
+        assert json.loads(pika_client.stdout)["in_reply_to"] == part["message_id"]
         assert report.mismatches == []
         assert report.receipts == report.parts == sum(len(population.parts(by_upt[u], 100)) for u in UPTS)
         assert seen.get(service.username) is True  # the registry's connections: every one encrypted

@@ -2,6 +2,7 @@
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -81,10 +82,8 @@ def test_the_broker_speaks_the_stream_protocol_for_the_central_feed_on_loopback_
     plugins = (PROJECT_ROOT / mount.split(":")[0]).read_text()
     assert re.fullmatch(r"\[([a-z_]+,)*[a-z_]+\]\.\n", plugins)  # an Erlang list, as the broker reads it
     assert {"rabbitmq_stream", "rabbitmq_management"} <= set(plugins.strip("[].\n").split(","))
-    assert "127.0.0.1:5552:5552" in broker["ports"]
-    assert "FEED_STREAM_PORT" not in COMPOSE["services"]["consolidator"].get(
-        "environment", {}
-    )  # default 5552
+    assert "127.0.0.1:5551:5551" in broker["ports"]  # over TLS (below), published on loopback only
+    assert COMPOSE["services"]["consolidator"]["environment"]["FEED_STREAM_PORT"] == "5551"
 
 
 def test_the_broker_refuses_messages_far_larger_than_the_largest_legitimate_one() -> None:
@@ -109,3 +108,38 @@ def test_dedup_may_load_a_large_gallery_before_its_health_check_counts() -> None
     check = COMPOSE["services"]["dedup"]["healthcheck"]
     seconds = int(check["start_period"].removesuffix("s"))
     assert seconds >= 300  # ten million people at about 30 s a million
+
+
+def test_the_compose_broker_speaks_tls_only_and_every_client_checks_it_against_the_local_ca() -> None:
+    services = COMPOSE["services"]
+    conf = (PROJECT_ROOT / "deploy" / "rabbitmq" / "tls.conf").read_text().splitlines()
+    assert {"listeners.tcp = none", "stream.listeners.tcp = none"} <= set(conf)  # no plain listener at all
+    assert {"listeners.ssl.default = 5671", "stream.listeners.ssl.default = 5551"} <= set(conf)
+    broker = services["rabbitmq"]
+    assert "./deploy/rabbitmq/tls.conf:/etc/rabbitmq/conf.d/95-tls.conf:ro" in broker["volumes"]
+    assert "tls:/etc/rabbitmq/tls:ro" in broker["volumes"]
+    files = {line.split(" = ")[1] for line in conf if line.startswith("ssl_options.") and "file" in line}
+    assert files == {f"/etc/rabbitmq/tls/{f}" for f in ("ca.pem", "server.pem", "server.key")}
+    assert broker["depends_on"]["tls"]["condition"] == "service_completed_successfully"
+    assert sorted(p.split(":")[-1] for p in broker["ports"]) == ["15672", "5551", "5671"]
+    # the tls step makes the files once, the broker's user (999 in its image) owning its key
+    step = services["tls"]
+    assert step["command"][:5] == ["python", "-m", "deploy.tls", "ensure", "/tls"]
+    assert step["command"][5:] == ["--key-owner", "999:999"]
+    # every client: amqps, the broker's name in the certificate, the CA from the volume every app mounts
+    ca = "/app/tls/ca.pem"
+    urls = [services["registry"]["environment"]["AMQP_BASE_URL"]]
+    urls += [a.split("=", 1)[1] for s in ("provision", "sim", "sim-ektp") for a in services[s]["command"]
+             if a.startswith(("--amqp-url=", "--admin-url="))]  # fmt: skip
+    assert len(urls) == 4
+    for url in urls:
+        parts = urlsplit(url)
+        assert (parts.scheme, parts.hostname, parts.port, parts.query) == (
+            "amqps",
+            "rabbitmq",
+            5671,
+            f"cafile={ca}",
+        )
+    assert all("tls:/app/tls:ro" in services[s]["volumes"] for s in (*SERVICES, "provision", "sim"))
+    assert services["consolidator"]["environment"]["FEED_STREAM_PORT"] == "5551"
+    assert "tls" in COMPOSE["volumes"]
