@@ -208,6 +208,19 @@ class RabbitmqctlBackend:
         if result.returncode != 0:
             raise RuntimeError(f"{shlex.join([*self.command, *args[:1]])} failed: {result.stderr.strip()}")
 
+    def eval(self, expression: str) -> str:
+        """An Erlang expression evaluated on the broker; its printed result. rabbitmqctl exits 0 when the
+        expression returned an error tuple, so that is raised too."""
+        result = subprocess.run(
+            [*self.command, "eval", expression], capture_output=True, text=True, check=False
+        )
+        out = result.stdout.strip()
+        if result.returncode != 0 or out.startswith("{error"):
+            raise RuntimeError(
+                f"{shlex.join([*self.command, 'eval'])} failed: {(out or result.stderr.strip())[:500]}"
+            )
+        return out
+
     def import_definitions(self, defs: dict[str, Any]) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
             json.dump(defs, f)
@@ -240,10 +253,9 @@ class RabbitmqctlBackend:
         if not usernames:
             return
         names = ",".join("<<" + json.dumps(n) + ">>" for n in usernames)
-        self._run(
-            "eval",
+        self.eval(
             'lists:foreach(fun(U) -> rabbit_auth_backend_internal:delete_user(U, <<"provision">>) '
-            f"end, [{names}]).",
+            f"end, [{names}])."
         )
 
 

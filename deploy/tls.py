@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import subprocess
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +29,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from deploy.provision import RabbitmqctlBackend
 
 HOSTS = ("localhost", "127.0.0.1", "rabbitmq")  # this machine, and the broker's name in docker-compose
 CA_DAYS = 3650
@@ -143,9 +144,14 @@ def ensure(folder: Path, hosts: tuple[str, ...] = HOSTS, key_owner: tuple[int, i
             f"{folder} lacks {', '.join(missing)}: remove the folder's files to start over"
         )
     if key_owner is not None:
-        for path in (material.key, material.certificate):
-            os.chown(path, *key_owner)
+        _hand_to(material, *key_owner)
     return made
+
+
+def _hand_to(material: Material, uid: int, gid: int) -> None:
+    """The broker's key and certificate to the broker's user, who alone may then read the key."""
+    for path in (material.key, material.certificate):
+        os.chown(path, uid, gid)
 
 
 def _erlang_string(text: str) -> str:
@@ -184,17 +190,8 @@ def readable_by_broker(material: Material, user: str = "rabbitmq") -> None:
         entry = pwd.getpwnam(user)
     except KeyError:
         return
-    for path in (material.key, material.certificate, material.ca):
-        os.chown(path, entry.pw_uid, entry.pw_gid)
-    material.folder.chmod(0o755)
-
-
-def rabbitmqctl(expression: str, ctl: Sequence[str] = ("rabbitmqctl",)) -> str:
-    # the operator's rabbitmqctl; the expression is built here from checked paths
-    done = subprocess.run([*ctl, "eval", expression], capture_output=True, text=True, timeout=60, check=False)
-    if done.returncode != 0 or "error" in done.stdout.lower():
-        raise RuntimeError(f"rabbitmqctl eval failed: {(done.stdout + done.stderr).strip()[:500]}")
-    return done.stdout.strip()
+    _hand_to(material, entry.pw_uid, entry.pw_gid)
+    material.folder.chmod(0o755)  # ca.pem is readable by all already
 
 
 def listen(
@@ -203,14 +200,14 @@ def listen(
     """The local broker accepts AMQPS on host:port from now until it restarts (idempotent)."""
     readable_by_broker(material)
     try:
-        rabbitmqctl(listener_expression(material, host, port), ctl)
+        RabbitmqctlBackend(ctl).eval(listener_expression(material, host, port))
     except RuntimeError as exc:
-        if "eaddrinuse" not in str(exc).lower():
+        if "already_started" not in str(exc):  # listening already: nothing to do
             raise
 
 
 def stop(host: str = "127.0.0.1", port: int = 5671, ctl: Sequence[str] = ("rabbitmqctl",)) -> None:
-    rabbitmqctl(stop_expression(host, port), ctl)
+    RabbitmqctlBackend(ctl).eval(stop_expression(host, port))
 
 
 def config_lines(material: Material, port: int = 5671, stream_port: int = 5551) -> str:

@@ -95,6 +95,21 @@ def number_text(value: Any) -> str:
     return plain(value)
 
 
+def upt_rank(sent: bool, applied: str, lateness: str | None, refused: int) -> tuple[int, int]:
+    """A UPT's place in a report, worst first: not sent, then held, then late (after 14.00 before after 10.00),
+    then on time; within each, by refused records."""
+    late = {"after_14": 2, "after_10": 3}.get(lateness or "", 4)
+    return (0 if not sent else 1 if applied == "held" else late, -refused)
+
+
+def upt_status(sent: bool, applied: str, lateness: str | None, complete: bool) -> str:
+    """`Diterapkan, Terlambat (setelah 10.00 WIB), lengkap`."""
+    parts = [APPLIED.get(applied, applied)]
+    if sent:
+        parts += [LATENESS.get(lateness or "", lateness or ""), "lengkap" if complete else "tidak lengkap"]
+    return ", ".join(part for part in parts if part)
+
+
 def table(head: Sequence[str], rows: Sequence[Sequence[Any]], numeric: Collection[int] = ()) -> str:
     if not rows:
         return '<p class="kosong">Tidak ada.</p>'

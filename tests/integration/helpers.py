@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -89,6 +90,16 @@ def body(message: AbstractIncomingMessage) -> dict[str, Any]:
     decoded = json.loads(message.body)
     assert isinstance(decoded, dict)
     return decoded
+
+
+def connections(inst: Sandbox, *columns: str) -> list[list[str]]:
+    """The broker's connections in the sandbox's vhost, each as the named columns (rabbitmqctl list_connections)."""
+    listed = subprocess.run(
+        [*inst.servers.rabbitmqctl, "list_connections", "vhost", *columns, "--silent"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout  # fmt: skip
+    rows = [[*line.split("\t"), *[""] * len(columns)][: 1 + len(columns)] for line in listed.splitlines()]
+    return [row[1:] for row in rows if row[0] == inst.vhost]
 
 
 async def publish_as(inst: Sandbox, service: str, message: Message) -> None:

@@ -17,7 +17,7 @@ from shared.contracts import WIB
 from sim import population
 from sim.day import run_day
 from tests.conftest import Installation
-from tests.integration.helpers import eventually, purge, running
+from tests.integration.helpers import connections, eventually, purge, running
 
 pytestmark = pytest.mark.integration
 UPTS = ("upt-3273-1", "upt-3273-2")
@@ -25,14 +25,9 @@ UPTS = ("upt-3273-1", "upt-3273-2")
 
 def close_connections(inst: Installation, users: set[str]) -> int:
     """The broker closes every connection of these users, as it does to all when it restarts."""
-    listed = subprocess.run(
-        [*inst.servers.rabbitmqctl, "list_connections", "pid", "user", "vhost", "--silent"],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
     closed = 0
-    for line in listed.splitlines():
-        pid, user, vhost = [*line.split("\t"), "", "", ""][:3]
-        if user in users and vhost == inst.vhost:
+    for pid, user in connections(inst, "pid", "user"):
+        if user in users:
             subprocess.run(
                 [*inst.servers.rabbitmqctl, "close_connection", pid, "simulated broker restart"],
                 capture_output=True, check=False, timeout=60,

@@ -8,7 +8,6 @@ import asyncio
 import json
 import shutil
 import socket
-import subprocess
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ from sim import population
 from sim.day import run_day
 from tests.builders import inmate, submission
 from tests.conftest import Installation
-from tests.integration.helpers import purge, running
+from tests.integration.helpers import connections, purge, running
 from tests.integration.test_client_example import run_example
 
 pytestmark = pytest.mark.integration
@@ -41,15 +40,9 @@ def free_port() -> int:
 
 def tls_connections(inst: Installation) -> dict[str, bool]:
     """Each user's connections in the test's vhost, as the broker lists them: encrypted or not."""
-    listed = subprocess.run(
-        [*inst.servers.rabbitmqctl, "list_connections", "user", "vhost", "ssl", "--silent"],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout  # fmt: skip
     out: dict[str, bool] = {}
-    for line in listed.splitlines():
-        user, vhost, ssl = [*line.split("\t"), "", "", ""][:3]
-        if vhost == inst.vhost:
-            out[user] = out.get(user, True) and ssl == "true"
+    for user, ssl in connections(inst, "user", "ssl"):
+        out[user] = out.get(user, True) and ssl == "true"
     return out
 
 
@@ -67,6 +60,7 @@ async def test_services_and_senders_speak_amqps_with_a_local_ca_and_a_day_is_ans
     material = tls.create(folder)
     tls.listen(material, port=port, ctl=inst.servers.rabbitmqctl)
     try:
+        tls.listen(material, port=port, ctl=inst.servers.rabbitmqctl)  # listening already: nothing to do
         base = f"amqps://localhost:{port}/?cafile={material.ca}"
         # without the CA, the broker's certificate cannot be checked: refused before any password is sent
         with pytest.raises(aiormq.exceptions.AMQPConnectionError, match="CERTIFICATE_VERIFY_FAILED"):

@@ -169,3 +169,12 @@ def test_every_broker_user_has_connection_and_channel_limits() -> None:
     assert users["operator"]["tags"] == ["impersonator"]  # the dead-letter tool replays in a sender's name
     assert all(u["limits"]["max-connections"] > 0 for u in users.values())
     assert not any(u["tags"] for name, u in users.items() if name != "operator")
+
+
+def test_an_eval_that_returns_an_error_tuple_is_raised_though_rabbitmqctl_exits_0() -> None:
+    # printf stands in for rabbitmqctl: it prints its first argument and exits 0, as rabbitmqctl does then
+    assert provision.RabbitmqctlBackend(["printf", "ok"]).eval("ok.") == "ok"
+    with pytest.raises(RuntimeError, match="could_not_start_listener"):
+        provision.RabbitmqctlBackend(["printf", "{error,{could_not_start_listener}}"]).eval("x.")
+    with pytest.raises(RuntimeError, match="failed"):
+        provision.RabbitmqctlBackend(["false"]).eval("x.")

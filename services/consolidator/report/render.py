@@ -12,9 +12,7 @@ from typing import Any
 from services.consolidator.domain.report import COUNTS, Item, RunReport, UptLine, by_kanwil, totals
 from shared.nik import mask
 from shared.printing import (
-    APPLIED,
     LABELS,
-    LATENESS,
     REASONS,
     TRIGGER,
     day_text,
@@ -23,6 +21,8 @@ from shared.printing import (
     page,
     plain,
     table,
+    upt_rank,
+    upt_status,
 )
 
 # fmt: off
@@ -196,19 +196,11 @@ def _counts(values: Mapping[str, Any]) -> list[Any]:
 
 
 def _rank(line: UptLine) -> tuple[int, int, str]:
-    """Not sent, then held, then late (after 14.00 before after 10.00), then by refused records."""
-    late = {"after_14": 2, "after_10": 3}.get(line.lateness or "", 4)
-    return (0 if not line.sent else 1 if line.applied == "held" else late, -line.refused, line.upt_id)
+    return (*upt_rank(line.sent, line.applied, line.lateness, line.refused), line.upt_id)
 
 
 def _status(line: UptLine) -> str:
-    parts = [APPLIED.get(line.applied, line.applied)]
-    if line.sent:
-        parts += [
-            LATENESS.get(line.lateness or "", line.lateness or ""),
-            "lengkap" if line.complete else "tidak lengkap",
-        ]
-    return ", ".join(part for part in parts if part)
+    return upt_status(line.sent, line.applied, line.lateness, line.complete)
 
 
 def html_page(report: RunReport, *, generated_at: datetime) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from shared.printing import APPLIED, LABELS, LATENESS, REASONS, TRIGGER, day_text, moment_text, page, table
+from shared.printing import LABELS, REASONS, TRIGGER, day_text, moment_text, page, table, upt_rank, upt_status
 
 from .runs import FIGURES
 
@@ -22,27 +22,15 @@ _COUNTED = (  # the breakdowns as the page lists them: name, heading, first colu
     ("without_ektp_by_upt_kabkota", "Tanpa e-KTP per kab/kota UPT", "Kab/kota UPT"),
     ("without_ektp_by_nik_kabkota", "Tanpa e-KTP per kab/kota NIK", "Kab/kota NIK"),
 )
-_LINE_COUNTS = ("received", "accepted", "refused", "warnings", "inmates", "previous", "admissions", "releases",
-                "transfers_in", "transfers_out", "in_transit", "dual_custody", "overstaying", "notices",
-                "without_ektp")
 # fmt: on
 
 
 def _rank(line: Mapping[str, Any]) -> tuple[int, int, str]:
-    """Not sent, then held, then late (after 14.00 before after 10.00), then by refused records."""
-    late = {"after_14": 2, "after_10": 3}.get(line["lateness"] or "", 4)
-    first = 0 if not line["sent"] else 1 if line["applied"] == "held" else late
-    return (first, -int(line["refused"]), line["upt_id"])
+    return (*upt_rank(line["sent"], line["applied"], line["lateness"], int(line["refused"])), line["upt_id"])
 
 
 def _status(line: Mapping[str, Any]) -> str:
-    parts = [APPLIED.get(line["applied"], line["applied"])]
-    if line["sent"]:
-        parts += [
-            LATENESS.get(line["lateness"] or "", ""),
-            "lengkap" if line["complete"] else "tidak lengkap",
-        ]
-    return ", ".join(p for p in parts if p)
+    return upt_status(line["sent"], line["applied"], line["lateness"], line["complete"])
 
 
 def run_page(
@@ -71,13 +59,13 @@ def run_page(
     }
     summary = [[LABELS["upts"], totals.get("upts", 0)], [LABELS["sent"], totals.get("upts_sent", 0)]]
     summary += [[LABELS[k], totals.get(k, 0)] for k in FIGURES]
-    head = [LABELS[k] for k in _LINE_COUNTS]
+    head = [LABELS[k] for k in FIGURES]
     rows = [
         [
             f"{line['name']} ({line['upt_id']})",
             line["kanwil_name"],
             _status(line),
-            *(line[k] for k in _LINE_COUNTS),
+            *(line[k] for k in FIGURES),
         ]
         for line in sorted(lines, key=_rank)
     ]
