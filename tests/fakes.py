@@ -359,7 +359,10 @@ class FakeMonitorStore:
         for u in self.units.upts:
             if not scope.sees(u.upt_id, u.kanwil_id) or (upt_id and u.upt_id != upt_id):
                 continue
-            parts = [p for (uid, d, _, _), p in self.parts.items() if uid == u.upt_id and d == day]
+            day_parts = [p for (uid, d, _, _), p in self.parts.items() if uid == u.upt_id and d == day]
+            latest = max((p.snapshot for p in day_parts), default=None)  # the latest snapshot's parts alone
+            parts = [p for p in day_parts if p.snapshot == latest]
+            late = [p.lateness for p in parts if p.lateness]
             c = self.central.get(u.upt_id)
             rows.append(
                 {
@@ -374,12 +377,17 @@ class FakeMonitorStore:
                     "rejected": sum(p.rejected for p in parts),
                     "warnings": sum(p.warnings for p in parts),
                     "last_submission_at": max((p.received_at for p in parts), default=None),
+                    "lateness": max(late, key=("on_time", "after_10", "after_14").index) if late else None,
                     "refused_messages": self.refusals.get((u.upt_id, day), 0),
                     "central_total": c.central_total if c else None,
                     "flagged_total": c.flagged_total if c else None,
                 }
             )
         return rows
+
+    async def unit_parts(self, upt_id: str, day: date) -> list[dict[str, Any]]:
+        found = [p for (uid, d, _, _), p in sorted(self.parts.items()) if (uid, d) == (upt_id, day)]
+        return [{k: v for k, v in dataclasses.asdict(p).items() if k not in ("upt_id", "day")} for p in found]
 
     async def dead_letter_count(self, since: datetime) -> int:
         return len(self.dead)

@@ -21,7 +21,7 @@ from shared.runtime import Clock
 from . import domain, messages
 from .alerting import plumbing
 from .config import Settings
-from .domain import cases, pipeline, printable, runs, views
+from .domain import cases, pipeline, printable, runs, unitpage, views
 from .domain import live as live_rules
 from .journal import LiveLog
 from .probe import QueueProbe
@@ -249,6 +249,27 @@ def routes(
             return not_yours()
         return JSONResponse(domain.unit_row(rows[0]), headers=SECURITY_HEADERS)
 
+    async def api_unit_detail(request: Request, account: Account, scope: domain.Scope) -> Response:
+        """The UPT's own page: its day, every part it sent, its last days and what the runs found for it."""
+        upt_id, day = request.path_params["upt_id"], _day(request)
+        live_id = (await live_log.bounds())[1]  # read before the view, as the overview does
+        rows = await store.unit_rows(scope, day, upt_id)
+        if not rows:
+            return not_yours()
+        own = domain.scope_of_login(upt_id)  # the UPT alone, within what the login may see (checked above)
+        history = []
+        for back in range(1, unitpage.HISTORY_DAYS):
+            past = day - timedelta(days=back)
+            history += [(past, domain.unit_row(r)) for r in await store.unit_rows(own, past, upt_id)]
+        found = []
+        for run in await store.finished_runs_since(day - timedelta(days=unitpage.HISTORY_DAYS - 1)):
+            if run["day"] <= day:
+                found += [(run, line) for line in await store.run_lines(own, run["run_id"])]
+        view = unitpage.detail(
+            domain.unit_row(rows[0]), day, await store.unit_parts(upt_id, day), history, found, live_id
+        )
+        return JSONResponse(view, headers=SECURITY_HEADERS)
+
     async def units_csv(request: Request, account: Account, scope: domain.Scope) -> Response:
         day = _day(request)
         upt_id = request.query_params.get("upt")
@@ -281,6 +302,7 @@ def routes(
     return [
         Route("/api/units", logged_in(api_units)),
         Route("/api/units/{upt_id}", logged_in(api_unit)),
+        Route("/api/units/{upt_id}/detail", logged_in(api_unit_detail)),
         Route("/units.csv", logged_in(units_csv)),
         Route("/api/pipeline", logged_in(api_pipeline, domain.Role.PUSAT, domain.Role.DUKCAPIL)),
         Route("/api/timeline", logged_in(api_timeline)),

@@ -45,6 +45,10 @@ class MonitorStore(Protocol):
         """(office, count per status, messages refused that day) for every office the scope sees."""
 
     async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]: ...
+    async def unit_parts(self, upt_id: str, day: date) -> list[dict[str, Any]]:
+        """Every part of every snapshot the UPT sent for the day, as the registry answered it, in order (the
+        caller has checked the login may see the UPT)."""
+
     async def dead_letter_count(self, since: datetime) -> int: ...
     async def runs_of_day(self, day: date) -> list[dict[str, Any]]:
         """The runs of a day, the latest first."""
@@ -217,6 +221,15 @@ class PostgresMonitorStore:
             return []
         async with self.database.pool.acquire() as conn:
             return await unit_rows(conn, day, seen[0], seen[1] or upt_id)
+
+    async def unit_parts(self, upt_id: str, day: date) -> list[dict[str, Any]]:
+        rows = await self.database.pool.fetch(
+            "SELECT snapshot, part, parts, status, received, accepted, rejected, warnings, received_at, lateness "
+            "FROM submission_parts WHERE upt_id = $1 AND day = $2 ORDER BY snapshot, part",
+            upt_id,
+            day,
+        )
+        return [dict(r) for r in rows]
 
     async def parts_by_hour(self, scope: Scope, day: date) -> list[tuple[int, str, int, int]]:
         seen = prisons_seen(scope)

@@ -147,6 +147,16 @@ def build_web(
             return RedirectResponse("/login", status_code=303)
         return page("index.html")
 
+    async def unit_page(request: Request) -> Response:
+        """One UPT's page, for a login that may see it; another's (or none) is refused alike, so ids cannot be
+        probed."""
+        who = await current(request)
+        if who is None:
+            return RedirectResponse("/login", status_code=303)
+        if not await store.unit_rows(who[1], domain.today_wib(clock()), request.path_params["upt_id"]):
+            return page("forbidden.html", 403)
+        return page("unit.html")
+
     async def login_form(request: Request) -> Response:
         return page("login.html")
 
@@ -231,6 +241,7 @@ def build_web(
         exception_handlers={Exception: server_error},
         routes=[
             Route("/", index),
+            Route("/units/{upt_id}", unit_page),
             Route("/login", login_form, methods=["GET"]),
             Route("/login", login, methods=["POST"]),
             Route("/logout", logout, methods=["POST"]),

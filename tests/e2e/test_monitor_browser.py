@@ -444,6 +444,8 @@ async def test_no_full_nik_in_any_page_api_answer_or_csv(browser: Browser, suite
     paths += [f"/runs/{r['run_id']}/breakdowns.csv" for r in run]
     paths += [f"/api/adjudications/{c['kabkota']}/{c['packet_id']}" for c in cases]
     paths += [f"/api/units/{u.upt_id}" for u in suite.installation.units.upts]
+    paths += [f"/units/{u.upt_id}" for u in suite.installation.units.upts[:5]]
+    paths += [f"/api/units/{u.upt_id}/detail" for u in suite.installation.units.upts]
     for path in paths:
         answer = await page.request.get(suite.monitor_url + path)
         assert answer.status == 200, path
@@ -538,3 +540,57 @@ async def test_the_adjudication_desk_sends_the_operators_decision_to_dedup(
         await conn.execute("DELETE FROM monitor.cases WHERE packet_id = 'e2e-grey-1'")
         await conn.close()
     assert all(url.startswith(suite.monitor_url) for url in requests)
+
+
+async def test_a_upts_own_page_follows_it_live_and_another_kanwils_upt_page_is_refused(
+    browser: Browser, suite: Suite
+) -> None:
+    cred = creds.find(suite.installation.credentials, "upt", LIVE_UPT)
+
+    async def send(snapshot: int, records: int) -> None:
+        async with UnitClient(suite.installation.url_for("upt", LIVE_UPT), cred.username, LIVE_UPT) as client:
+            part = submission([inmate() for _ in range(records)], upt_id=LIVE_UPT, as_of=OPTIONS.as_of,
+                              snapshot=snapshot)  # fmt: skip
+            await client.publish_part(part)
+
+    await send(92, 3)
+    await wait_staged(suite, LIVE_UPT, snapshot=92)
+    page, requests = await login(browser, suite, "kanwil-32")
+    await page.locator(f"tr[data-unit='{LIVE_UPT}'] td a").click()  # the UPT's name leads to its page
+    await expect(page).to_have_url(re.compile(rf"/units/{LIVE_UPT}\?day="))
+    await expect(page.locator("body[data-loaded=true]")).to_have_count(1)
+    name = next(u.name for u in suite.installation.units.upts if u.upt_id == LIVE_UPT)
+    await expect(page.locator("#unit-name")).to_have_text(name)
+    await expect(page.locator("#live.online")).to_have_count(1)
+    assert await page.evaluate("Boolean(Chart.getChart('chart-days'))")
+    await expect(page.locator("#parts tbody tr:not(.superseded) td").first).to_have_text("92")
+
+    await send(93, 4)  # while the page is open: shown live, snapshot 93 superseding 92
+    newest = page.locator("#parts tbody tr:not(.superseded)")
+    await expect(newest.locator("td").first).to_have_text("93", timeout=20_000)
+    await expect(newest).to_have_count(1)
+    await expect(page.locator("#u-accepted")).to_have_text("4")
+    await expect(page.locator("#parts tbody tr.superseded", has_text="92")).to_have_count(1)
+    await wait_staged(suite, LIVE_UPT, snapshot=93)
+    await consolidate(suite, OPTIONS.as_of)  # the run's line for this UPT reaches its page live
+    run = page.locator("#unit-runs tbody tr", has_text=OPTIONS.as_of.isoformat()).first
+    await expect(run.locator("td").nth(3)).to_have_text("4", timeout=20_000)  # its inmates
+    await expect(run.locator("a")).to_have_attribute("href", re.compile(r"^/runs/.+/print$"))
+    assert all(url.startswith(suite.monitor_url) for url in requests)
+    assert not re.search(r"(?<!\d)\d{16}(?!\d)", await page.locator("body").inner_text())
+    await shot(page, "unit-kanwil")
+
+    other = next(u.upt_id for u in suite.installation.units.upts if u.kanwil_id != "kanwil-32")
+    refused = await page.goto(f"{suite.monitor_url}/units/{other}")
+    assert refused is not None
+    assert refused.status == 403
+    await expect(page.locator("#forbidden")).to_be_visible()
+    await shot(page, "unit-forbidden")
+
+    page, _ = await login(browser, suite, LIVE_UPT)  # a UPT opens its own page alone
+    await page.locator(f"tr[data-unit='{LIVE_UPT}'] td a").click()
+    await expect(page.locator("#unit-name")).to_have_text(name)
+    neighbour = next(u.upt_id for u in suite.installation.units.upts if u.kanwil_id == "kanwil-32" and
+                     u.upt_id != LIVE_UPT)  # fmt: skip
+    assert (await page.request.get(f"{suite.monitor_url}/units/{neighbour}")).status == 403
+    assert (await page.request.get(f"{suite.monitor_url}/api/units/{neighbour}/detail")).status == 403

@@ -33,6 +33,8 @@ from shared.contracts import (
     SubmissionProcessed,
 )
 from shared.runtime import Database
+from shared.settings import PROJECT_ROOT
+from shared.units import load_units
 from tests.conftest import Installation
 from tests.fakes import FakeMonitorStore
 
@@ -330,3 +332,48 @@ async def test_a_desk_case_opens_takes_one_request_closes_and_every_read_of_it_i
     finally:
         await feed.stop()
         await database.close()
+
+
+@pytest.fixture(params=["fake", "postgres"])
+async def pages_store(
+    request: pytest.FixtureRequest, url: str
+) -> AsyncIterator[tuple[MonitorStore, Monitor]]:
+    """A store of the pages with the installation's units, and the use cases that write what it reads."""
+    units = load_units(PROJECT_ROOT / "deploy" / "units")
+    if request.param == "fake":
+        fake = FakeMonitorStore()
+        await fake.load_units(units)
+        yield fake, Monitor(fake.unit_of_work(), lambda: NOW)
+        return
+    database = Database.of_service(url, "monitor")
+    await database.open()
+    try:
+        store = PostgresMonitorStore(database)
+        await store.load_units(units)
+        yield store, Monitor(postgres_unit_of_work(database), lambda: NOW)
+    finally:
+        await database.close()
+
+
+async def test_a_upts_day_and_parts_read_alike_from_both_stores(
+    pages_store: tuple[MonitorStore, Monitor],
+) -> None:
+    store, monitor = pages_store
+    for snapshot, n, accepted in ((1, 1, 10), (1, 2, 20), (2, 1, 30)):  # snapshot 2 supersedes snapshot 1
+        event = part("upt-3273-1", n).model_copy(
+            update={"message_id": f"p-{snapshot}-{n}", "snapshot": snapshot, "parts": 2, "accepted": accepted}
+        )
+        await monitor.record_submission(event)
+    jabar = scope_of_login("kanwil-32")
+    (row,) = await store.unit_rows(jabar, DAY, "upt-3273-1")
+    assert (row["parts"], row["parts_received"], row["accepted"]) == (2, 1, 30)  # the latest snapshot alone
+    assert await store.unit_rows(scope_of_login("kanwil-11"), DAY, "upt-3273-1") == []
+    assert await store.unit_rows(jabar, DAY, "upt-1101-1") == []
+    parts = await store.unit_parts("upt-3273-1", DAY)
+    assert [(p["snapshot"], p["part"], p["parts"], p["accepted"], p["status"]) for p in parts] == [
+        (1, 1, 2, 10, "accepted"),
+        (1, 2, 2, 20, "accepted"),
+        (2, 1, 2, 30, "accepted"),
+    ]
+    assert {p["received_at"] for p in parts} == {NOW}
+    assert await store.unit_parts("upt-3273-1", DAY + timedelta(days=1)) == []

@@ -895,3 +895,52 @@ async def test_a_decision_carries_the_personal_name_of_the_centre_operator_who_m
     (command,) = [m.message for m in store.sent if m.routing_key == "command.adjudication.decide"]
     assert isinstance(command, AdjudicationDecision)
     assert command.operator == "andi.saputra"  # the person, not the shared centre login
+
+
+async def test_a_upts_own_page_shows_its_parts_days_and_runs_and_refuses_other_logins(
+    client: httpx.AsyncClient, store: FakeMonitorStore
+) -> None:
+    monitor = Monitor(store.unit_of_work(), lambda: NOW)
+    newer = status_event("upt-3273-1", 470, n=1).model_copy(update={"message_id": "st-new", "snapshot": 2})
+    await monitor.record_submission(newer)  # a newer snapshot: the first one's part is superseded
+    earlier = status_event("upt-3273-1", 400, n=2).model_copy(
+        update={"message_id": "st-old", "as_of": DAY - timedelta(days=3)}
+    )
+    await monitor.record_submission(earlier)
+    await monitor.record_run(run_event("finished", 5, 3, summary={"accepted": 470}))
+    await monitor.record_run_line(line_event("upt-3273-1", 470))
+    await monitor.record_run_line(line_event("upt-3273-2", 200))
+    assert (await client.get("/units/upt-3273-1")).headers["location"] == "/login"
+    assert (await client.get("/api/units/upt-3273-1/detail")).status_code == 401
+
+    await login(client, "kanwil-32", "pw-jabar")
+    page = await client.get("/units/upt-3273-1")
+    assert (page.status_code, '<script src="/static/unit.js">' in page.text) == (200, True)
+    detail = (await client.get("/api/units/upt-3273-1/detail", params={"day": DAY.isoformat()})).json()
+    assert detail["day"] == DAY.isoformat()
+    assert (detail["unit"]["upt_id"], detail["unit"]["state"]) == ("upt-3273-1", "partial")
+    assert [(p["snapshot"], p["part"], p["accepted"], p["superseded"]) for p in detail["parts"]] == [
+        (1, 1, 480, True),
+        (2, 1, 470, False),
+    ]
+    assert len(detail["history"]) == 13  # the 13 days before the chosen one, newest first
+    assert detail["history"][0]["day"] == (DAY - timedelta(days=1)).isoformat()
+    three_back = next(h for h in detail["history"] if h["day"] == (DAY - timedelta(days=3)).isoformat())
+    assert (three_back["accepted"], three_back["state"]) == (400, "partial")
+    assert [(r["run_id"], r["inmates"], r["overstaying"]) for r in detail["runs"]] == [("run-1", 470, 1)]
+    assert isinstance(detail["live_id"], int)
+
+    for other in ("upt-1101-1", "upt-no-such"):  # another Kanwil's UPT, or none: the same refusal
+        refused = await client.get(f"/units/{other}")
+        assert refused.status_code == 403
+        assert 'id="forbidden"' in refused.text
+        assert refused.headers["content-security-policy"].startswith("default-src 'self'")
+        assert (await client.get(f"/api/units/{other}/detail")).status_code == 403
+
+    await client.post("/logout", headers=ORIGIN)
+    await login(client, "upt-3273-1", "pw-upt")
+    assert (await client.get("/units/upt-3273-1")).status_code == 200
+    assert (await client.get("/units/upt-3273-2")).status_code == 403
+    assert (await client.get("/api/units/upt-3273-2/detail")).status_code == 403
+    mine = (await client.get("/api/units/upt-3273-1/detail", params={"day": DAY.isoformat()})).json()
+    assert [r["inmates"] for r in mine["runs"]] == [470]

@@ -38,12 +38,22 @@ function place(map, tbody, key, row, cells) {
   }
 }
 
+// A UPT's name leads to its own page, for the day shown.
+function unitLink(row) {
+  const td = cell("");
+  const a = document.createElement("a");
+  a.href = `/units/${encodeURIComponent(row.upt_id)}?day=${encodeURIComponent(state.day || "")}`;
+  a.textContent = row.name;
+  td.append(a);
+  return td;
+}
+
 function renderUnit(row) {
   const last = row.last_submission_at
     ? new Date(row.last_submission_at).toLocaleTimeString("id-ID", { timeZone: "Asia/Jakarta" }) + " WIB" : "–";
   place(units, document.querySelector("#units tbody"), row.upt_id, row, [
     cell(row.kanwil_name.replace("Kanwil Ditjenpas ", "")),
-    cell(row.name),
+    unitLink(row),
     cell(STATE_LABEL[row.state] || row.state, "state " + row.state),
     cell(row.parts ? `${row.parts_received}/${row.parts}` : "–", "num parts"),
     cell(row.lateness ? LATENESS_LABEL[row.lateness] : "–", "lateness " + (row.lateness || "")),
