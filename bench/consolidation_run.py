@@ -13,7 +13,6 @@ measure of correctness. What this measures is the run: `run_seconds` and `next_d
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import time
 import uuid
@@ -176,7 +175,7 @@ def main() -> None:
     parser.add_argument("--database-url", default=harness.servers().database_url)
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     args = parser.parse_args()
-    figures = asyncio.run(measure(args))
+    figures = harness.run(measure(args))
     info = harness.machine(figures.pop("_postgresql"))
     if not args.no_record:
         harness.record("the consolidation run alone, a national day and the next", figures, [

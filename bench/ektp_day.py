@@ -236,11 +236,11 @@ def end_to_end(args: argparse.Namespace, units: Units) -> None:
     ):
         os.environ["DEDUP_GALLERY_KEY"] = sandbox.gallery_key()
         started = time.monotonic()
-        asyncio.run(seeding.seed(sandbox.database_url, spec))
+        harness.run(seeding.seed(sandbox.database_url, spec))
         seed_seconds = time.monotonic() - started
 
         harness.say(f"phase 1: {len(first):,} packets through the registry, dedup stopped")
-        phase1 = asyncio.run(
+        phase1 = harness.run(
             run_ektp_day(
                 offices=offices,
                 packets=first,
@@ -259,15 +259,15 @@ def end_to_end(args: argparse.Namespace, units: Units) -> None:
             processes.start("dedup", timeout=3600, LOG_LEVEL="WARNING")
         load_seconds = time.monotonic() - started
         ready_at = datetime.now(UTC)
-        asyncio.run(wait_for_verdicts(sandbox.database_url, backlog, timeout=3600))
-        decided = asyncio.run(stored_verdicts(sandbox.database_url))
+        harness.run(wait_for_verdicts(sandbox.database_url, backlog, timeout=3600))
+        decided = harness.run(stored_verdicts(sandbox.database_url))
         last = max(v["decided_at"] for v in decided.values())
         throughput_seconds = (last - ready_at).total_seconds()
 
         harness.say(
             f"phase 2: {len(paced):,} packets offered at {args.rate:g}/s from {LATENCY_OFFICES} offices"
         )
-        phase2 = asyncio.run(
+        phase2 = harness.run(
             run_ektp_day(
                 offices=offices[:LATENCY_OFFICES],
                 packets=paced,
@@ -280,11 +280,11 @@ def end_to_end(args: argparse.Namespace, units: Units) -> None:
             )
         )
         memory = harness.memory_mb(processes.pid("dedup"))
-        verdicts = asyncio.run(stored_verdicts(sandbox.database_url))
+        verdicts = harness.run(stored_verdicts(sandbox.database_url))
         processes.stop("dedup")
         figures_accuracy = accuracy(planned, verdicts)
         exact = (
-            asyncio.run(
+            harness.run(
                 brute_force(
                     sandbox.database_url, spec, pick_probes(planned, args.exact_probes, args.seed), verdicts
                 )
@@ -292,7 +292,7 @@ def end_to_end(args: argparse.Namespace, units: Units) -> None:
             if args.exact_probes
             else {}
         )
-        info = harness.machine(asyncio.run(harness.database_version(sandbox.database_url)))
+        info = harness.machine(harness.run(harness.database_version(sandbox.database_url)))
     s2 = phase2.summary()
     figures: dict[str, Any] = {
         "gallery_people": args.gallery,
@@ -384,7 +384,7 @@ def registry_only(args: argparse.Namespace, units: Units) -> None:
         sandbox,
         _,
     ):
-        report = asyncio.run(
+        report = harness.run(
             run_ektp_day(
                 offices=offices,
                 packets=planned,
@@ -394,7 +394,7 @@ def registry_only(args: argparse.Namespace, units: Units) -> None:
                 receipt_timeout=900,
             )
         )
-        info = harness.machine(asyncio.run(harness.database_version(sandbox.database_url)))
+        info = harness.machine(harness.run(harness.database_version(sandbox.database_url)))
     s = report.summary()
     seconds = s["receipt_seconds"]
     figures = {

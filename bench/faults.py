@@ -203,7 +203,7 @@ def one(
                 await asyncio.to_thread(broker.ensure_running)
                 await postgres.ensure_running()
 
-        observed = asyncio.run(scenario())
+        observed = harness.run(scenario())
     return observed, rig.faults, rig.recoveries
 
 
@@ -328,7 +328,7 @@ def main() -> None:
         arguments.error(f"unknown scenarios: {', '.join(unknown)} (known: {', '.join(known)})")
     rows, figures = run(args)
     if not args.no_record:
-        info = harness.machine(asyncio.run(harness.database_version(harness.servers().database_url)))
+        info = harness.machine(harness.run(harness.database_version(harness.servers().database_url)))
         harness.record("the suite under faults: a day, an e-KTP batch and a run per scenario", figures, [
             *table(rows), "",
             "Each scenario on its own installation (2 registry processes, dedup, consolidator, monitor, restarted "

@@ -274,8 +274,8 @@ def main() -> None:
         parser.error("--messages must be positive")
     units = load_units(PROJECT_ROOT / "deploy" / "units").subset(set(UNITS))
     with harness.installation(units, (), label="bench-feed") as (sandbox, _), open(os.devnull, "wb") as out:
-        figures = asyncio.run(measure(sandbox, args, out))
-    info = harness.machine(asyncio.run(harness.database_version(harness.servers().database_url)))
+        figures = harness.run(measure(sandbox, args, out))
+    info = harness.machine(harness.run(harness.database_version(harness.servers().database_url)))
     if not args.no_record:
         harness.record("central feed replay", figures, [
             f"{args.messages:,} `CentralRecordChanged` messages (~{figures['body_bytes_mean']:,} bytes each) "

@@ -124,8 +124,8 @@ def main() -> None:
     flooder = chosen[0].upt_id  # the largest: ten times its day is the biggest flood a normal day can make
     units = everything.subset({u.upt_id for u in chosen})
     with harness.installation(units, ("registry",), label="flood", instances=args.processes) as (sandbox, _):
-        figures = asyncio.run(measure(sandbox, units, flooder, args))
-        info = harness.machine(asyncio.run(harness.database_version(sandbox.database_url)))
+        figures = harness.run(measure(sandbox, units, flooder, args))
+        info = harness.machine(harness.run(harness.database_version(sandbox.database_url)))
     if not args.no_record:
         harness.record(
             "one UPT floods the registry: the other UPTs' receipt delays",

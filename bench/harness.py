@@ -13,11 +13,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -26,6 +26,7 @@ from shared.settings import PROJECT_ROOT
 from shared.units import Units
 
 BENCHMARKS = PROJECT_ROOT / "BENCHMARKS.md"
+T = TypeVar("T")
 
 
 def servers() -> Servers:
@@ -87,6 +88,26 @@ def interruptible() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def run(main: Coroutine[Any, Any, T], *, grace: float = 10.0) -> T:
+    """asyncio.run for a benchmark: when it is interrupted (Ctrl-C, or SIGTERM through `interruptible`), its
+    tasks are cancelled and given `grace` seconds to end, and then abandoned: a client still closing its
+    connection to a broker that no longer answers cannot hold up the clean-up that follows (asyncio.run waits
+    for every task for ever, and one Ctrl-C then left the installation behind)."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(main)
+    finally:
+        pending = asyncio.all_tasks(loop)
+        for task in pending:
+            task.cancel()
+        if pending:
+            with suppress(BaseException):
+                loop.run_until_complete(asyncio.wait(pending, timeout=grace))
+        with suppress(BaseException):
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 async def until(

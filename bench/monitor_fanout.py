@@ -322,8 +322,8 @@ def main() -> None:
         sandbox,
         processes,
     ):
-        figures = asyncio.run(measure(sandbox, processes, units, args))
-        info = harness.machine(asyncio.run(harness.database_version(sandbox.database_url)))
+        figures = harness.run(measure(sandbox, processes, units, args))
+        info = harness.machine(harness.run(harness.database_version(sandbox.database_url)))
     if not args.no_record:
         harness.record(
             "monitor live fan-out: status events to SSE clients across monitor instances",

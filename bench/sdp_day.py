@@ -323,7 +323,7 @@ def main() -> None:
     with harness.installation(units, ("registry", "dedup", "consolidator")) as (sandbox, processes):
         for instance in range(2, args.workers + 1):  # the harness starts one process per service
             processes.start("registry", instance=instance, LOG_LEVEL="WARNING")
-        figures = asyncio.run(measure(sandbox, processes, sending, args, by_upt, options, truth))
+        figures = harness.run(measure(sandbox, processes, sending, args, by_upt, options, truth))
     info = harness.machine(figures.pop("_postgresql"))
     if not args.no_record:
         harness.record("national SDP day and the next through the consolidation run, against planted truth", figures, [
