@@ -119,3 +119,19 @@ async def test_concurrent_claims_on_one_nik_always_see_each_other(scratch_databa
             assert sorted(len(v) for v in seen.values()) == [0, 1]
     finally:
         await database.close()
+
+
+async def test_large_values_are_compressed_with_lz4_where_the_server_has_it(scratch_database: str) -> None:
+    pool = await db.create_pool(scratch_database, schema="public", max_size=2)
+    try:
+        has_lz4 = await pool.fetchval(
+            "SELECT 'lz4' = ANY(enumvals) FROM pg_settings WHERE name = 'default_toast_compression'"
+        )
+        await pool.execute("CREATE TABLE big (body bytea)")
+        for _ in range(3):  # every connection of the pool, not only the first
+            async with pool.acquire() as conn:
+                await conn.execute("INSERT INTO big VALUES ($1)", b'{"records": [' + b'{"a": 1},' * 20_000 + b"]}")
+        methods = {r["m"] for r in await pool.fetch("SELECT pg_column_compression(body) AS m FROM big")}
+        assert methods == ({"lz4"} if has_lz4 else {"pglz"})
+    finally:
+        await pool.close()
