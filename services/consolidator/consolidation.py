@@ -44,8 +44,11 @@ JOIN persons p ON p.person_id = x.person_id
 WHERE w.run_id = $1 ORDER BY w.upt_id, x.n
 """
 # A run's lists counted per UPT: overstayers and expiry notices by register, the work list by reason and by
-# the kab/kota of the NIK (its first four digits: a region code, no person).
+# the kab/kota of the NIK (its first four digits: a region code, no person). The persons' NIKs are read once,
+# whole, and hashed: the planner, which cannot know how long the unnested work list is, otherwise looked each
+# listed person up by its key (270,000 index probes, a second of the next day's run).
 BREAKDOWNS = """
+WITH nik_of AS MATERIALIZED (SELECT person_id, nik FROM persons)
 SELECT upt_id, kind || '_by_register' AS breakdown, detail->>'register' AS key, count(*)::int AS n
 FROM run_items WHERE run_id = $1 AND kind IN ('overstaying', 'notice_10', 'notice_3') GROUP BY 1, 2, 3
 UNION ALL
@@ -54,7 +57,7 @@ FROM run_worklists w CROSS JOIN LATERAL unnest(w.reasons) AS x(reason) WHERE w.r
 UNION ALL
 SELECT w.upt_id, 'without_ektp_by_nik_kabkota', coalesce(left(p.nik, 4), '-'), count(*)::int
 FROM run_worklists w CROSS JOIN LATERAL unnest(w.person_ids) AS x(person_id)
-JOIN persons p ON p.person_id = x.person_id WHERE w.run_id = $1 GROUP BY 1, 2, 3
+JOIN nik_of p ON p.person_id = x.person_id WHERE w.run_id = $1 GROUP BY 1, 2, 3
 """
 _PARAM = re.compile(r"\$(\d+)")
 # The steps' parameters, typed where they are used (a bare `$2` in a UNION has no type to infer).
@@ -85,6 +88,13 @@ def _bind(statement: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
     number = {old: new for new, old in enumerate(used, start=1)}
     typed = _PARAM.sub(lambda m: f"${number[int(m.group(1))]}::{_TYPES[int(m.group(1))]}", statement)
     return typed, [params[n - 1] for n in used]
+
+
+async def _whole_table_settings(conn: db.Conn) -> None:
+    """For the transaction's whole-table joins and sorts: memory for them rather than spills; no JIT for
+    statements planned before the tables' statistics catch up with a day's load (its compile time outweighs
+    them)."""
+    await conn.execute(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'; SET LOCAL jit = off")
 
 
 def _lines(rows: Sequence[Any]) -> list[UptLine]:
@@ -237,9 +247,7 @@ class PostgresConsolidationStore:
             if row is None or row["step"] != index:  # done already (another executor, or a replayed command)
                 return
             params = (run.run_id, run.day, policy.max_loss, policy.transfer_window_days, list(row["accept"]))
-            # Whole-table joins and sorts: memory for them rather than spills; no JIT for statements planned
-            # before the tables' statistics catch up with a day's load (its compile time outweighs them).
-            await conn.execute(f"SET LOCAL work_mem = '{RUN_WORK_MEM}'; SET LOCAL jit = off")
+            await _whole_table_settings(conn)
             for statement in STEP_SQL.get(name, []):
                 sql, args = _bind(statement, params)
                 await conn.execute(sql, *args)
@@ -307,10 +315,11 @@ class PostgresConsolidationStore:
         return [(r["upt_id"], r["total"], r["flagged"]) for r in rows]
 
     async def load_report(self, run_id: str) -> RunReport | None:
-        async with self.database.pool.acquire() as conn:
+        async with self.database.pool.acquire() as conn, conn.transaction(readonly=True):
             run = await conn.fetchrow("SELECT * FROM runs WHERE run_id = $1", run_id)
             if run is None:
                 return None
+            await _whole_table_settings(conn)
             lines = await conn.fetch(LINES, run_id)
             items = await conn.fetch(
                 "SELECT kind, upt_id, inmate_id, detail FROM run_items WHERE run_id = $1 "
@@ -334,7 +343,10 @@ class PostgresConsolidationStore:
         """Per UPT, the report's lists counted by what a supervisor sorts them by: upt_id -> breakdown -> key
         -> count (BREAKDOWNS)."""
         out: dict[str, dict[str, dict[str, int]]] = {}
-        for r in await self.database.pool.fetch(BREAKDOWNS, run_id):
+        async with self.database.pool.acquire() as conn, conn.transaction(readonly=True):
+            await _whole_table_settings(conn)  # the work list can hold every inmate in custody
+            rows = await conn.fetch(BREAKDOWNS, run_id)
+        for r in rows:
             out.setdefault(r["upt_id"], {}).setdefault(r["breakdown"], {})[r["key"]] = r["n"]
         return out
 

@@ -152,12 +152,13 @@ class PostgresStores:
             "ON CONFLICT (upt_id, as_of, snapshot, part) DO UPDATE SET checked = true",
             *key, staged.parts, staged.submission_id,
         )  # fmt: skip
-        if staged.flags:
-            await self.conn.executemany(
-                "INSERT INTO inmate_flags AS f (upt_id, inmate_id, flags, seq) VALUES ($1, $2, $3::jsonb, $4) "
+        if staged.flags:  # one statement for the part's flag sets, not one per record
+            await self.conn.execute(
+                "INSERT INTO inmate_flags AS f (upt_id, inmate_id, flags, seq) "
+                "SELECT * FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::bigint[]) "
                 "ON CONFLICT (upt_id, inmate_id) DO UPDATE SET flags = EXCLUDED.flags, seq = EXCLUDED.seq, "
                 "updated_at = now() WHERE f.seq < EXCLUDED.seq",
-                staged.flags,
+                *(list(column) for column in zip(*staged.flags, strict=True)),
             )
 
     async def load_capture(self, kabkota: str, packet_id: str) -> CaptureState | None:

@@ -130,7 +130,9 @@ async def test_large_values_are_compressed_with_lz4_where_the_server_has_it(scra
         await pool.execute("CREATE TABLE big (body bytea)")
         for _ in range(3):  # every connection of the pool, not only the first
             async with pool.acquire() as conn:
-                await conn.execute("INSERT INTO big VALUES ($1)", b'{"records": [' + b'{"a": 1},' * 20_000 + b"]}")
+                await conn.execute(
+                    "INSERT INTO big VALUES ($1)", b'{"records": [' + b'{"a": 1},' * 20_000 + b"]}"
+                )
         methods = {r["m"] for r in await pool.fetch("SELECT pg_column_compression(body) AS m FROM big")}
         assert methods == ({"lz4"} if has_lz4 else {"pglz"})
     finally:
