@@ -723,8 +723,8 @@ class AlertChanged(Message):
 
     key: str = Field(description="Stable identity of the alert: the same condition keeps the same key.")
     kind: str = Field(
-        description="upt_silent, overstaying, stuck_captures, dead_letters, service_quiet or "
-        "queue_unconsumed."
+        description="upt_silent, overstaying, stuck_captures, stuck_spike (captures becoming stuck fast), "
+        "dead_letters, service_quiet or queue_unconsumed."
     )
     state: Literal["opened", "closed"]
     severity: Literal["warning", "critical"]

@@ -61,11 +61,14 @@ async def gather(store: MonitorStore, probe: QueueProbe, settings: Settings, clo
         stuck_after=timedelta(hours=settings.stuck_after_hours), recent=timedelta(hours=24), limit=1_000_000,
     )  # fmt: skip
     stuck: dict[str, int] = {}
+    newly: dict[str, int] = {}  # stuck for less than an hour: the rate at which captures become stuck
     for s in summary.stuck:
         stuck[f"dukcapil-{s.kabkota}"] = stuck.get(f"dukcapil-{s.kabkota}", 0) + 1
+        if s.hours < settings.stuck_after_hours + 1:
+            newly[f"dukcapil-{s.kabkota}"] = newly.get(f"dukcapil-{s.kabkota}", 0) + 1
     queues, services = await plumbing(store, probe, settings, now)
     return Watched(
-        now=now, units=units, stuck_by_office=stuck,
+        now=now, units=units, stuck_by_office=stuck, newly_stuck_by_office=newly,
         dead_letters_recent=await store.dead_letter_count(now - timedelta(minutes=15)),
         # Before the first sample nothing is known of the queues: no alert about them yet.
         services=services if probe.sampled_at else (), queues=queues if probe.sampled_at else (),

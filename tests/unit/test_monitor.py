@@ -691,14 +691,20 @@ def test_alerts_open_for_each_condition_and_keep_their_key() -> None:
             alerts.UnitDay("upt-1101-1", "kanwil-11", "Lapas Aceh", sent=True, overstaying=2),
         ],
         stuck_by_office={"dukcapil-3273": 11, "dukcapil-1101": 3},
+        newly_stuck_by_office={"dukcapil-3273": 6, "dukcapil-1101": 3},
         dead_letters_recent=21,
         services=[quiet],
         queues=[unconsumed],
     )
     found = {a.kind: a for a in alerts.decide_alerts(watched, alerts.AlertPolicy())}
     assert set(found) == {
-        "upt_silent", "overstaying", "stuck_captures", "dead_letters", "service_quiet", "queue_unconsumed"
+        "upt_silent", "overstaying", "stuck_captures", "stuck_spike", "dead_letters", "service_quiet",
+        "queue_unconsumed",
     }  # fmt: skip
+    assert (found["stuck_spike"].key, found["stuck_spike"].severity) == (
+        "stuck_spike:dukcapil-3273",
+        "critical",
+    )
     assert (found["upt_silent"].key, found["upt_silent"].kanwil_id) == (
         "upt_silent:upt-3273-1:2026-11-20",
         "kanwil-32",

@@ -16,6 +16,7 @@ from .operations import QueueState, ServiceState
 class AlertPolicy:
     deadline: time = time(14, 0)  # WIB: a UPT that sent nothing of the day by then is silent
     stuck_captures: int = 10  # an office with more captures stuck than this
+    stuck_spike: int = 5  # an office with more captures than this that became stuck within the last hour
     dead_letters: int = 20  # dead letters within the recent window
 
 
@@ -45,6 +46,7 @@ class Watched:
     now: datetime
     units: Sequence[UnitDay] = ()
     stuck_by_office: dict[str, int] = field(default_factory=dict)
+    newly_stuck_by_office: dict[str, int] = field(default_factory=dict)  # stuck for less than an hour
     dead_letters_recent: int = 0
     services: Sequence[ServiceState] = ()
     queues: Sequence[QueueState] = ()
@@ -72,6 +74,12 @@ def decide_alerts(w: Watched, policy: AlertPolicy) -> list[Alert]:
         Alert(f"stuck_captures:{office}", "stuck_captures", "warning",
               f"{office}: {n} perekaman e-KTP macet", f"{office}: {n} e-KTP captures stuck", office)
         for office, n in sorted(w.stuck_by_office.items()) if n > policy.stuck_captures
+    ]  # fmt: skip
+    out += [
+        Alert(f"stuck_spike:{office}", "stuck_spike", "critical",
+              f"{office}: {n} perekaman e-KTP baru macet dalam satu jam terakhir",
+              f"{office}: {n} e-KTP captures became stuck within the last hour", office)
+        for office, n in sorted(w.newly_stuck_by_office.items()) if n > policy.stuck_spike
     ]  # fmt: skip
     if w.dead_letters_recent > policy.dead_letters:
         out.append(Alert("dead_letters", "dead_letters", "warning",
