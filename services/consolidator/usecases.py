@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import replace
@@ -214,15 +215,18 @@ class Consolidator:
         once the report step has committed."""
         if step != "finish":
             return None, []
-        lines = await self.runs.load_lines(run.run_id)
+        # three reads of what the report step committed, side by side (the run waits for the longest alone)
+        lines, central, breakdowns = await asyncio.gather(
+            self.runs.load_lines(run.run_id),
+            self.runs.central_totals(run.run_id),
+            self.runs.line_breakdowns(run.run_id),
+        )
         summary: dict[str, object] = report.totals(lines).as_dict() if lines else {}
         now = self.clock()
         upserted = {line.upt_id: line.inmates for line in lines}
         totals = messages.central_totals(
-            run.run_id, run.day, await self.runs.central_totals(run.run_id), upserted,
-            version=int(now.timestamp() * 1000), now=now,
-        )  # fmt: skip
-        breakdowns = await self.runs.line_breakdowns(run.run_id)
+            run.run_id, run.day, central, upserted, version=int(now.timestamp() * 1000), now=now
+        )
         return summary, [*totals, *messages.run_lines(run.run_id, run.day, lines, breakdowns, now=now)]
 
     def _announcer(self, summary: dict[str, object] | None, extra: list[db.Outgoing]) -> Announce:
