@@ -152,10 +152,7 @@ async function load(day) {
 // Events follow the id the view was read at; on a reconnect the browser sends the last id it got
 // (Last-Event-ID) and the monitor replays what followed, or says "reload" when it no longer can.
 function connect(after) {
-  const source = new EventSource(`/events?after=${encodeURIComponent(after)}`);
-  const live = document.getElementById("live");
-  source.onopen = () => { live.className = "live online"; };
-  source.onerror = () => { live.className = "live offline"; };
+  const source = simpul.live(after);
   source.addEventListener("unit", (e) => {
     const event = JSON.parse(e.data);
     if (event.day !== state.day) return;
@@ -184,8 +181,6 @@ function connect(after) {
     window.dispatchEvent(new CustomEvent("simpul:alert", { detail: JSON.parse(e.data) }));
   });
   source.addEventListener("reload", () => { load(state.day); window.dispatchEvent(new Event("simpul:reload")); });
-  // The session ended (logged out elsewhere, expired, disabled): no reconnect, back to the login page.
-  source.addEventListener("logout", () => { source.close(); window.location.assign("/login"); });
 }
 
 document.getElementById("filter").addEventListener("input", applyFilter);

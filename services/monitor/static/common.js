@@ -31,5 +31,16 @@ const simpul = (() => {
     });
   }
 
-  return { fmt, cell, time, chart };
+  // The live events that follow the id a view was read at (on a reconnect the browser sends the last id it got,
+  // Last-Event-ID); the page's dot says whether they flow, and an ended session goes back to the login page.
+  function live(after) {
+    const source = new EventSource(`/events?after=${encodeURIComponent(after)}`);
+    const dot = document.getElementById("live");
+    source.onopen = () => { dot.className = "live online"; };
+    source.onerror = () => { dot.className = "live offline"; };
+    source.addEventListener("logout", () => { source.close(); window.location.assign("/login"); });
+    return source;
+  }
+
+  return { fmt, cell, time, chart, live };
 })();

@@ -119,10 +119,7 @@
 
   // This UPT's updates of the shown day reload the page's figures (at most once a second).
   function connect(after) {
-    const source = new EventSource(`/events?after=${encodeURIComponent(after)}`);
-    const live = document.getElementById("live");
-    source.onopen = () => { live.className = "live online"; };
-    source.onerror = () => { live.className = "live offline"; };
+    const source = simpul.live(after);
     const soon = () => { if (!state.pending) state.pending = setTimeout(() => { state.pending = null; load(state.day); }, 1000); };
     source.addEventListener("unit", (e) => {
       const event = JSON.parse(e.data);
@@ -130,7 +127,6 @@
     });
     source.addEventListener("run", soon);
     source.addEventListener("reload", soon);
-    source.addEventListener("logout", () => { source.close(); window.location.assign("/login"); });
   }
 
   const asked = new URLSearchParams(location.search).get("day");
