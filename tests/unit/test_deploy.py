@@ -1,9 +1,14 @@
 """docker-compose.yml and the image cannot be run here (no Docker engine), so their wiring is checked."""
 
+import copy
+import json
 import re
+import shutil
+import subprocess
 from typing import Any
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 
 from deploy import provision
@@ -143,3 +148,42 @@ def test_the_compose_broker_speaks_tls_only_and_every_client_checks_it_against_t
     assert all("tls:/app/tls:ro" in services[s]["volumes"] for s in (*SERVICES, "provision", "sim"))
     assert services["consolidator"]["environment"]["FEED_STREAM_PORT"] == "5551"
     assert "tls" in COMPOSE["volumes"]
+
+
+def _compose_errors(document: dict[str, Any]) -> str | None:
+    """What the Compose specification's parser finds wrong in a compose document (YAML anchors and merge keys
+    resolved first, as `docker compose` resolves them), or None."""
+    from compose_spec import PyCompose
+
+    try:
+        PyCompose.from_json(json.dumps(document))
+    except ValueError as problem:
+        return str(problem)
+    return None
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    assert _compose_errors(COMPOSE) is None
+    # the check can fail: a misspelt key or a value of the wrong kind is refused
+    broken = copy.deepcopy(COMPOSE)
+    broken["services"]["registry"]["restart"] = "sometimes"
+    assert "sometimes" in (_compose_errors(broken) or "")
+    broken = copy.deepcopy(COMPOSE)
+    broken["services"]["monitor"]["healthcheck"]["tset"] = ["CMD", "true"]
+    assert _compose_errors(broken) is not None
+
+
+@pytest.mark.skipif(
+    subprocess.run(["docker", "compose", "version"], capture_output=True, check=False).returncode != 0
+    if shutil.which("docker")
+    else True,
+    reason="no docker CLI with the compose plugin here: the specification's parser checks the file instead",
+)
+def test_docker_compose_accepts_the_file() -> None:
+    done = subprocess.run(
+        ["docker", "compose", "-f", str(PROJECT_ROOT / "docker-compose.yml"), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
