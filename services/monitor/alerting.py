@@ -63,9 +63,10 @@ async def gather(store: MonitorStore, probe: QueueProbe, settings: Settings, clo
     stuck: dict[str, int] = {}
     newly: dict[str, int] = {}  # stuck for less than an hour: the rate at which captures become stuck
     for s in summary.stuck:
-        stuck[f"dukcapil-{s.kabkota}"] = stuck.get(f"dukcapil-{s.kabkota}", 0) + 1
+        office = f"dukcapil-{s.kabkota}"
+        stuck[office] = stuck.get(office, 0) + 1
         if s.hours < settings.stuck_after_hours + 1:
-            newly[f"dukcapil-{s.kabkota}"] = newly.get(f"dukcapil-{s.kabkota}", 0) + 1
+            newly[office] = newly.get(office, 0) + 1
     queues, services = await plumbing(store, probe, settings, now)
     return Watched(
         now=now, units=units, stuck_by_office=stuck, newly_stuck_by_office=newly,

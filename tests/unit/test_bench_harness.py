@@ -40,7 +40,7 @@ def test_an_interrupted_run_gives_up_on_a_task_that_will_not_end() -> None:
     assert sorted(cancelled) == ["polite", "stubborn"]
 
 
-def test_a_run_returns_its_result_and_leaves_no_task_running() -> None:
+def test_a_run_returns_its_result_though_a_task_still_sleeps() -> None:
     async def main() -> int:
         asyncio.get_running_loop().create_task(asyncio.sleep(3600))
         return 7

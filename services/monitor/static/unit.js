@@ -111,7 +111,8 @@
     const query = day ? `?day=${encodeURIComponent(day)}` : "";
     const response = await fetch(`/api/units/${encodeURIComponent(uptId)}/detail${query}`, { credentials: "same-origin" });
     if (response.status === 401) { location.href = "/login"; return undefined; }
-    if (response.status !== 200) { location.reload(); return undefined; } // the page itself says why
+    if (response.status === 403) { location.reload(); return undefined; } // the page itself says why
+    if (!response.ok) return undefined; // a failed read: the figures shown stay until the next update
     const data = await response.json();
     render(data);
     return data.live_id;
