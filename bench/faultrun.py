@@ -153,7 +153,7 @@ async def _plant_bad_input(sandbox: Sandbox, upt_id: str, day: date) -> set[str]
     raise FaultError("the planted bad input could not be published")
 
 
-async def _run_day_of_consolidation(rig: Rig, day: date, parts: int) -> str:
+async def run_day_of_consolidation(rig: Rig, day: date, parts: int) -> str:
     """Once every part is staged, the centre commands the run (again, under the same id, until the broker took
     it); the run id, once finished."""
     dsn = rig.sandbox.database_url
@@ -211,7 +211,7 @@ async def play(
         "reconnects of the senders)"
     )
     parts = sum(len(population.parts(by_upt[u.upt_id], part_size)) for u in units.upts)
-    run_id = await _run_day_of_consolidation(rig, day, parts)
+    run_id = await run_day_of_consolidation(rig, day, parts)
     seconds = time.monotonic() - rig.started
     watching.cancel()
     await faults  # a fault still due (e.g. during the run) is injected and lifted before anything is observed

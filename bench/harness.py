@@ -18,9 +18,11 @@ from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg
 
+from deploy.local import enable_stream_protocol
 from deploy.sandbox import Processes, Sandbox, Servers, create_sandbox, remove_sandbox
 from shared.settings import PROJECT_ROOT
 from shared.units import Units
@@ -54,6 +56,7 @@ def installation(
     with interruptible(), tempfile.TemporaryDirectory(prefix="simpul-bench-") as tmp:
         directory = Path(tmp)
         say(f"provisioning an isolated installation ({len(units.upts)} UPTs, {len(units.dukcapil)} Dukcapil)")
+        stream_protocol(servers())
         sandbox = create_sandbox(servers(), directory, units, label=label)
         processes = Processes(sandbox, directory)
         try:
@@ -72,6 +75,16 @@ def installation(
         finally:
             processes.stop_all()
             remove_sandbox(sandbox)
+
+
+def stream_protocol(at: Servers) -> None:
+    """The central feed as the suite runs it: over RabbitMQ's stream protocol, enabled as `make run` enables
+    it on a local broker. Without it the consolidator falls back to AMQP, which changes what the feed's
+    figures measure: say so before anything is measured."""
+    host = urlsplit(at.amqp_url).hostname or "127.0.0.1"
+    why = enable_stream_protocol(host, at.stream_port)
+    if why is not None:
+        say(f"note: no stream protocol at {host}:{at.stream_port} ({why}): the central feed goes over AMQP")
 
 
 @contextmanager
@@ -164,6 +177,20 @@ async def database_version(dsn: str) -> str:
         await conn.close()
 
 
+def reference_seconds(rounds: int = 3) -> float:
+    """The best of a few timings of one fixed piece of pure Python work (ten million additions): machines of
+    one kind differ (the same benchmark has run twice as long on one as on another), and this says how fast
+    the one that measured was. Lower is faster."""
+    best = float("inf")
+    for _ in range(rounds):
+        began = time.perf_counter()
+        total = 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - began)
+    return round(best, 2)
+
+
 def machine(database: str) -> dict[str, Any]:
     cpu = "unknown"
     with suppress(OSError, StopIteration):
@@ -180,6 +207,7 @@ def machine(database: str) -> dict[str, Any]:
         "python": platform.python_version(),
         "rabbitmq": _first_line([*servers().rabbitmqctl, "version"]),
         "postgresql": database,
+        "reference_s": reference_seconds(),
     }
 
 
@@ -197,7 +225,8 @@ def record(title: str, figures: dict[str, Any], notes: Sequence[str], info: dict
         "",
         f"Command: `{command}`  ",
         f"Machine: {info['cpus']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, Python {info['python']}, "
-        f"RabbitMQ {info['rabbitmq']}, PostgreSQL {info['postgresql']}",
+        f"RabbitMQ {info['rabbitmq']}, PostgreSQL {info['postgresql']}"
+        + (f"; reference loop {info['reference_s']} s" if "reference_s" in info else ""),
         "",
         "| figure | value |",
         "| --- | --- |",

@@ -245,6 +245,8 @@ class NextDayTruth:
     changed: int  # records departed, admitted or changed
     expected: ExpectedRun
     central: Central
+    silent_upt: str  # D's silent UPT, silent on every later day too
+    overstayers: tuple[tuple[str, str, int], ...]  # D's overstayers, still held without a further letter
 
 
 def _clean(p: PlannedRecord, entry: date) -> bool:
@@ -316,9 +318,15 @@ def plant_day(by_upt: Records, options: CentreOptions) -> DayTruth:
     )
 
 
-def next_day(by_upt: Records, truth: DayTruth, options: CentreOptions) -> tuple[Records, NextDayTruth]:
-    """The same UPTs' snapshots of D+1, about 1 % changed, with one UPT's snapshot halved; the expected run."""
-    rng, day, o = random.Random(options.seed + 1), truth.day + timedelta(days=1), options
+def next_day(
+    by_upt: Records, truth: DayTruth | NextDayTruth, options: CentreOptions
+) -> tuple[Records, NextDayTruth]:
+    """The same UPTs' snapshots of the day after `truth`'s, about 1 % changed, with one UPT's snapshot halved;
+    the expected run. Days chain: D+1 from D's, D+2 from D+1's (each with its own draws and new inmate ids)."""
+    day, o = truth.day + timedelta(days=1), options
+    k = (day - o.day).days  # 1 for D+1, whose draws and ids stay as they have always been
+    rng = random.Random(o.seed + 1 + 1000 * (k - 1))
+    moved, newcomer = ("M", "N") if k == 1 else (f"M{k}-", f"N{k}-")
     total = sum(len(v) for v in by_upt.values())
     nxt: Records = {u: [] for u in by_upt}
     dropped = []
@@ -341,15 +349,17 @@ def next_day(by_upt: Records, truth: DayTruth, options: CentreOptions) -> tuple[
     for n, (u, p) in enumerate(departures, start=1):
         if n % 2:
             to = rng.choice([v for v in movable if v != u])
-            nxt[to].append(_moved_copy(p, to, f"{to}-M{n:06d}", day, "in_custody"))
-            transfers.append((u, p.inmate_id, to, f"{to}-M{n:06d}"))
+            nxt[to].append(_moved_copy(p, to, f"{to}-{moved}{n:06d}", day, "in_custody"))
+            transfers.append((u, p.inmate_id, to, f"{to}-{moved}{n:06d}"))
         else:
             vanished.append((u, p.inmate_id))
     gone = {(u, p.inmate_id) for u, p in departures}
     nxt = {u: [p for p in records if (u, p.inmate_id) not in gone] for u, records in nxt.items()}
     counts = Counter(rng.choice(movable) for _ in range(round(o.newcomer_share * total)))
     taken = {str(p.raw["nik"]) for records in nxt.values() for p in records if p.raw.get("nik")}
-    newcomers = population.newcomers(o.units, dict(counts), as_of=day, seed=o.seed + 2, taken=taken)
+    newcomers = population.newcomers(
+        o.units, dict(counts), as_of=day, seed=o.seed + 2 + 1000 * (k - 1), taken=taken, prefix=newcomer
+    )
     for u, records in newcomers.items():
         nxt[u] += records
     changes = []
@@ -378,7 +388,8 @@ def next_day(by_upt: Records, truth: DayTruth, options: CentreOptions) -> tuple[
     admitted = tuple((u, p.inmate_id) for u, records in newcomers.items() for p in records)
     changed = len(departures) + len(admitted) + len(changes)
     return nxt, NextDayTruth(day, held, tuple(transfers), tuple(vanished), admitted, tuple(changes),
-                             tuple(dropped), changed, expected, central)  # fmt: skip
+                             tuple(dropped), changed, expected, central, truth.silent_upt,
+                             truth.overstayers)  # fmt: skip
 
 
 def compare(report: RunReport, truth: DayTruth | NextDayTruth) -> list[str]:

@@ -278,14 +278,14 @@ def generate(units: Units, options: Options) -> dict[str, list[PlannedRecord]]:
 
 
 def newcomers(
-    units: Units, counts: dict[str, int], *, as_of: date, seed: int, taken: set[str]
+    units: Units, counts: dict[str, int], *, as_of: date, seed: int, taken: set[str], prefix: str = "N"
 ) -> dict[str, list[PlannedRecord]]:
-    """Inmates entering on `as_of` (ids `<upt>-N<n>`) with NIKs none of `taken`; deterministic per seed."""
+    """Inmates entering on `as_of` (ids `<upt>-<prefix><n>`) with NIKs none of `taken`; deterministic per seed."""
     gen = _Generator(units, Options(as_of=as_of, seed=seed))
     gen.used_niks |= taken
     upts = {u.upt_id: u for u in units.upts}
     return {
-        upt_id: [PlannedRecord(gen.person(upts[upt_id], n, as_of, "N")) for n in range(1, count + 1)]
+        upt_id: [PlannedRecord(gen.person(upts[upt_id], n, as_of, prefix)) for n in range(1, count + 1)]
         for upt_id, count in counts.items()
     }
 

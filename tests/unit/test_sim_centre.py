@@ -121,6 +121,26 @@ def test_the_next_day_changes_about_one_percent_and_halves_one_upt(
     assert overstaying == {(u, i) for u, i, _ in truth.overstayers if u != nxt.held_upt}
 
 
+def test_days_chain_each_with_its_own_changes_and_no_inmate_id_twice(
+    following: tuple[centre.Records, centre.NextDayTruth],
+) -> None:
+    by_upt, truth = following
+    seen_transfers: set[tuple[str, str, str, str]] = set(truth.transfers)
+    for k in (2, 3):
+        by_upt, truth = centre.next_day(by_upt, truth, OPTIONS)
+        assert truth.day == DAY + timedelta(days=k)
+        for upt, records in by_upt.items():
+            ids = [p.inmate_id for p in records]
+            assert len(ids) == len(set(ids)), upt
+        assert truth.transfers and not set(truth.transfers) & seen_transfers  # new draws, not D+1's again
+        seen_transfers |= set(truth.transfers)
+        assert all(f"-M{k}-" in new for _, _, _, new in truth.transfers)
+        assert truth.admissions and all(f"-N{k}-" in i for _, i in truth.admissions)
+        assert truth.expected.items["transfer"] == {(u, i, to) for u, i, to, _ in truth.transfers}
+        assert by_upt[truth.silent_upt] == []
+        assert truth.expected.items["held"] >= {(truth.held_upt, "-")}
+
+
 @pytest.mark.parametrize("register", REGISTERS)
 @pytest.mark.parametrize("beyond_law", [False, True])
 @pytest.mark.parametrize(
