@@ -39,7 +39,16 @@ from typing import Any
 from bench import harness
 from bench import planted as planted_day
 from bench.faultkit import Broker, Postgres, Supervisor
-from bench.faultrun import PROCESSES, Rig, feed, observe, receipts, repeated_answers, run_day_of_consolidation
+from bench.faultrun import (
+    PROCESSES,
+    Rig,
+    feed,
+    observe,
+    receipts,
+    repeated_answers,
+    run_day_of_consolidation,
+    watch,
+)
 from services.consolidator.consolidation import PostgresConsolidationStore
 from shared.contracts import WIB
 from shared.runtime import Database
@@ -124,6 +133,24 @@ def rss(rig: Rig) -> dict[str, int]:
     return out
 
 
+async def sampling(rig: Rig, peaks: dict[str, int], every: float = 2.0, jump_mb: int = 50) -> None:
+    """Every service's memory every `every` seconds: the peaks, and each jump of `jump_mb` or more said at once
+    with the fault before it (where memory goes is where to look for what holds it)."""
+    last = rss(rig)
+    while True:
+        await asyncio.sleep(every)
+        now = rss(rig)
+        for name, mb in now.items():
+            peaks[name] = max(peaks.get(name, 0), mb)
+            if mb - last.get(name, mb) >= jump_mb:
+                after = rig.faults[-1] if rig.faults else "no fault yet"
+                harness.say(
+                    f"    memory at {time.monotonic() - rig.started:5.1f} s: {name} {last[name]} -> {mb} MB "
+                    f"(the last fault: {after})"
+                )
+        last = now
+
+
 def growth(start: dict[str, int], end: dict[str, int]) -> dict[str, float]:
     """Per process, how much its memory grew from `start` to `end`, in per cent of `start`."""
     return {name: round(100.0 * (end[name] - start[name]) / start[name], 1) for name in start if start[name]}
@@ -190,6 +217,8 @@ async def soak(
     kinds = [k for k in args.faults.split(",") if k]
     rig.started = time.monotonic()
     faults = asyncio.create_task(faulting(rig, kinds, args.fault_every))
+    peaks: dict[str, int] = {}
+    watching = [asyncio.create_task(sampling(rig, peaks)), asyncio.create_task(watch(rig))]
     by_upt: centre.Records = planted.by_upt
     truth: centre.DayTruth | centre.NextDayTruth = planted.truth
     try:
@@ -198,6 +227,8 @@ async def soak(
                 by_upt, truth = centre.next_day(by_upt, truth, planted.options)
             await s.day(by_upt, truth)
     finally:
+        for task in watching:
+            task.cancel()
         faults.cancel()
         with suppress(asyncio.CancelledError):
             await faults  # a fault being injected is lifted (its `finally`) before anything is observed
@@ -228,6 +259,7 @@ async def soak(
         **{f"rss_start_mb_{k}": v for k, v in s.memory[0].items()},
         **{f"rss_end_mb_{k}": v for k, v in s.memory[-1].items()},
         **{f"rss_growth_pct_{k}": v for k, v in grew.items()},
+        **{f"rss_peak_mb_{k}": v for k, v in peaks.items()},
         "rss_growth_max_pct": max(grew.values(), default=0.0),
         "_days": s.days,
     }  # fmt: skip

@@ -132,10 +132,12 @@ def test_days_chain_each_with_its_own_changes_and_no_inmate_id_twice(
         for upt, records in by_upt.items():
             ids = [p.inmate_id for p in records]
             assert len(ids) == len(set(ids)), upt
-        assert truth.transfers and not set(truth.transfers) & seen_transfers  # new draws, not D+1's again
+        assert truth.transfers
+        assert not set(truth.transfers) & seen_transfers
         seen_transfers |= set(truth.transfers)
         assert all(f"-M{k}-" in new for _, _, _, new in truth.transfers)
-        assert truth.admissions and all(f"-N{k}-" in i for _, i in truth.admissions)
+        assert truth.admissions
+        assert all(f"-N{k}-" in i for _, i in truth.admissions)
         assert truth.expected.items["transfer"] == {(u, i, to) for u, i, to, _ in truth.transfers}
         assert by_upt[truth.silent_upt] == []
         assert truth.expected.items["held"] >= {(truth.held_upt, "-")}
