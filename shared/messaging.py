@@ -59,6 +59,10 @@ class QueueSpec:
     delivery_limit: int = 10
     max_length: int = 1_000_000
     dead_letters: bool = True  # False for the queues that hold dead letters themselves
+    # Messages a consumer of this queue takes at once (and so handles at once: FastStream runs one task per
+    # delivery), where the channel's default would be too many: for queues of whole parts, each held decoded
+    # while its handler waits (for a database that is away, say), this bounds a process's memory.
+    prefetch: int | None = None
 
     def arguments(self) -> dict[str, Any]:
         if self.kind == "stream":
@@ -78,6 +82,10 @@ class QueueSpec:
             }
         return args
 
+    def channel(self) -> Channel | None:
+        """The consumer's own channel where the queue sets its prefetch; None: the broker's default channel."""
+        return None if self.prefetch is None else Channel(prefetch_count=self.prefetch, on_return_raises=True)
+
     def subscribe_to(self) -> RabbitQueue:
         """The queue as a consumer sees it: declared by provisioning, only checked (passively) here."""
         key = self.bindings[0][1]
@@ -88,15 +96,20 @@ class QueueSpec:
         return RabbitQueue(self.name, queue_type=QueueType.QUORUM, declare=False, routing_key=key)
 
 
-REGISTRY_SDP = QueueSpec("registry.sdp", (("ingest", "sdp.*.submission"),))
-REGISTRY_EKTP = QueueSpec("registry.ektp", (("ingest", "ektp.*.packet"),))
+# Whole parts (up to a UPT's part of inmates, or a packet with its templates) held at once by one consumer:
+# with the default prefetch, a database away for 20 s left 64 decoded parts waiting in each process (the soak,
+# BENCHMARKS.md: hundreds of MB that the process kept afterwards). Eight keep two cores busy.
+PARTS_IN_FLIGHT = 8
+
+REGISTRY_SDP = QueueSpec("registry.sdp", (("ingest", "sdp.*.submission"),), prefetch=PARTS_IN_FLIGHT)
+REGISTRY_EKTP = QueueSpec("registry.ektp", (("ingest", "ektp.*.packet"),), prefetch=PARTS_IN_FLIGHT)
 REGISTRY_EKTP_STATUS = QueueSpec("registry.ektp-status", (("ingest", "ektp.*.status"),))
 REGISTRY_EKTP_PRINT = QueueSpec("registry.ektp-print", (("ingest", "ektp.*.print"),))
 REGISTRY_EKTP_VERDICTS = QueueSpec("registry.ektp-verdicts", (("events", "dedup.verdict.ektp"),))
-DEDUP_SDP = QueueSpec("dedup.sdp", (("events", "registry.accepted.sdp"),))
+DEDUP_SDP = QueueSpec("dedup.sdp", (("events", "registry.accepted.sdp"),), prefetch=PARTS_IN_FLIGHT)
 DEDUP_EKTP = QueueSpec("dedup.ektp", (("events", "registry.accepted.ektp"),))
 DEDUP_COMMANDS = QueueSpec("dedup.commands", (("commands", "command.adjudication.decide"),))
-CONSOLIDATOR_SDP = QueueSpec("consolidator.sdp", (("events", "dedup.verdict.sdp"),))
+CONSOLIDATOR_SDP = QueueSpec("consolidator.sdp", (("events", "dedup.verdict.sdp"),), prefetch=PARTS_IN_FLIGHT)
 CONSOLIDATOR_EKTP = QueueSpec("consolidator.ektp", (("events", "dedup.verdict.ektp"),))
 # The registry's answer to every part (counts, lateness, whether the part was kept) and every e-KTP move.
 CONSOLIDATOR_SUBMISSIONS = QueueSpec("consolidator.submissions", (("events", "status.registry.submission"),))

@@ -32,6 +32,7 @@ def build_router(
         return router.subscriber(
             spec.subscribe_to(),
             exchange,
+            channel=spec.channel(),
             title=spec.name,
             ack_policy=messaging.ACK_POLICY,
             description=description,

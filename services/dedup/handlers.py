@@ -63,6 +63,7 @@ def build_router(
     @router.subscriber(
         messaging.DEDUP_SDP.subscribe_to(),
         messaging.EVENTS,
+        channel=messaging.DEDUP_SDP.channel(),
         title="dedup.sdp",
         ack_policy=messaging.ACK_POLICY,
         description="Accepted SDP records, checked for NIKs claimed by two people.",

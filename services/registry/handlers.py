@@ -338,6 +338,7 @@ def build_router(registry: Registry) -> RabbitRouter:
     @router.subscriber(
         messaging.REGISTRY_SDP.subscribe_to(),
         messaging.INGEST,
+        channel=messaging.REGISTRY_SDP.channel(),
         title="registry.sdp",
         ack_policy=messaging.ACK_POLICY,
         description="UPT daily inmate submissions, one message per part.",
@@ -348,6 +349,7 @@ def build_router(registry: Registry) -> RabbitRouter:
     @router.subscriber(
         messaging.REGISTRY_EKTP.subscribe_to(),
         messaging.INGEST,
+        channel=messaging.REGISTRY_EKTP.channel(),
         title="registry.ektp",
         ack_policy=messaging.ACK_POLICY,
         description="e-KTP enrolment packets from Dukcapil kab/kota.",
