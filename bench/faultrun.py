@@ -128,10 +128,14 @@ async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record] | None:
         return None
     try:
         return list(await conn.fetch(sql, *args))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError):
         return None
     finally:
-        await conn.close()
+        try:
+            await conn.close(timeout=5)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
+                asyncpg.exceptions.InternalClientError):  # fmt: skip
+            conn.terminate()  # a server gone in the middle: no goodbye
 
 
 async def _plant_bad_input(sandbox: Sandbox, upt_id: str, day: date) -> set[str]:

@@ -42,6 +42,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.AdminShutdownError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.InterfaceError,
+    # A connection whose server went away in the middle of an operation ("cannot switch to state ..; another
+    # operation is in progress"), seen while the database refused connections: another connection succeeds.
+    asyncpg.exceptions.InternalClientError,
 )
 
 MESSAGING_SQL = """
