@@ -134,19 +134,20 @@ async def run_day(
             print(text, flush=True)
 
     async def send_all(
-        upt_id: str, url: str, username: str, got: dict[str, dict[str, Any]]
-    ) -> list[SentPart]:
-        """Connect, send every part not yet answered, and wait for their receipts; returns what was sent (each
-        part confirmed by the broker). A lost connection raises: the caller connects and sends again."""
+        upt_id: str, url: str, username: str, got: dict[str, dict[str, Any]], sent: dict[str, SentPart]
+    ) -> None:
+        """Connect, send every part not yet answered, and wait for their receipts; `sent` keeps when each part
+        was first sent (confirmed by the broker), also across a lost connection, which raises: the caller
+        connects and sends again."""
         waiting = [p for p in encoded[upt_id] if p.message_id not in got]
-        sent: list[SentPart] = []
         async with UnitClient(url, username, upt_id) as client:
             listener = await client.listen() if wait_receipts else None
             try:
                 async with gate:
                     for part in waiting:
                         report.publishes[part.message_id] += 1
-                        sent.append(await client.publish_part(part))
+                        first = await client.publish_part(part)
+                        sent.setdefault(first.message_id, first)
                 if listener is not None:
                     expected = {p.message_id for p in waiting}
                     until = time.monotonic() + receipt_timeout
@@ -161,7 +162,6 @@ async def run_day(
             finally:
                 if listener is not None:  # what came before a drop is kept
                     await listener.hand_over(got, report.answers)
-        return sent
 
     async def one_upt(upt_id: str) -> None:
         """Like a well-written regional client: after a lost connection (a broker restart), connect again and
@@ -174,8 +174,7 @@ async def run_day(
         first_sent: dict[str, SentPart] = {}
 
         async def connected() -> None:
-            for s in await send_all(upt_id, url, cred.username, got):
-                first_sent.setdefault(s.message_id, s)
+            await send_all(upt_id, url, cred.username, got, first_sent)
 
         _, reconnects = await riding_out(connected, receipt_timeout)
         report.reconnects += reconnects
@@ -190,11 +189,13 @@ async def run_day(
         report.expected_rejected += sum(1 for p in records if not p.accepted)
         if not wait_receipts:
             return
-        sent = [first_sent[p.message_id] for p in encoded[upt_id] if p.message_id in first_sent]
-        for s, chunk in zip(sent, chunks, strict=True):
-            receipt = got.get(s.message_id)
-            if receipt is None:
-                report.mismatches.append(f"{upt_id} part {s.part}: no receipt")
+        # Each part beside its own receipt, by message id: a part answered before a lost connection is not
+        # sent again, and counting on the list of what was sent once paired later parts with earlier receipts.
+        for part, chunk in zip(encoded[upt_id], chunks, strict=True):
+            receipt = got.get(part.message_id)
+            s = first_sent.get(part.message_id)
+            if receipt is None or s is None:
+                report.mismatches.append(f"{upt_id} part {part.part}: no receipt")
                 continue
             report.receipts += 1
             report.accepted += int(receipt.get("accepted", 0))
