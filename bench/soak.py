@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import asyncpg
+
 from bench import harness
 from bench import planted as planted_day
 from bench.faultkit import Broker, Postgres, Supervisor
@@ -50,6 +52,7 @@ from bench.faultrun import (
     watch,
 )
 from services.consolidator.consolidation import PostgresConsolidationStore
+from shared import db
 from shared.contracts import WIB
 from shared.runtime import Database
 from shared.settings import PROJECT_ROOT
@@ -61,6 +64,7 @@ from sim.ektp_day import EktpReport
 FAULTS = ("broker-app", "broker-node", "pg-restart", "pg-refuse", "disk-alarm", "memory-alarm", "kill9")
 DEFAULT_FAULTS = FAULTS[:-1]
 GROWTH_LIMIT_PCT = 10.0
+AWAY: tuple[type[BaseException], ...] = (*db.TRANSIENT_ERRORS, asyncpg.PostgresError)  # the database, faulted
 
 
 async def inject(rig: Rig, kind: str) -> None:
@@ -196,15 +200,24 @@ class Soak:
             harness.say(f"    mismatch: {line}")
 
     async def report(self, run_id: str) -> Any:
-        database = Database.of_service(self.rig.sandbox.database_url, "consolidator")
-        await database.open()
-        try:
-            loaded = await PostgresConsolidationStore(database).load_report(run_id)
-        finally:
-            await database.close()
-        if loaded is None:
-            raise RuntimeError(f"run {run_id} has no report")
-        return loaded
+        """The run's report, read again until the database answers (the faults go on meanwhile)."""
+        for attempt in range(1, 61):
+            database = Database.of_service(self.rig.sandbox.database_url, "consolidator")
+            try:
+                await database.open()
+                try:
+                    loaded = await PostgresConsolidationStore(database).load_report(run_id)
+                finally:
+                    with suppress(*AWAY):
+                        await database.close()
+            except AWAY as away:
+                harness.say(f"    the report of {run_id} could not be read yet ({away!r}); attempt {attempt}")
+                await asyncio.sleep(2.0)
+                continue
+            if loaded is None:
+                raise RuntimeError(f"run {run_id} has no report")
+            return loaded
+        raise RuntimeError(f"the report of {run_id} could not be read for two minutes")
 
 
 async def soak(
