@@ -69,18 +69,12 @@ AWAY: tuple[type[BaseException], ...] = (*db.TRANSIENT_ERRORS, asyncpg.PostgresE
 
 async def inject(rig: Rig, kind: str) -> None:
     """One fault, lifted again, and the wait until every service is ready."""
-    if kind == "broker-app":
-        rig.note("rabbitmqctl stop_app")
+    if kind in ("broker-app", "broker-node"):
+        app = kind == "broker-app"
+        rig.note("rabbitmqctl stop_app" if app else "broker node stopped")
         try:
-            await asyncio.to_thread(rig.broker.stop_app)
-            await asyncio.sleep(10)
-        finally:
-            await asyncio.to_thread(rig.broker.ensure_running)
-    elif kind == "broker-node":
-        rig.note("broker node stopped")
-        try:
-            await asyncio.to_thread(rig.broker.stop_node)
-            await asyncio.sleep(5)
+            await asyncio.to_thread(rig.broker.stop_app if app else rig.broker.stop_node)
+            await asyncio.sleep(10 if app else 5)
         finally:
             await asyncio.to_thread(rig.broker.ensure_running)
     elif kind == "pg-restart":
