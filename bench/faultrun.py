@@ -18,6 +18,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -32,9 +33,11 @@ from deploy import credentials as creds
 from deploy.sandbox import Processes, Sandbox
 from services.consolidator.command import request_run
 from services.consolidator.consolidation import PostgresConsolidationStore
+from services.consolidator.domain.report import RunReport
 from services.consolidator.feed import FeedMessage, read_feed
 from services.consolidator.report.render import csv_files
 from services.consolidator.stream_wire import stream_url
+from shared import db
 from shared.contracts import derive_message_id
 from shared.runtime import Database
 from shared.units import Units
@@ -63,6 +66,8 @@ UNION ALL
 SELECT 'ektp/' || kabkota || '/' || packet_id, concat_ws('|', nik, status, finding) FROM consolidator.captures
 """
 VERDICTS = "SELECT kabkota || '/' || packet_id, status || '|' || finding FROM dedup.verdicts"
+# What a read of the installation's database may meet while a fault has it away.
+DATABASE_AWAY: tuple[type[BaseException], ...] = (*db.TRANSIENT_ERRORS, asyncpg.PostgresError)
 # What the broker may keep when the day is over: the planted dead letters and the central feed (a stream).
 KEPT = ("dead.letters", "central.records")
 
@@ -128,13 +133,12 @@ async def _fetch(dsn: str, sql: str, *args: Any) -> list[asyncpg.Record] | None:
         return None
     try:
         return list(await conn.fetch(sql, *args))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.exceptions.InternalClientError):
+    except DATABASE_AWAY:
         return None
     finally:
         try:
             await conn.close(timeout=5)
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError,
-                asyncpg.exceptions.InternalClientError):  # fmt: skip
+        except DATABASE_AWAY:
             conn.terminate()  # a server gone in the middle: no goodbye
 
 
@@ -277,14 +281,20 @@ async def _take_all(url: str, queue: str) -> list[aio_pika.abc.AbstractIncomingM
     return got
 
 
-async def report_files(dsn: str, run_id: str) -> dict[str, str]:
-    """The run's report as its CSV files (none when there is no such run)."""
+async def load_report(dsn: str, run_id: str) -> RunReport | None:
+    """The run's report, as the consolidator reads it (None when there is no such run)."""
     database = Database.of_service(dsn, "consolidator")
     await database.open()
     try:
-        report = await PostgresConsolidationStore(database).load_report(run_id)
+        return await PostgresConsolidationStore(database).load_report(run_id)
     finally:
-        await database.close()
+        with suppress(*DATABASE_AWAY):
+            await database.close()
+
+
+async def report_files(dsn: str, run_id: str) -> dict[str, str]:
+    """The run's report as its CSV files (none when there is no such run)."""
+    report = await load_report(dsn, run_id)
     return csv_files(report) if report is not None else {}
 
 

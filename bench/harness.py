@@ -225,8 +225,7 @@ def record(title: str, figures: dict[str, Any], notes: Sequence[str], info: dict
         "",
         f"Command: `{command}`  ",
         f"Machine: {info['cpus']} CPUs ({info['cpu']}), {info['memory_gib']} GiB, Python {info['python']}, "
-        f"RabbitMQ {info['rabbitmq']}, PostgreSQL {info['postgresql']}"
-        + (f"; reference loop {info['reference_s']} s" if "reference_s" in info else ""),
+        f"RabbitMQ {info['rabbitmq']}, PostgreSQL {info['postgresql']}; reference loop {info['reference_s']} s",
         "",
         "| figure | value |",
         "| --- | --- |",

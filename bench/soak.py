@@ -36,25 +36,23 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import asyncpg
-
 from bench import harness
 from bench import planted as planted_day
 from bench.faultkit import Broker, Postgres, Supervisor
 from bench.faultrun import (
+    DATABASE_AWAY,
     PROCESSES,
     Rig,
     feed,
+    load_report,
     observe,
     receipts,
     repeated_answers,
     run_day_of_consolidation,
     watch,
 )
-from services.consolidator.consolidation import PostgresConsolidationStore
-from shared import db
+from services.consolidator.domain.report import RunReport
 from shared.contracts import WIB
-from shared.runtime import Database
 from shared.settings import PROJECT_ROOT
 from shared.units import Units
 from sim import centre, population
@@ -64,7 +62,6 @@ from sim.ektp_day import EktpReport
 FAULTS = ("broker-app", "broker-node", "pg-restart", "pg-refuse", "disk-alarm", "memory-alarm", "kill9")
 DEFAULT_FAULTS = FAULTS[:-1]
 GROWTH_LIMIT_PCT = 10.0
-AWAY: tuple[type[BaseException], ...] = (*db.TRANSIENT_ERRORS, asyncpg.PostgresError)  # the database, faulted
 
 
 async def inject(rig: Rig, kind: str) -> None:
@@ -193,18 +190,12 @@ class Soak:
         for line in [*report.mismatches[:5], *mismatches[:20]]:
             harness.say(f"    mismatch: {line}")
 
-    async def report(self, run_id: str) -> Any:
+    async def report(self, run_id: str) -> RunReport:
         """The run's report, read again until the database answers (the faults go on meanwhile)."""
         for attempt in range(1, 61):
-            database = Database.of_service(self.rig.sandbox.database_url, "consolidator")
             try:
-                await database.open()
-                try:
-                    loaded = await PostgresConsolidationStore(database).load_report(run_id)
-                finally:
-                    with suppress(*AWAY):
-                        await database.close()
-            except AWAY as away:
+                loaded = await load_report(self.rig.sandbox.database_url, run_id)
+            except DATABASE_AWAY as away:
                 harness.say(f"    the report of {run_id} could not be read yet ({away!r}); attempt {attempt}")
                 await asyncio.sleep(2.0)
                 continue
