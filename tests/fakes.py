@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from services.consolidator.domain.ektp import CaptureDecision, CaptureState
@@ -385,6 +385,10 @@ class FakeMonitorStore:
             )
         return rows
 
+    async def unit_history(self, upt_id: str, first: date, last: date) -> list[tuple[date, dict[str, Any]]]:
+        days = [last - timedelta(days=n) for n in range((last - first).days + 1)]
+        return [(d, r) for d in days for r in await self.unit_rows(Scope(Role.UPT, upt_id), d, upt_id)]
+
     async def unit_parts(self, upt_id: str, day: date) -> list[dict[str, Any]]:
         found = [p for (uid, d, _, _), p in sorted(self.parts.items()) if (uid, d) == (upt_id, day)]
         return [{k: v for k, v in dataclasses.asdict(p).items() if k not in ("upt_id", "day")} for p in found]
@@ -511,6 +515,13 @@ class FakeMonitorStore:
             if r["state"] == "finished" and r["day"] >= since:
                 last[r["day"]] = r
         return [last[d] for d in sorted(last)]
+
+    async def lines_of_runs(
+        self, scope: Scope, run_ids: Sequence[str], upt_id: str | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        return {
+            r: [x for x in await self.run_lines(scope, r) if upt_id in (None, x["upt_id"])] for r in run_ids
+        }
 
     async def run_lines(self, scope: Scope, run_id: str) -> list[dict[str, Any]]:
         assert self.units is not None

@@ -176,9 +176,9 @@ def routes(
         if not 1 <= days <= runs.TREND_DAYS_MAX:
             return JSONResponse({"error": "days_invalid"}, status_code=400, headers=SECURITY_HEADERS)
         since = domain.today_wib(clock()) - timedelta(days=days - 1)
-        per_day = [
-            (r, await store.run_lines(scope, r["run_id"])) for r in await store.finished_runs_since(since)
-        ]
+        finished = await store.finished_runs_since(since)
+        lines = await store.lines_of_runs(scope, [r["run_id"] for r in finished])
+        per_day = [(r, lines[r["run_id"]]) for r in finished]
         return JSONResponse({"days": runs.trend(per_day)}, headers=SECURITY_HEADERS)
 
     async def run_report(request: Request, scope: domain.Scope) -> tuple[Row, list[Row]] | None:
@@ -257,14 +257,14 @@ def routes(
         if not rows:
             return not_yours()
         own = domain.scope_of_login(upt_id)  # the UPT alone, within what the login may see (checked above)
-        history = []
-        for back in range(1, unitpage.HISTORY_DAYS):
-            past = day - timedelta(days=back)
-            history += [(past, domain.unit_row(r)) for r in await store.unit_rows(own, past, upt_id)]
-        found = []
-        for run in await store.finished_runs_since(day - timedelta(days=unitpage.HISTORY_DAYS - 1)):
-            if run["day"] <= day:
-                found += [(run, line) for line in await store.run_lines(own, run["run_id"])]
+        first = day - timedelta(days=unitpage.HISTORY_DAYS - 1)
+        history = [
+            (past, domain.unit_row(r))
+            for past, r in await store.unit_history(upt_id, first, day - timedelta(days=1))
+        ]
+        finished = [r for r in await store.finished_runs_since(first) if r["day"] <= day]
+        lines = await store.lines_of_runs(own, [r["run_id"] for r in finished], upt_id)
+        found = [(run, line) for run in finished for line in lines[run["run_id"]]]
         view = unitpage.detail(
             domain.unit_row(rows[0]), day, await store.unit_parts(upt_id, day), history, found, live_id
         )

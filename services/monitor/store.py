@@ -45,6 +45,10 @@ class MonitorStore(Protocol):
         """(office, count per status, messages refused that day) for every office the scope sees."""
 
     async def unit_rows(self, scope: Scope, day: date, upt_id: str | None = None) -> list[dict[str, Any]]: ...
+    async def unit_history(self, upt_id: str, first: date, last: date) -> list[tuple[date, dict[str, Any]]]:
+        """The UPT's row (as `unit_rows` gives it) of every day from `last` back to `first`, in one read (the
+        caller has checked the login may see the UPT)."""
+
     async def unit_parts(self, upt_id: str, day: date) -> list[dict[str, Any]]:
         """Every part of every snapshot the UPT sent for the day, as the registry answered it, in order (the
         caller has checked the login may see the UPT)."""
@@ -78,6 +82,12 @@ class MonitorStore(Protocol):
 
     async def run_lines(self, scope: Scope, run_id: str) -> list[dict[str, Any]]:
         """The report lines of the UPTs the scope sees, with the UPT's name and Kanwil."""
+
+    async def lines_of_runs(
+        self, scope: Scope, run_ids: Sequence[str], upt_id: str | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        """`run_lines` of several runs (of one UPT, if given) in one read: run_id -> lines (every run given has
+        its entry)."""
 
     async def pipeline_captures(self, scope: Scope, since: datetime) -> list[CaptureTimes]:
         """The captures of the offices the scope sees that changed since then or still wait or are backlogged."""
@@ -141,6 +151,33 @@ def prisons_seen(scope: Scope) -> tuple[str | None, str | None] | None:
 
 async def unit_rows(conn: db.Conn, day: date, kanwil: str | None, upt_id: str | None) -> list[dict[str, Any]]:
     return [dict(r) for r in await conn.fetch(ROWS_SQL, day, kanwil, upt_id)]
+
+
+# ROWS_SQL of one UPT over a range of days: one row a day, the latest day first.
+HISTORY_SQL = """
+WITH latest AS (
+    SELECT day, max(snapshot) AS snapshot FROM submission_parts
+    WHERE upt_id = $1 AND day BETWEEN $2 AND $3 GROUP BY day
+), parts AS (
+    SELECT p.day, max(p.parts) AS parts, count(*) AS parts_received, sum(p.received) AS received,
+           sum(p.accepted) AS accepted, sum(p.rejected) AS rejected, sum(p.warnings) AS warnings,
+           max(p.received_at) AS last_submission_at,
+           (ARRAY['on_time', 'after_10', 'after_14'])[1 + max(CASE p.lateness WHEN 'after_14' THEN 2
+                                                      WHEN 'after_10' THEN 1 ELSE 0 END)] AS lateness
+    FROM submission_parts p JOIN latest l USING (day, snapshot)
+    WHERE p.upt_id = $1 AND p.day BETWEEN $2 AND $3 GROUP BY p.day
+)
+SELECT d.day::date AS day, u.upt_id, u.name, u.kanwil_id, u.kanwil_name, p.parts, p.parts_received, p.received,
+       p.accepted, p.rejected, p.warnings, p.last_submission_at, p.lateness, r.count AS refused_messages,
+       c.central_total, c.flagged_total
+FROM generate_series($3::date::timestamp, $2::date::timestamp, interval '-1 day') AS g(at)
+CROSS JOIN LATERAL (SELECT g.at::date AS day) d
+JOIN units u ON u.upt_id = $1
+LEFT JOIN parts p ON p.day = d.day
+LEFT JOIN refusals r ON r.upt_id = u.upt_id AND r.day = d.day
+LEFT JOIN central_totals c ON c.upt_id = u.upt_id
+ORDER BY d.day DESC
+"""
 
 
 async def office_rows(
@@ -221,6 +258,10 @@ class PostgresMonitorStore:
             return []
         async with self.database.pool.acquire() as conn:
             return await unit_rows(conn, day, seen[0], seen[1] or upt_id)
+
+    async def unit_history(self, upt_id: str, first: date, last: date) -> list[tuple[date, dict[str, Any]]]:
+        rows = await self.database.pool.fetch(HISTORY_SQL, upt_id, first, last)
+        return [(r["day"], {k: v for k, v in dict(r).items() if k != "day"}) for r in rows]
 
     async def unit_parts(self, upt_id: str, day: date) -> list[dict[str, Any]]:
         rows = await self.database.pool.fetch(
@@ -324,20 +365,28 @@ class PostgresMonitorStore:
         return None if row is None else dict(row)
 
     async def run_lines(self, scope: Scope, run_id: str) -> list[dict[str, Any]]:
+        return (await self.lines_of_runs(scope, [run_id]))[run_id]
+
+    async def lines_of_runs(
+        self, scope: Scope, run_ids: Sequence[str], upt_id: str | None = None
+    ) -> dict[str, list[dict[str, Any]]]:
+        found: dict[str, list[dict[str, Any]]] = {run_id: [] for run_id in run_ids}
         seen = prisons_seen(scope)
-        if seen is None:
-            return []
-        kanwil, only = seen
+        if seen is None or not run_ids or (upt_id is not None and seen[1] not in (None, upt_id)):
+            return found
+        kanwil, only = seen[0], seen[1] or upt_id
         rows = await self.database.pool.fetch(
             "SELECT l.*, u.name, u.kanwil_id, u.kanwil_name, u.kabkota_code, u.kabkota_name "
             "FROM run_lines l JOIN units u USING (upt_id) "
-            "WHERE l.run_id = $1 AND ($2::text IS NULL OR u.kanwil_id = $2) AND ($3::text IS NULL OR l.upt_id = $3) "
-            "ORDER BY u.kanwil_id, l.upt_id",
-            run_id,
+            "WHERE l.run_id = ANY($1::text[]) AND ($2::text IS NULL OR u.kanwil_id = $2) "
+            "AND ($3::text IS NULL OR l.upt_id = $3) ORDER BY u.kanwil_id, l.upt_id",
+            list(run_ids),
             kanwil,
             only,
         )
-        return [dict(r) for r in rows]
+        for r in rows:
+            found[r["run_id"]].append(dict(r))
+        return found
 
     async def pipeline_captures(self, scope: Scope, since: datetime) -> list[CaptureTimes]:
         if scope.role.value not in ("pusat", "dukcapil"):

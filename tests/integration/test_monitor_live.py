@@ -253,6 +253,14 @@ async def test_a_run_overtaken_by_its_own_events_keeps_the_furthest_and_its_line
         assert await store.finished_runs_since(DAY + timedelta(days=1)) == []
         assert len(await store.run_lines(scope_of_login("pusat"), "run-1")) == 3
         assert await store.run_lines(scope_of_login("dukcapil-3273"), "run-1") == []
+        several = await store.lines_of_runs(scope_of_login("kanwil-32"), ["run-1", "run-0"], "upt-3273-2")
+        assert {k: [line["upt_id"] for line in v] for k, v in several.items()} == {
+            "run-1": ["upt-3273-2"],
+            "run-0": [],
+        }
+        assert (await store.lines_of_runs(scope_of_login("kanwil-11"), ["run-1"], "upt-3273-2")) == {
+            "run-1": []
+        }
         events = [e.payload["state"] for e in await PostgresLiveLog(database).since(0, 10) if e.kind == "run"]
         assert events == ["started", "finished"]
     finally:
@@ -377,3 +385,26 @@ async def test_a_upts_day_and_parts_read_alike_from_both_stores(
     ]
     assert {p["received_at"] for p in parts} == {NOW}
     assert await store.unit_parts("upt-3273-1", DAY + timedelta(days=1)) == []
+
+
+async def test_a_upts_days_read_in_one_go_match_its_days_read_one_by_one(
+    pages_store: tuple[MonitorStore, Monitor],
+) -> None:
+    """The UPT page's history (one read over a range of days) gives each day's row exactly as the overview's
+    read of that day does: days not sent included, a later snapshot superseding, the latest day first."""
+    store, monitor = pages_store
+    sent = {DAY: [(1, 1, 10), (1, 2, 20), (2, 1, 30)], DAY - timedelta(days=2): [(1, 1, 7)]}
+    for day, parts in sent.items():
+        for snapshot, n, accepted in parts:
+            event = part("upt-3273-1", n).model_copy(
+                update={"message_id": f"h-{day}-{snapshot}-{n}", "as_of": day, "snapshot": snapshot,
+                        "parts": 2, "accepted": accepted}
+            )  # fmt: skip
+            await monitor.record_submission(event)
+    first, last = DAY - timedelta(days=3), DAY
+    history = await store.unit_history("upt-3273-1", first, last)
+    assert [d for d, _ in history] == [DAY - timedelta(days=n) for n in range(4)]
+    own = scope_of_login("upt-3273-1")
+    for day, row in history:
+        assert [row] == await store.unit_rows(own, day, "upt-3273-1")
+    assert [r["accepted"] or 0 for _, r in history] == [30, 0, 7, 0]  # (not sent: no figure)
