@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from deploy.local import enable_stream_protocol
+from deploy.local import MANAGEMENT_PORT, enable_stream_protocol, reachable
 from deploy.sandbox import Processes, Sandbox, Servers, create_sandbox, remove_sandbox
 from shared.settings import PROJECT_ROOT
 from shared.units import Units
@@ -32,12 +32,16 @@ T = TypeVar("T")
 
 
 def servers() -> Servers:
-    """The local servers (an administrator and a superuser), as `make test` names them."""
+    """The local servers (an administrator and a superuser), as `make test` names them; the broker's
+    management API where it answers (the monitor's queue depths; benchmarks do not enable it)."""
+    amqp = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+    management = f"http://{urlsplit(amqp).hostname or '127.0.0.1'}:{MANAGEMENT_PORT}"
     return Servers(
-        os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+        amqp,
         os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
         tuple(os.environ.get("RABBITMQCTL", "rabbitmqctl").split()),
         int(os.environ.get("STREAM_PORT", "5552")),
+        management if reachable(management, MANAGEMENT_PORT) else None,
     )
 
 

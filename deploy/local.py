@@ -37,6 +37,7 @@ from shared.settings import PROJECT_ROOT
 
 SERVICES = ("registry", "dedup", "consolidator", "monitor")
 RUN_DIR = PROJECT_ROOT / ".run"
+MANAGEMENT_PORT = 15672  # the broker's management API (rabbitmq_management)
 
 
 def processes(registry_workers: int) -> tuple[str, ...]:
@@ -82,6 +83,11 @@ class Installation:
         instance = int(process.split("-", 1)[1]) if "-" in process else 1
         return self.health_base_port + 10 * (instance - 1) + SERVICES.index(service)
 
+    @property
+    def management_url(self) -> str:
+        """The broker's management API (the monitor reads queue depths there with its own user)."""
+        return self.api_url or f"http://{urlsplit(self.amqp_url).hostname or '127.0.0.1'}:{MANAGEMENT_PORT}"
+
     def metrics_targets(self) -> str:
         """Every other process's /metrics, for the monitor's operations view (JSON, as METRICS_TARGETS)."""
         others = [p for p in self.processes if service_of(p) != "monitor"]
@@ -112,6 +118,7 @@ class Installation:
                 "WEB_PORT": str(self.monitor_port),
                 "HEALTH_PORT": "0",
                 "METRICS_TARGETS": self.metrics_targets(),
+                "RABBITMQ_API_URL": self.management_url,
             }
         else:
             env["HEALTH_PORT"] = str(self.health_port(process))
@@ -274,22 +281,33 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def enable_stream_protocol(host: str, port: int = 5552) -> str | None:
-    """None once the broker on `host` answers on its stream-protocol port, enabling the rabbitmq_stream plugin
-    when the broker is this machine's; else why not."""
-    if reachable(f"rabbitmq-stream://{host}:{port}/", port):
+def enable_plugin(host: str, plugin: str, port: int) -> str | None:
+    """None once the broker on `host` answers on the plugin's port, enabling the plugin when the broker is this
+    machine's; else why not."""
+    if reachable(f"tcp://{host}:{port}/", port):
         return None
     plugins = shutil.which("rabbitmq-plugins")
     if plugins is None or host not in ("127.0.0.1", "localhost", "::1"):
         return "the broker is not on this machine or rabbitmq-plugins is missing"
-    done = subprocess.run([plugins, "enable", "rabbitmq_stream"], capture_output=True, text=True, check=False)
+    done = subprocess.run([plugins, "enable", plugin], capture_output=True, text=True, check=False)
     if done.returncode != 0:
         return (done.stderr or done.stdout).strip()[-300:]
     for _ in range(30):  # the listener opens a moment after the plugin starts
-        if reachable(f"rabbitmq-stream://{host}:{port}/", port):
+        if reachable(f"tcp://{host}:{port}/", port):
             return None
         time.sleep(1)
     return f"port {port} still does not answer"
+
+
+def enable_stream_protocol(host: str, port: int = 5552) -> str | None:
+    """The rabbitmq_stream plugin (the central feed's protocol): None once it answers, else why not."""
+    return enable_plugin(host, "rabbitmq_stream", port)
+
+
+def enable_management(host: str, port: int = MANAGEMENT_PORT) -> str | None:
+    """The rabbitmq_management plugin (the monitor reads each queue's ready and unacknowledged messages from
+    its HTTP API): None once it answers, else why not."""
+    return enable_plugin(host, "rabbitmq_management", port)
 
 
 def ensure_stream_protocol(inst: Installation) -> None:
@@ -306,6 +324,20 @@ def ensure_stream_protocol(inst: Installation) -> None:
         "instead. To enable it: `rabbitmq-plugins enable rabbitmq_stream` on the broker's host.",
         flush=True,
     )
+
+
+def ensure_management(inst: Installation) -> None:
+    """The monitor's operations view counts each queue's messages in delivery (unacknowledged) as well as the
+    ready ones when the broker's management API answers; without it, the ready ones alone."""
+    if inst.api_url:
+        return  # a broker that has it (docker-compose's)
+    why = enable_management(urlsplit(inst.admin_url).hostname or "127.0.0.1")
+    if why is not None:
+        print(
+            f"   note: RabbitMQ's management API does not answer ({why}): the monitor counts each queue's ready "
+            "messages alone. To enable it: `rabbitmq-plugins enable rabbitmq_management` on the broker's host.",
+            flush=True,
+        )
 
 
 def do_provision(inst: Installation) -> list[creds.Credential]:
@@ -333,6 +365,7 @@ def monitor_login(inst: Installation) -> creds.Credential:
 def run(inst: Installation, sim_args: list[str]) -> None:
     inst = ensure_servers(inst)
     ensure_stream_protocol(inst)
+    ensure_management(inst)
     print("== provisioning", flush=True)
     do_provision(inst)
     print("== starting the services", flush=True)

@@ -138,7 +138,10 @@ def definitions(vhost: str, admin_user: str, credentials: Sequence[Credential]) 
     for c in credentials:
         if c.role == "service":
             g = SERVICE_GRANTS[c.unit_id]
-            add(c, _one_of(g["write"]), f"^{g['read']}$", g["topics"], 20)
+            # The monitor reads its vhost's queue depths from the management API: the `management` tag opens
+            # the API for the vhosts a user has permissions in, with no more rights than over AMQP.
+            tags = ["management"] if c.unit_id == "monitor" else []
+            add(c, _one_of(g["write"]), f"^{g['read']}$", g["topics"], 20, tags)
         elif c.role == "upt":
             unit = re.escape(c.unit_id)
             add(c, "^ingest$", f"^receipts\\.{unit}$", {"ingest": f"^sdp\\.{unit}\\."}, 5)

@@ -36,6 +36,9 @@ class Servers:
     database_url: str  # a superuser on the PostgreSQL server
     rabbitmqctl: tuple[str, ...] = ("rabbitmqctl",)
     stream_port: int = 5552  # the rabbitmq_stream plugin's, on the same host as amqp_url
+    management_url: str | None = (
+        None  # the broker's management API, where it answers (the monitor's queue depths)
+    )
 
 
 @dataclass
@@ -187,6 +190,8 @@ class Processes:
             extra["METRICS_TARGETS"] = json.dumps(
                 {n: f"http://127.0.0.1:{p}/metrics" for n, p in others.items()}
             )
+            if self.sandbox.servers.management_url:
+                extra["RABBITMQ_API_URL"] = self.sandbox.servers.management_url
         if service == "consolidator":
             # Runs only when a test or a benchmark commands one; the lookup API on a port of its own.
             self.ports.setdefault(f"{name}-api", free_port())

@@ -48,7 +48,7 @@ def servers() -> Iterator[Servers]:
         rabbitmqctl = tuple(os.environ.get("RABBITMQCTL", "rabbitmqctl").split())
         stream_port = int(os.environ.get("STREAM_PORT", "5552"))
         from deploy import localhost
-        from deploy.local import enable_stream_protocol
+        from deploy.local import MANAGEMENT_PORT, enable_management, enable_stream_protocol
 
         host = urlsplit(amqp).hostname or "127.0.0.1"
         # A stopped local broker or database is started (with the broker's open-files limit raised), as
@@ -57,7 +57,9 @@ def servers() -> Iterator[Servers]:
             print(f"\n{problem}")
         # The central feed's tests speak the stream protocol: a local broker gets its plugin, as `make run` does.
         enable_stream_protocol(host, stream_port)
-        yield Servers(amqp, database, rabbitmqctl, stream_port)
+        # The monitor reads queue depths from the management API where the broker has it, as `make run` sets up.
+        management = None if enable_management(host) else f"http://{host}:{MANAGEMENT_PORT}"
+        yield Servers(amqp, database, rabbitmqctl, stream_port, management)
         return
     if not _docker_available():
         pytest.skip("AMQP_URL/DATABASE_URL not set and no Docker engine answers")
@@ -73,6 +75,7 @@ def servers() -> Iterator[Servers]:
             f"amqp://{rabbit.username}:{rabbit.password}@{params.host}:{params.port}/",
             pg.get_connection_url(),
             ("docker", "exec", rabbit.get_wrapped_container().id, "rabbitmqctl"),
+            management_url=f"http://{params.host}:{rabbit.get_exposed_port(15672)}",
         )
 
 

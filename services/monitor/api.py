@@ -122,6 +122,8 @@ def routes(
         return JSONResponse(
             {
                 "sampled_at": _iso(probe.sampled_at),
+                # "management": each queue's unacknowledged messages known; "amqp": its ready ones alone
+                "queue_source": probe.source,
                 "queues": [dataclasses.asdict(q) for q in queues],
                 "services": [
                     dataclasses.asdict(s) | {"last_message_at": _iso(s.last_message_at)} for s in services

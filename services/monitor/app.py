@@ -46,7 +46,9 @@ def build_app(
     monitor = Monitor(unit_of_work, clock)
     broker.include_router(handlers.build_router(monitor, settings))
     feed = LiveFeed(live_log, hub)
-    probe = QueueProbe(settings.amqp_url, clock, interval=settings.queue_poll_seconds)
+    probe = QueueProbe(
+        settings.amqp_url, clock, interval=settings.queue_poll_seconds, api_url=settings.rabbitmq_api_url
+    )
     watch = AlertWatch(monitor, store, probe, settings, clock)
     scraper = MetricsScraper(settings.metrics_targets, clock, interval=settings.queue_poll_seconds)
     metrics.gauge_from(metrics.LIVE_CLIENTS, lambda: hub.clients)

@@ -21,6 +21,12 @@ class Settings(ServiceSettings):
         description="A capture waiting longer than this in critical time I or II is listed as stuck.",
     )
     queue_poll_seconds: float = Field(default=15.0, gt=0, description="How often the queues are sampled.")
+    rabbitmq_api_url: str | None = Field(
+        default=None,
+        description="The broker's management API (e.g. http://127.0.0.1:15672), read with the monitor's own broker "
+        "user (tag `management`): each queue's messages in delivery (unacknowledged) are counted beside the ready "
+        "ones. Unset or not answering: the queues are sampled over AMQP, ready messages alone.",
+    )
     queue_backlog: int = Field(
         default=10_000, ge=0, description="A queue holding more than this is a backlog."
     )

@@ -286,9 +286,54 @@ async def test_the_probe_reads_each_queues_depth_and_consumers_with_the_monitors
             await probe.sample(connection)
     finally:
         await admin.close()
+    assert probe.source == "amqp"
     assert set(probe.current) == set(probe.queues)  # every queue of the topology found, none refused
     status, before = probe.current["monitor.status"], probe.previous["monitor.status"]
-    assert (status.messages - before.messages, status.consumers) == (3, 0)
+    assert (status.messages - before.messages, status.consumers, status.unacked) == (3, 0, None)
+
+
+async def test_the_probe_counts_messages_in_delivery_from_the_management_api_with_the_monitors_own_user(
+    installation: Installation,
+) -> None:
+    """The management API (as the monitor's own user, tagged `management`) tells a queue's unacknowledged
+    messages apart from its ready ones; an API that does not answer leaves the AMQP sample."""
+    import aio_pika
+
+    api = installation.servers.management_url
+    if api is None:
+        pytest.skip("the broker's management API does not answer here")
+    monitor_url = installation.url_for("service", "monitor")
+    probe = QueueProbe(monitor_url, lambda: NOW, api_url=api)
+    admin = await aio_pika.connect(installation.admin_url)
+    try:
+        channel = await admin.channel()
+        events = await channel.get_exchange("events", ensure=False)
+        status_queue = await channel.get_queue("monitor.status", ensure=False)
+        await status_queue.purge()
+        for n in range(3):
+            await events.publish(
+                aio_pika.Message(b"{}", message_id=f"api-{n}"), routing_key="status.probe.api"
+            )
+        held = await status_queue.get(no_ack=False)  # one in delivery, not acknowledged
+        async with await aio_pika.connect(monitor_url) as connection:
+            for _ in range(40):  # the broker refreshes the totals it shows every 5 s
+                await probe.sample(connection)
+                status = probe.current.get("monitor.status")
+                if status is not None and (status.messages, status.unacked) == (2, 1):
+                    break
+                await asyncio.sleep(0.5)
+            assert probe.source == "management"
+            assert status is not None
+            assert set(probe.current) == set(probe.queues)  # every queue of the vhost's topology, one request
+            assert (status.messages, status.unacked, status.consumers) == (2, 1, 0)
+            await held.nack(requeue=True)
+            await status_queue.purge()
+            unreachable = QueueProbe(monitor_url, lambda: NOW, api_url="http://127.0.0.1:9", api_timeout=2)
+            await unreachable.sample(connection)
+            assert unreachable.source == "amqp"
+            assert unreachable.current["monitor.status"].unacked is None
+    finally:
+        await admin.close()
 
 
 async def test_the_days_parts_are_counted_per_wib_hour_within_the_scope(url: str) -> None:

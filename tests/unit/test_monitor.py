@@ -19,7 +19,7 @@ from services.monitor.domain import runs as domain_runs
 from services.monitor.domain.access import LoginPolicy, decide_login_gate, decide_same_origin
 from services.monitor.domain.live import LiveEvent
 from services.monitor.hub import Hub, Subscription
-from services.monitor.probe import QueueProbe
+from services.monitor.probe import QueueProbe, samples_from_api
 from services.monitor.scrape import MetricsScraper
 from services.monitor.store import Account, DeadLetterSeen
 from services.monitor.usecases import Monitor
@@ -950,3 +950,19 @@ async def test_a_upts_own_page_shows_its_parts_days_and_runs_and_refuses_other_l
     assert (await client.get("/api/units/upt-3273-2/detail")).status_code == 403
     mine = (await client.get("/api/units/upt-3273-1/detail", params={"day": DAY.isoformat()})).json()
     assert [r["inmates"] for r in mine["runs"]] == [470]
+
+
+def test_the_management_apis_answer_becomes_samples_of_the_topologys_queues_alone() -> None:
+    rows = [
+        {"name": "registry.sdp", "messages_ready": 5, "messages_unacknowledged": 8, "consumers": 2},
+        {"name": "dedup.sdp"},  # a queue the broker has just created: no totals yet
+        {"name": "someone.elses", "messages_ready": 1},
+        "not a queue",
+    ]
+    found = samples_from_api(rows, {"registry.sdp", "dedup.sdp"}, NOW)
+    assert found == {
+        "registry.sdp": operations.QueueSample("registry.sdp", 5, 2, NOW, unacked=8),
+        "dedup.sdp": operations.QueueSample("dedup.sdp", 0, 0, NOW, unacked=0),
+    }
+    with pytest.raises(ValueError, match="list of queues"):
+        samples_from_api({"error": "not_authorised"}, {"registry.sdp"}, NOW)

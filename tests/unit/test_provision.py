@@ -168,7 +168,9 @@ def test_every_broker_user_has_connection_and_channel_limits() -> None:
     assert users["svc-registry"]["limits"]["max-channels"] >= 100  # a consumer channel per subscriber
     assert users["operator"]["tags"] == ["impersonator"]  # the dead-letter tool replays in a sender's name
     assert all(u["limits"]["max-connections"] > 0 for u in users.values())
-    assert not any(u["tags"] for name, u in users.items() if name != "operator")
+    # the monitor reads queue depths from the management API (its own vhost, no more than over AMQP)
+    assert users["svc-monitor"]["tags"] == ["management"]
+    assert not any(u["tags"] for name, u in users.items() if name not in ("operator", "svc-monitor"))
 
 
 def test_an_eval_that_returns_an_error_tuple_is_raised_though_rabbitmqctl_exits_0() -> None:

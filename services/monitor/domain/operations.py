@@ -17,6 +17,7 @@ class QueueSample:
     messages: int  # ready to deliver
     consumers: int
     at: datetime
+    unacked: int | None = None  # delivered, not yet acknowledged (None: the sample could not tell)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class QueueState:
     consumers: int
     state: str  # ok, backlog, no_consumer, growing_without_consumer, missing
     growth: int  # messages since the previous sample
+    unacked: int | None = None  # in delivery: with a consumer, not acknowledged yet (None: not known)
 
 
 def service_of(queue: str) -> str:
@@ -45,7 +47,9 @@ def decide_queue(
         state = "backlog"
     else:
         state = "ok"
-    return QueueState(name, service_of(name), current.messages, current.consumers, state, growth)
+    return QueueState(
+        name, service_of(name), current.messages, current.consumers, state, growth, current.unacked
+    )
 
 
 @dataclass(frozen=True)

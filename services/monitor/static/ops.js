@@ -20,7 +20,9 @@
     const response = await fetch("/api/operations", { credentials: "same-origin" });
     if (response.status !== 200) return;
     const ops = await response.json();
-    document.getElementById("sampled").textContent = ops.sampled_at ? `(${time(ops.sampled_at)})` : "";
+    const amqpOnly = ops.queue_source === "amqp"
+      ? `; ${t("tanpa API manajemen: pesan yang sedang diproses tidak terhitung", "no management API: messages in delivery not counted")}` : "";
+    document.getElementById("sampled").textContent = ops.sampled_at ? `(${time(ops.sampled_at)}${amqpOnly})` : "";
     rows("#services", ops.services, (s, tr) => {
       tr.dataset.service = s.name;
       return [cell(s.name), cell(s.consuming ? t("ya", "yes") : t("tidak", "no"), s.consuming ? "" : "bad"),
@@ -29,7 +31,8 @@
     });
     rows("#queues", ops.queues, (q, tr) => {
       tr.dataset.queue = q.name;
-      return [cell(q.name), cell(q.service), cell(fmt.format(q.messages), "num"), cell(fmt.format(q.consumers), "num"),
+      return [cell(q.name), cell(q.service), cell(fmt.format(q.messages), "num"),
+        cell(q.unacked === null ? "–" : fmt.format(q.unacked), "num"), cell(fmt.format(q.consumers), "num"),
         cell((q.growth > 0 ? "+" : "") + fmt.format(q.growth), "num"),
         cell(STATE[q.state] || q.state, "state " + (q.state === "ok" ? "ok" : "bad"))];
     });
