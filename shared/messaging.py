@@ -101,6 +101,19 @@ class QueueSpec:
 # BENCHMARKS.md: hundreds of MB that the process kept afterwards). Eight keep two cores busy.
 PARTS_IN_FLIGHT = 8
 
+
+def decoded_as(model: type[Message]) -> Callable[[Any], Awaitable[Message]]:
+    """A subscriber's decoder for a queue of whole parts from another service of the suite: the body validated
+    straight from its bytes by pydantic's own JSON parser, rather than parsed into Python objects first and
+    validated after (the default), about half the work for a part of 500 records. A body that is not JSON or
+    not the model raises pydantic's ValidationError, which `classify` answers as the default path's."""
+
+    async def decode(message: Any) -> Message:
+        return model.model_validate_json(message.body)
+
+    return decode
+
+
 REGISTRY_SDP = QueueSpec("registry.sdp", (("ingest", "sdp.*.submission"),), prefetch=PARTS_IN_FLIGHT)
 REGISTRY_EKTP = QueueSpec("registry.ektp", (("ingest", "ektp.*.packet"),), prefetch=PARTS_IN_FLIGHT)
 REGISTRY_EKTP_STATUS = QueueSpec("registry.ektp-status", (("ingest", "ektp.*.status"),))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from faststream.rabbit import RabbitExchange, RabbitRouter
 from faststream.rabbit.annotations import RabbitMessage
@@ -28,7 +29,9 @@ def build_router(
     router = RabbitRouter()
     registry, dedup = settings.service_user("registry"), settings.service_user("dedup")
 
-    def subscriber(spec: messaging.QueueSpec, exchange: RabbitExchange, description: str) -> RabbitSubscriber:
+    def subscriber(
+        spec: messaging.QueueSpec, exchange: RabbitExchange, description: str, **options: Any
+    ) -> RabbitSubscriber:
         return router.subscriber(
             spec.subscribe_to(),
             exchange,
@@ -36,6 +39,7 @@ def build_router(
             title=spec.name,
             ack_policy=messaging.ACK_POLICY,
             description=description,
+            **options,
         )
 
     @subscriber(
@@ -46,7 +50,12 @@ def build_router(
         messaging.require_publisher(msg.raw_message, registry)
         await db.retrying(lambda: consolidator.record_part_status(event), what="part status")
 
-    @subscriber(messaging.CONSOLIDATOR_SDP, messaging.EVENTS, "Checked SDP records, staged per snapshot.")
+    @subscriber(
+        messaging.CONSOLIDATOR_SDP,
+        messaging.EVENTS,
+        "Checked SDP records, staged per snapshot.",
+        decoder=messaging.decoded_as(SdpRecordsChecked),
+    )
     async def on_sdp_records_checked(checked: SdpRecordsChecked, msg: RabbitMessage) -> None:
         messaging.check_envelope(msg.raw_message, checked)
         messaging.require_publisher(msg.raw_message, dedup)

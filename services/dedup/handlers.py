@@ -67,6 +67,7 @@ def build_router(
         title="dedup.sdp",
         ack_policy=messaging.ACK_POLICY,
         description="Accepted SDP records, checked for NIKs claimed by two people.",
+        decoder=messaging.decoded_as(SdpRecordsAccepted),
     )
     async def on_sdp_records_accepted(event: SdpRecordsAccepted, msg: RabbitMessage) -> None:
         raw = msg.raw_message

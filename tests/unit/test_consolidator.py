@@ -320,3 +320,19 @@ async def test_a_command_that_arrives_during_a_pass_starts_the_next_pass_at_once
         await asyncio.wait_for(worker.second.wait(), 1)  # not at the 60 s tick
     finally:
         await worker.stop()
+
+
+async def test_a_checked_part_that_is_not_json_or_not_the_contract_is_dead_lettered_and_the_next_one_staged() -> (
+    None
+):
+    """The queue of whole parts decodes straight from the bytes (messaging.decoded_as): a bad body is still
+    answered as the default decoding answers it, and the valid part after it goes through."""
+    async with consolidator() as (broker, spies, centre, _runs):
+        for n, body in enumerate((b"\x00not json", b'{"message_id": "bad-2", "records": "many"}'), start=1):
+            await broker.publish(
+                body, exchange=messaging.EVENTS, routing_key=SdpRecordsChecked.ROUTING_KEY,
+                message_id=f"bad-{n}", user_id="svc-dedup", content_type="application/json",
+            )  # fmt: skip
+        await publish_event(broker, checked("upt-a", [inmate(inmate_id="1")], 1), user="svc-dedup")
+    assert spies.dead_reasons() == ["MESSAGE_NOT_JSON", "MESSAGE_SCHEMA"]
+    assert sorted(k[3] for k in centre.rows) == ["1"]

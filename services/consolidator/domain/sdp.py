@@ -93,45 +93,34 @@ class StagedPart:
 
 
 def decide_staging(checked: SdpRecordsChecked) -> StagedPart:
+    """Each record as a row of `ROW_COLUMNS`, with the hash of what the UPT said of the inmate (a run compares
+    it with the episode's to see a change). Every part of a national day passes here: each value is computed
+    once (the enums are `StrEnum`s: a member is its value)."""
     population = {c.inmate_id: c.model_dump_json() for c in checked.population_checks}
+    upt_id, as_of, snapshot, part, message_id = (
+        checked.upt_id, checked.as_of, checked.snapshot, checked.part, checked.message_id,
+    )  # fmt: skip
+    dumps, blake2b = json.dumps, hashlib.blake2b
     rows = []
     for r in checked.records:
+        sex, book, custody = str(r.sex), str(r.book), str(r.custody_status)
+        extensions = [e.model_dump(mode="json") for e in r.extensions]
+        checks = population.get(r.inmate_id)
         said = (
-            r.nik, r.full_name, r.sex.value, r.birth_date.isoformat(), r.birth_place, r.mother_name, r.book.value,
+            r.nik, r.full_name, sex, r.birth_date.isoformat(), r.birth_place, r.mother_name, book,
             r.register_number, r.entry_date.isoformat(), str(r.detention_start), str(r.detention_expiry),
-            r.sentence_days, str(r.expected_release), r.custody_status.value,
-            [e.model_dump(mode="json") for e in r.extensions], population.get(r.inmate_id),
+            r.sentence_days, str(r.expected_release), custody, extensions, checks,
         )  # fmt: skip
-        row_hash = hashlib.blake2b(json.dumps(said).encode(), digest_size=16).hexdigest()
         rows.append(
             (
-                checked.upt_id,
-                checked.as_of,
-                checked.snapshot,
-                r.inmate_id,
-                checked.part,
-                checked.message_id,
-                r.nik,
-                r.full_name,
-                r.sex.value,
-                r.birth_date,
-                r.birth_place,
-                r.mother_name,
-                r.book.value,
-                r.register_number,
-                r.entry_date,
-                r.detention_start,
-                r.detention_expiry,
-                sum(e.days for e in r.extensions),
-                max((e.until for e in r.extensions), default=None),
-                r.sentence_days,
-                r.expected_release,
-                r.custody_status.value,
-                json.dumps([e.model_dump(mode="json") for e in r.extensions]),
-                population.get(r.inmate_id),
-                row_hash,
+                upt_id, as_of, snapshot, r.inmate_id, part, message_id, r.nik, r.full_name, sex, r.birth_date,
+                r.birth_place, r.mother_name, book, r.register_number, r.entry_date, r.detention_start,
+                r.detention_expiry, sum(e.days for e in r.extensions),
+                max((e.until for e in r.extensions), default=None), r.sentence_days, r.expected_release,
+                custody, dumps(extensions), checks,
+                blake2b(dumps(said).encode(), digest_size=16).hexdigest(),
             )
-        )
+        )  # fmt: skip
     flags = tuple(
         (s.upt_id, s.inmate_id, json.dumps([f.model_dump(mode="json") for f in s.flags]), checked.flag_seq)
         for s in checked.flag_sets
