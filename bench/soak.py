@@ -17,8 +17,9 @@ the kinds of `--faults` in a seeded shuffled turn (`kill9` kills a random servic
 
 At the end: every part answered exactly once per publication (`receipts`), every central record's newest
 version on the central feed and no version told twice (`feed`), no message left in a queue, no unplanned exit,
-and the resident memory (RSS) of every service process after the first day and after the last: a service
-whose memory grows day after day under the same load leaks. (The very first figure, before any day, is
+and the resident memory (RSS) of every service process after the first day and after the last, each taken at
+rest (the day's work done everywhere, its central feed published, then one of the services' memory passes): a
+service whose memory grows day after day under the same load leaks. (The very first figure, before any day, is
 printed as well; it is an empty process's.) Killed processes restart with empty memory, so `kill9` is not in
 the default turn: bench.faults measures kill -9 at every moment of a day.
 """
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -38,7 +40,7 @@ from typing import Any
 
 from bench import harness
 from bench import planted as planted_day
-from bench.faultkit import Broker, Postgres, Supervisor
+from bench.faultkit import Broker, FaultError, Postgres, Supervisor
 from bench.faultrun import (
     DATABASE_AWAY,
     PROCESSES,
@@ -49,10 +51,12 @@ from bench.faultrun import (
     receipts,
     repeated_answers,
     run_day_of_consolidation,
+    settle,
     watch,
 )
 from services.consolidator.domain.report import RunReport
 from shared.contracts import WIB
+from shared.runtime import COLLECT_EVERY_SECONDS
 from shared.settings import PROJECT_ROOT
 from shared.units import Units
 from sim import centre, population
@@ -128,6 +132,25 @@ def rss(rig: Rig) -> dict[str, int]:
     return out
 
 
+async def at_rest(rig: Rig, timeout: float) -> None:
+    """Until the day's work is done everywhere (every queue and outbox empty, every service ready: the run's
+    central feed is published too), then one more of the services' memory passes (a full garbage collection
+    and the freed pages returned, shared.runtime.keep_memory_returned): what a process holds then is what it
+    keeps from one day to the next, not the day's work in flight. Faults go on meanwhile."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            await settle(rig, deadline - time.monotonic())
+            break
+        except (
+            FaultError,
+            subprocess.TimeoutExpired,
+        ) as away:  # the broker stopped: its queues cannot be listed
+            harness.say(f"    waiting for the broker to list its queues ({type(away).__name__})")
+            await asyncio.sleep(5.0)
+    await asyncio.sleep(COLLECT_EVERY_SECONDS + 5.0)
+
+
 async def sampling(rig: Rig, peaks: dict[str, int], every: float = 2.0, jump_mb: int = 50) -> None:
     """Every service's memory every `every` seconds: the peaks, and each jump of `jump_mb` or more said at once
     with the fault before it (where memory goes is where to look for what holds it)."""
@@ -175,6 +198,7 @@ class Soak:
         parts = sum(len(population.parts(by_upt[u.upt_id], self.args.part_size)) for u in self.units.upts)
         run_id = await run_day_of_consolidation(self.rig, day, parts)
         mismatches = centre.compare(await self.report(run_id), truth)
+        await at_rest(self.rig, self.args.settle_seconds)
         memory = rss(self.rig)
         self.memory.append(memory)
         self.days.append({
@@ -342,8 +366,9 @@ def main() -> None:
             "`lost`/`doubled`: parts without their receipt or answered more often than published, and central "
             "records whose newest version is not on the central feed or a version told twice. `mismatches`: "
             "receipts and run report lines that differ from the simulator's truth. RSS: resident memory of each "
-            "service process after the first day (`rss_start_mb_*`) and after the last (`rss_end_mb_*`); "
-            "`rss_idle_mb_*` before any day.",
+            "service process after the first day (`rss_start_mb_*`) and after the last (`rss_end_mb_*`), each at rest "
+            "(queues and outboxes empty, then one of the services' minute-by-minute full garbage collections and "
+            "returns of freed pages); `rss_idle_mb_*` before any day; `rss_peak_mb_*` sampled every 2 s.",
         ], info)  # fmt: skip
     harness.finish(figures)
 

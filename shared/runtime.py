@@ -198,7 +198,7 @@ def tune_garbage_collector() -> None:
 
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter (malloc.h)
 MMAP_THRESHOLD = 128 * 1024
-COLLECT_EVERY_SECONDS = 120.0
+COLLECT_EVERY_SECONDS = 60.0
 
 
 def memory_returner() -> Callable[[], object]:
