@@ -193,6 +193,8 @@ class Soak:
             units=self.units, by_upt=by_upt, credentials=sandbox.credentials, amqp_url=sandbox.servers.amqp_url,
             vhost=sandbox.vhost, as_of=day, part_size=self.args.part_size, receipt_timeout=3600, progress=False,
         )  # fmt: skip
+        if report.gave_up:  # its parts will never be staged: said now, not after an hour of waiting for them
+            raise RuntimeError(f"{len(report.gave_up)} UPTs stopped sending: {report.gave_up[:3]}")
         self.sent.publishes += report.publishes
         self.sent.answers += report.answers
         parts = sum(len(population.parts(by_upt[u.upt_id], self.args.part_size)) for u in self.units.upts)

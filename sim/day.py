@@ -44,6 +44,7 @@ class DayReport:
     receipt_bodies: dict[str, dict[str, Any]] = field(default_factory=dict)
     over_rate: int = 0  # parts the registry answered SENDER_OVER_RATE (not read), sent again after the pause
     reconnects: int = 0  # connections lost (a broker restart) after which a UPT connected and sent again
+    gave_up: list[str] = field(default_factory=list)  # units that stopped sending (refused, or out of time)
     publishes: Counter[str] = field(default_factory=Counter)  # by message id: each publication of a part
     answers: Counter[tuple[str, str, str]] = field(
         default_factory=Counter
@@ -210,6 +211,7 @@ async def run_day(
     for upt, result in zip(units.upts, results, strict=True):
         if isinstance(result, BaseException):
             report.mismatches.append(f"{upt.upt_id}: {result!r}")
+            report.gave_up.append(f"{upt.upt_id}: {result!r}")
     report.receipt_seconds = time.monotonic() - started
     return report
 

@@ -19,7 +19,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from shared.contracts import SdpSubmission, derive_message_id
 
 T = TypeVar("T")
-RECONNECTS = 8  # connections a unit may lose before it gives up
+BACK_OFF_MAX = 10.0  # seconds between two attempts at most
 # A lost connection or channel (a broker restart, CONNECTION_FORCED): connect and send again. A refusal by the
 # broker (another unit's routing key, a forged user id, an unroutable publish) will never succeed and is not
 # retried; a publish the broker nacks (its queue full) is sent again after the back-off.
@@ -39,16 +39,21 @@ RETRYABLE = (
 
 async def riding_out(connected: Callable[[], Awaitable[T]], timeout: float) -> tuple[T, int]:
     """Run `connected` (connect, send what is unanswered, wait for the answers) again after each lost
-    connection, with back-off, as a well-written regional client does; its result and the reconnections."""
+    connection, with back-off, as a well-written regional client does, until `timeout` seconds have passed;
+    its result and the reconnections. (A broker node that restarts with a thousand queues to recover can be
+    away for more than a minute: a fixed number of attempts gave up on it while the day went on without the
+    unit, found by the soak.)"""
     deadline = time.monotonic() + timeout
-    for attempt in range(1, RECONNECTS + 2):
+    attempt = 0
+    while True:
         try:
-            return await connected(), attempt - 1
+            return await connected(), attempt
         except RETRYABLE as lost:
-            if attempt > RECONNECTS or time.monotonic() > deadline or isinstance(lost, REFUSED):
+            attempt += 1
+            pause = min(0.5 * 2**attempt, BACK_OFF_MAX)
+            if isinstance(lost, REFUSED) or time.monotonic() + pause > deadline:
                 raise
-            await asyncio.sleep(min(0.5 * 2**attempt, 10.0))
-    raise AssertionError("unreachable")  # the last attempt returns or raises
+            await asyncio.sleep(pause)
 
 
 def submission_id(upt_id: str, as_of: date, snapshot: int, part: int) -> str:
