@@ -9,7 +9,8 @@ python -m deploy.tls listen DIR [--port 5671]         the local broker also list
 `create` writes `ca.pem` (give it to every client: services, regional senders), `ca.key` (keep it offline),
 `server.pem` and `server.key` (the broker's). Clients then connect with
 `amqps://user:password@host:5671/vhost?cafile=/path/to/ca.pem`: the broker's certificate is checked against the
-CA and its name against the host (the certificate names `localhost`, `127.0.0.1` and `rabbitmq`, plus `--host`).
+CA and its name against the host (the certificate names `localhost`, `127.0.0.1`, `rabbitmq` and `postgres`, plus
+`--host`; docker-compose's PostgreSQL serves it too, deploy/postgres/pg_hba.conf).
 The stream protocol (the central feed) speaks TLS on 5551 the same way (`rabbitmq-stream+tls://`).
 deploy/rabbitmq/tls.conf is the broker's side for docker-compose; the same lines serve any RabbitMQ.
 """
@@ -32,7 +33,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from deploy.provision import RabbitmqctlBackend
 
-HOSTS = ("localhost", "127.0.0.1", "rabbitmq")  # this machine, and the broker's name in docker-compose
+HOSTS = (
+    "localhost",
+    "127.0.0.1",
+    "rabbitmq",
+    "postgres",
+)  # this machine; the servers' names in docker-compose
 CA_DAYS = 3650
 SERVER_DAYS = 825  # what browsers and most TLS clients still accept for a server certificate
 FILES = ("ca.pem", "ca.key", "server.pem", "server.key")
@@ -101,6 +107,20 @@ def create(folder: Path, hosts: tuple[str, ...] = HOSTS, *, now: datetime | None
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
+    _write(folder / "ca.pem", ca.public_bytes(serialization.Encoding.PEM), 0o644)
+    _write(folder / "ca.key", _pem_key(ca_key), 0o600)
+    _issue_server(folder, ca, ca_key, hosts, start)
+    return Material(folder)
+
+
+def _issue_server(
+    folder: Path,
+    ca: x509.Certificate,
+    ca_key: ec.EllipticCurvePrivateKey,
+    hosts: tuple[str, ...],
+    start: datetime,
+) -> None:
+    """The servers' key and certificate, for `hosts`, signed by the CA."""
     key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = []
     for host in dict.fromkeys(hosts):
@@ -111,7 +131,7 @@ def create(folder: Path, hosts: tuple[str, ...] = HOSTS, *, now: datetime | None
     server = (
         x509.CertificateBuilder()
         .subject_name(_name(hosts[0]))
-        .issuer_name(ca_name)
+        .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(start)
@@ -124,11 +144,18 @@ def create(folder: Path, hosts: tuple[str, ...] = HOSTS, *, now: datetime | None
         )
         .sign(ca_key, hashes.SHA256())
     )
-    _write(folder / "ca.pem", ca.public_bytes(serialization.Encoding.PEM), 0o644)
-    _write(folder / "ca.key", _pem_key(ca_key), 0o600)
     _write(folder / "server.pem", server.public_bytes(serialization.Encoding.PEM), 0o644)
     _write(folder / "server.key", _pem_key(key), 0o600)
-    return Material(folder)
+
+
+def names_of(certificate: Path) -> set[str]:
+    """The host names and addresses a certificate is valid for."""
+    cert = x509.load_pem_x509_certificate(certificate.read_bytes())
+    alt = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    return {
+        *alt.get_values_for_type(x509.DNSName),
+        *(str(a) for a in alt.get_values_for_type(x509.IPAddress)),
+    }
 
 
 def ensure(folder: Path, hosts: tuple[str, ...] = HOSTS, key_owner: tuple[int, int] | None = None) -> bool:
@@ -142,6 +169,18 @@ def ensure(folder: Path, hosts: tuple[str, ...] = HOSTS, key_owner: tuple[int, i
     if missing:
         raise FileNotFoundError(
             f"{folder} lacks {', '.join(missing)}: remove the folder's files to start over"
+        )
+    lacking = set(hosts) - names_of(material.certificate)
+    if lacking and (folder / "ca.key").exists():
+        # made by an earlier version for fewer servers (PostgreSQL came later): the same CA signs a new one
+        ca = x509.load_pem_x509_certificate(material.ca.read_bytes())
+        ca_key = serialization.load_pem_private_key((folder / "ca.key").read_bytes(), password=None)
+        assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+        _issue_server(folder, ca, ca_key, hosts, datetime.now(UTC) - timedelta(minutes=5))
+        print(f"the servers' certificate now names {', '.join(sorted(lacking))} too", flush=True)
+    elif lacking:
+        raise ValueError(
+            f"{material.certificate} does not name {', '.join(sorted(lacking))} and there is no ca.key"
         )
     if key_owner is not None:
         _hand_to(material, *key_owner)

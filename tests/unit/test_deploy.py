@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from deploy import provision
+from deploy import provision, tls
 from shared.settings import PROJECT_ROOT
 
 COMPOSE: dict[str, Any] = yaml.safe_load((PROJECT_ROOT / "docker-compose.yml").read_text())
@@ -148,6 +148,35 @@ def test_the_compose_broker_speaks_tls_only_and_every_client_checks_it_against_t
     assert all("tls:/app/tls:ro" in services[s]["volumes"] for s in (*SERVICES, "provision", "sim"))
     assert services["consolidator"]["environment"]["FEED_STREAM_PORT"] == "5551"
     assert "tls" in COMPOSE["volumes"]
+
+
+def test_the_compose_database_accepts_tls_only_and_every_client_checks_it_against_the_local_ca() -> None:
+    services = COMPOSE["services"]
+    postgres = services["postgres"]
+    settings = dict(a.split("=", 1) for a in postgres["command"][1:] if a != "-c")
+    assert postgres["command"][0] == "postgres"
+    assert settings["ssl"] == "on"
+    assert (settings["ssl_cert_file"], settings["ssl_key_file"]) == ("/tls/server.pem", "/tls/server.key")
+    assert settings["hba_file"] == "/etc/postgresql/pg_hba.conf"
+    assert "./deploy/postgres/pg_hba.conf:/etc/postgresql/pg_hba.conf:ro" in postgres["volumes"]
+    assert "tls:/tls:ro" in postgres["volumes"]
+    assert postgres["depends_on"]["tls"]["condition"] == "service_completed_successfully"
+    # over the network only `hostssl` lines: a connection without TLS matches none and is refused
+    lines = [line.split() for line in (PROJECT_ROOT / "deploy" / "postgres" / "pg_hba.conf").read_text().splitlines()
+             if line.strip() and not line.lstrip().startswith("#")]  # fmt: skip
+    assert {line[0] for line in lines} == {"local", "hostssl"}
+    # the certificate names the database's host in the compose network
+    assert "postgres" in tls.HOSTS
+    # every client: verify-full (the CA checked, and the host against the certificate), the CA every app mounts
+    urls = [COMPOSE["x-env"]["DATABASE_URL"], *(services[n]["environment"]["DATABASE_URL"] for n in SERVICES)]
+    urls += [a.split("=", 1)[1] for a in services["provision"]["command"] if a.startswith("--database-url=")]
+    assert len(urls) == 6
+    for url in urls:
+        parts = urlsplit(url)
+        assert (parts.hostname, parts.query) == (
+            "postgres",
+            "sslmode=verify-full&sslrootcert=/app/tls/ca.pem",
+        )
 
 
 def _compose_errors(document: dict[str, Any]) -> str | None:

@@ -22,7 +22,12 @@ def test_the_broker_certificate_is_signed_by_the_new_ca_for_its_names_and_the_ke
     server = x509.load_pem_x509_certificate(material.certificate.read_bytes())
     server.verify_directly_issued_by(ca)  # raises when the signature or issuer does not match
     names = server.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-    assert set(names.get_values_for_type(x509.DNSName)) == {"localhost", "rabbitmq", "broker.centre.example"}
+    assert set(names.get_values_for_type(x509.DNSName)) == {
+        "localhost",
+        "rabbitmq",
+        "postgres",
+        "broker.centre.example",
+    }
     assert names.get_values_for_type(x509.IPAddress) == [ipaddress.ip_address("127.0.0.1")]
     assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
     assert not server.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
@@ -40,6 +45,21 @@ def test_a_folder_that_already_holds_tls_files_is_never_overwritten(tmp_path: Pa
     with pytest.raises(FileExistsError):
         tls.create(tmp_path)
     assert (tmp_path / "ca.key").read_bytes() == before
+
+
+def test_ensure_reissues_a_certificate_made_for_fewer_servers_with_the_same_ca(tmp_path: Path) -> None:
+    """A tls volume made before PostgreSQL spoke TLS: its certificate lacks `postgres`; ensure signs a new one
+    with the same CA (clients keep their ca.pem) and leaves a complete one alone."""
+    old = tls.create(tmp_path / "tls", ("localhost", "127.0.0.1", "rabbitmq"))
+    ca_before = old.ca.read_bytes()
+    assert not tls.ensure(old.folder)
+    assert tls.names_of(old.certificate) == {"localhost", "127.0.0.1", "rabbitmq", "postgres"}
+    assert old.ca.read_bytes() == ca_before
+    ca = x509.load_pem_x509_certificate(ca_before)
+    x509.load_pem_x509_certificate(old.certificate.read_bytes()).verify_directly_issued_by(ca)
+    again = old.certificate.read_bytes()
+    assert not tls.ensure(old.folder)
+    assert old.certificate.read_bytes() == again
 
 
 def test_the_listener_and_the_broker_configuration_name_the_files() -> None:
