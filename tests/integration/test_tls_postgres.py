@@ -5,6 +5,7 @@ a connection without TLS and a client that does not trust its certificate."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -111,7 +112,8 @@ async def test_a_service_and_pg_dump_speak_tls_to_postgresql_and_nothing_else_ge
     finally:
         await database.close()
     # make backup's pg_dump (libpq) over the same URL
-    dump = subprocess.run(
+    dump = await asyncio.to_thread(
+        subprocess.run,
         [str(tls_postgres.bin / "pg_dump"), "--schema-only", "--schema=registry", checked],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
