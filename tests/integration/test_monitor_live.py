@@ -317,6 +317,7 @@ async def test_the_probe_counts_messages_in_delivery_from_the_management_api_wit
         held = await status_queue.get(no_ack=False)  # one in delivery, not acknowledged
         other = await admin.channel()
         dead = await other.get_queue("dead.letters", ensure=False)
+
         async def keep(message: aio_pika.abc.AbstractIncomingMessage) -> None:
             """A consumer that never acknowledges."""
 
@@ -332,7 +333,9 @@ async def test_the_probe_counts_messages_in_delivery_from_the_management_api_wit
             assert status is not None
             assert set(probe.current) == set(probe.queues)  # every queue of the vhost's topology, one request
             assert (status.messages, status.unacked) == (2, 1)
-            assert probe.current["dead.letters"].consumers == 1  # (a quorum queue counts a basic.get as one too)
+            assert (
+                probe.current["dead.letters"].consumers == 1
+            )  # (a quorum queue counts a basic.get as one too)
             await held.nack(requeue=True)
             await status_queue.purge()
             unreachable = QueueProbe(monitor_url, lambda: NOW, api_url="http://127.0.0.1:9", api_timeout=2)
