@@ -44,20 +44,22 @@ JOIN persons p ON p.person_id = x.person_id
 WHERE w.run_id = $1 ORDER BY w.upt_id, x.n
 """
 # A run's lists counted per UPT: overstayers and expiry notices by register, the work list by reason and by
-# the kab/kota of the NIK (its first four digits: a region code, no person). The persons' NIKs are read once,
-# whole, and hashed: the planner, which cannot know how long the unnested work list is, otherwise looked each
-# listed person up by its key (270,000 index probes, a second of the next day's run).
+# the kab/kota of the NIK (its first four digits: a region code, no person), which the report step wrote beside
+# the list (`nik_regions`; a run reported before that column reads its persons' NIKs instead).
 BREAKDOWNS = """
-WITH nik_of AS MATERIALIZED (SELECT person_id, nik FROM persons)
 SELECT upt_id, kind || '_by_register' AS breakdown, detail->>'register' AS key, count(*)::int AS n
 FROM run_items WHERE run_id = $1 AND kind IN ('overstaying', 'notice_10', 'notice_3') GROUP BY 1, 2, 3
 UNION ALL
 SELECT w.upt_id, 'without_ektp_by_reason', x.reason, count(*)::int
 FROM run_worklists w CROSS JOIN LATERAL unnest(w.reasons) AS x(reason) WHERE w.run_id = $1 GROUP BY 1, 2, 3
 UNION ALL
+SELECT w.upt_id, 'without_ektp_by_nik_kabkota', coalesce(x.region, '-'), count(*)::int
+FROM run_worklists w CROSS JOIN LATERAL unnest(w.nik_regions) AS x(region)
+WHERE w.run_id = $1 AND w.nik_regions IS NOT NULL GROUP BY 1, 2, 3
+UNION ALL
 SELECT w.upt_id, 'without_ektp_by_nik_kabkota', coalesce(left(p.nik, 4), '-'), count(*)::int
 FROM run_worklists w CROSS JOIN LATERAL unnest(w.person_ids) AS x(person_id)
-JOIN nik_of p ON p.person_id = x.person_id WHERE w.run_id = $1 GROUP BY 1, 2, 3
+JOIN persons p ON p.person_id = x.person_id WHERE w.run_id = $1 AND w.nik_regions IS NULL GROUP BY 1, 2, 3
 """
 _PARAM = re.compile(r"\$(\d+)")
 # The steps' parameters, typed where they are used (a bare `$2` in a UNION has no type to infer).

@@ -309,12 +309,11 @@ WITH captured AS (
                                          'CARD_SHIPPED', 'CARD_ISSUED')) AS ready
     FROM captures WHERE person_id IS NOT NULL GROUP BY person_id
 ), active AS (
-    -- (the few persons without a NIK as a hashed set, not a join of every episode with its person)
-    SELECT e.upt_id, e.inmate_id, e.person_id, e.population,
-           e.person_id IN (SELECT person_id FROM persons WHERE nik IS NULL) AS no_nik
-    FROM episodes e WHERE e.state = 'active'
+    -- (each with its person's NIK region, for the breakdown per kab/kota: one hash join of the persons)
+    SELECT e.upt_id, e.inmate_id, e.person_id, e.population, p.nik IS NULL AS no_nik, left(p.nik, 4) AS region
+    FROM episodes e JOIN persons p ON p.person_id = e.person_id WHERE e.state = 'active'
 ), listed AS (
-    SELECT e.upt_id, e.inmate_id, e.person_id,
+    SELECT e.upt_id, e.inmate_id, e.person_id, e.region,
            CASE WHEN e.no_nik THEN 'no_nik'
                 WHEN c.person_id IS NOT NULL THEN 'no_print_ready_capture'
                 ELSE 'nik_not_in_population' END AS reason
@@ -324,9 +323,9 @@ WITH captured AS (
            OR COALESCE(e.population -> 'codes', '[]'::jsonb) ? 'NIK_NOT_IN_POPULATION')
     ORDER BY e.upt_id COLLATE "C", e.inmate_id COLLATE "C"
 )
--- (aggregated in the order listed: one sort for the three arrays rather than three per UPT)
-INSERT INTO run_worklists (run_id, upt_id, inmate_ids, person_ids, reasons)
-SELECT $1, upt_id, array_agg(inmate_id), array_agg(person_id), array_agg(reason)
+-- (aggregated in the order listed: one sort for the four arrays rather than four per UPT)
+INSERT INTO run_worklists (run_id, upt_id, inmate_ids, person_ids, reasons, nik_regions)
+SELECT $1, upt_id, array_agg(inmate_id), array_agg(person_id), array_agg(reason), array_agg(region)
 FROM listed GROUP BY upt_id;
 -- (each count once, materialised: the plan must not depend on statistics of rows this run just wrote)
 WITH m AS MATERIALIZED (

@@ -159,6 +159,10 @@ async def test_a_day_then_transfers_departures_releases_and_a_held_snapshot(cent
     assert counted["overstaying_by_register"] == {"A I": 1}
     assert counted["without_ektp_by_reason"] == {"no_nik": 1}  # the others' NIKs are in the population record
     assert counted["without_ektp_by_nik_kabkota"] == {"-": 1}
+    # a run reported before the work list kept its NIK regions is counted from its persons, alike
+    every = await centre.consolidator.runs.line_breakdowns(first)
+    await centre.database.pool.execute("UPDATE run_worklists SET nik_regions = NULL WHERE run_id = $1", first)
+    assert await centre.consolidator.runs.line_breakdowns(first) == every
     assert await centre.database.pool.fetchval("SELECT count(*) FROM persons") == 15
 
     # Next day: A-2 went to B (new id there, same NIK), A-3 left and appears nowhere.
