@@ -113,22 +113,25 @@ class MonitorStore(Protocol):
     async def list_accounts(self) -> list[Account]: ...
 
 
-ROWS_SQL = """
+# A UPT's day from the parts of its latest snapshot, and the row the pages show (ROWS_SQL, HISTORY_SQL).
+PART_FIGURES = """max(p.parts) AS parts, count(*) AS parts_received, sum(p.received) AS received,
+           sum(p.accepted) AS accepted, sum(p.rejected) AS rejected, sum(p.warnings) AS warnings,
+           max(p.received_at) AS last_submission_at,
+           (ARRAY['on_time', 'after_10', 'after_14'])[1 + max(CASE p.lateness WHEN 'after_14' THEN 2
+                                                      WHEN 'after_10' THEN 1 ELSE 0 END)] AS lateness"""
+ROW_COLUMNS = """u.upt_id, u.name, u.kanwil_id, u.kanwil_name, p.parts, p.parts_received, p.received, p.accepted,
+       p.rejected, p.warnings, p.last_submission_at, p.lateness, r.count AS refused_messages,
+       c.central_total, c.flagged_total"""
+ROWS_SQL = f"""
 WITH latest AS (
     SELECT upt_id, max(snapshot) AS snapshot FROM submission_parts
     WHERE day = $1 AND ($3::text IS NULL OR upt_id = $3) GROUP BY upt_id  -- one UPT's row: its parts alone
 ), parts AS (
-    SELECT p.upt_id, max(p.parts) AS parts, count(*) AS parts_received, sum(p.received) AS received,
-           sum(p.accepted) AS accepted, sum(p.rejected) AS rejected, sum(p.warnings) AS warnings,
-           max(p.received_at) AS last_submission_at,
-           (ARRAY['on_time', 'after_10', 'after_14'])[1 + max(CASE p.lateness WHEN 'after_14' THEN 2
-                                                      WHEN 'after_10' THEN 1 ELSE 0 END)] AS lateness
+    SELECT p.upt_id, {PART_FIGURES}
     FROM submission_parts p JOIN latest l USING (upt_id, snapshot)
     WHERE p.day = $1 AND ($3::text IS NULL OR p.upt_id = $3) GROUP BY p.upt_id
 )
-SELECT u.upt_id, u.name, u.kanwil_id, u.kanwil_name, p.parts, p.parts_received, p.received, p.accepted,
-       p.rejected, p.warnings, p.last_submission_at, p.lateness, r.count AS refused_messages,
-       c.central_total, c.flagged_total
+SELECT {ROW_COLUMNS}
 FROM units u
 LEFT JOIN parts p USING (upt_id)
 LEFT JOIN refusals r ON r.upt_id = u.upt_id AND r.day = $1
@@ -154,22 +157,16 @@ async def unit_rows(conn: db.Conn, day: date, kanwil: str | None, upt_id: str | 
 
 
 # ROWS_SQL of one UPT over a range of days: one row a day, the latest day first.
-HISTORY_SQL = """
+HISTORY_SQL = f"""
 WITH latest AS (
     SELECT day, max(snapshot) AS snapshot FROM submission_parts
     WHERE upt_id = $1 AND day BETWEEN $2 AND $3 GROUP BY day
 ), parts AS (
-    SELECT p.day, max(p.parts) AS parts, count(*) AS parts_received, sum(p.received) AS received,
-           sum(p.accepted) AS accepted, sum(p.rejected) AS rejected, sum(p.warnings) AS warnings,
-           max(p.received_at) AS last_submission_at,
-           (ARRAY['on_time', 'after_10', 'after_14'])[1 + max(CASE p.lateness WHEN 'after_14' THEN 2
-                                                      WHEN 'after_10' THEN 1 ELSE 0 END)] AS lateness
+    SELECT p.day, {PART_FIGURES}
     FROM submission_parts p JOIN latest l USING (day, snapshot)
     WHERE p.upt_id = $1 AND p.day BETWEEN $2 AND $3 GROUP BY p.day
 )
-SELECT d.day::date AS day, u.upt_id, u.name, u.kanwil_id, u.kanwil_name, p.parts, p.parts_received, p.received,
-       p.accepted, p.rejected, p.warnings, p.last_submission_at, p.lateness, r.count AS refused_messages,
-       c.central_total, c.flagged_total
+SELECT d.day, {ROW_COLUMNS}
 FROM generate_series($3::date::timestamp, $2::date::timestamp, interval '-1 day') AS g(at)
 CROSS JOIN LATERAL (SELECT g.at::date AS day) d
 JOIN units u ON u.upt_id = $1
