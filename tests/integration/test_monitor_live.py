@@ -325,8 +325,13 @@ async def test_the_probe_counts_messages_in_delivery_from_the_management_api_wit
         async with await aio_pika.connect(monitor_url) as connection:
             for _ in range(40):  # the broker refreshes the totals it shows every 5 s
                 await probe.sample(connection)
-                status = probe.current.get("monitor.status")
-                if status is not None and (status.messages, status.unacked) == (2, 1):
+                status, letters = probe.current.get("monitor.status"), probe.current.get("dead.letters")
+                if (
+                    status is not None
+                    and (status.messages, status.unacked) == (2, 1)
+                    and letters
+                    and letters.consumers
+                ):
                     break
                 await asyncio.sleep(0.5)
             assert probe.source == "management"
