@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from deploy.local import MANAGEMENT_PORT, enable_stream_protocol, reachable
+from deploy.local import MANAGEMENT_PORT, enable_stream_protocol, management_url_of, reachable
 from deploy.sandbox import Processes, Sandbox, Servers, create_sandbox, remove_sandbox
 from shared.settings import PROJECT_ROOT
 from shared.units import Units
@@ -35,7 +35,7 @@ def servers() -> Servers:
     """The local servers (an administrator and a superuser), as `make test` names them; the broker's
     management API where it answers (the monitor's queue depths; benchmarks do not enable it)."""
     amqp = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
-    management = f"http://{urlsplit(amqp).hostname or '127.0.0.1'}:{MANAGEMENT_PORT}"
+    management = management_url_of(amqp)
     return Servers(
         amqp,
         os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),

@@ -142,10 +142,8 @@ async def at_rest(rig: Rig, timeout: float) -> None:
         try:
             await settle(rig, deadline - time.monotonic())
             break
-        except (
-            FaultError,
-            subprocess.TimeoutExpired,
-        ) as away:  # the broker stopped: its queues cannot be listed
+        except (FaultError, subprocess.TimeoutExpired) as away:
+            # the broker stopped: its queues cannot be listed
             harness.say(f"    waiting for the broker to list its queues ({type(away).__name__})")
             await asyncio.sleep(5.0)
     await asyncio.sleep(COLLECT_EVERY_SECONDS + 5.0)

@@ -40,6 +40,11 @@ RUN_DIR = PROJECT_ROOT / ".run"
 MANAGEMENT_PORT = 15672  # the broker's management API (rabbitmq_management)
 
 
+def management_url_of(amqp_url: str) -> str:
+    """The management API of the broker an AMQP URL names (its default port, on the same host)."""
+    return f"http://{urlsplit(amqp_url).hostname or '127.0.0.1'}:{MANAGEMENT_PORT}"
+
+
 def processes(registry_workers: int) -> tuple[str, ...]:
     """The processes to run: each service once, the registry `registry_workers` times (registry, registry-2...),
     all consuming the same queues."""
@@ -86,7 +91,7 @@ class Installation:
     @property
     def management_url(self) -> str:
         """The broker's management API (the monitor reads queue depths there with its own user)."""
-        return self.api_url or f"http://{urlsplit(self.amqp_url).hostname or '127.0.0.1'}:{MANAGEMENT_PORT}"
+        return self.api_url or management_url_of(self.amqp_url)
 
     def metrics_targets(self) -> str:
         """Every other process's /metrics, for the monitor's operations view (JSON, as METRICS_TARGETS)."""

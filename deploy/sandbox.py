@@ -36,9 +36,8 @@ class Servers:
     database_url: str  # a superuser on the PostgreSQL server
     rabbitmqctl: tuple[str, ...] = ("rabbitmqctl",)
     stream_port: int = 5552  # the rabbitmq_stream plugin's, on the same host as amqp_url
-    management_url: str | None = (
-        None  # the broker's management API, where it answers (the monitor's queue depths)
-    )
+    # the broker's management API, where it answers (the monitor's queue depths)
+    management_url: str | None = None
 
 
 @dataclass

@@ -33,12 +33,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from deploy.provision import RabbitmqctlBackend
 
-HOSTS = (
-    "localhost",
-    "127.0.0.1",
-    "rabbitmq",
-    "postgres",
-)  # this machine; the servers' names in docker-compose
+# this machine; the servers' names in docker-compose
+HOSTS = ("localhost", "127.0.0.1", "rabbitmq", "postgres")
 CA_DAYS = 3650
 SERVER_DAYS = 825  # what browsers and most TLS clients still accept for a server certificate
 FILES = ("ca.pem", "ca.key", "server.pem", "server.key")

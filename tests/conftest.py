@@ -48,7 +48,7 @@ def servers() -> Iterator[Servers]:
         rabbitmqctl = tuple(os.environ.get("RABBITMQCTL", "rabbitmqctl").split())
         stream_port = int(os.environ.get("STREAM_PORT", "5552"))
         from deploy import localhost
-        from deploy.local import MANAGEMENT_PORT, enable_management, enable_stream_protocol
+        from deploy.local import enable_management, enable_stream_protocol, management_url_of
 
         host = urlsplit(amqp).hostname or "127.0.0.1"
         # A stopped local broker or database is started (with the broker's open-files limit raised), as
@@ -58,7 +58,7 @@ def servers() -> Iterator[Servers]:
         # The central feed's tests speak the stream protocol: a local broker gets its plugin, as `make run` does.
         enable_stream_protocol(host, stream_port)
         # The monitor reads queue depths from the management API where the broker has it, as `make run` sets up.
-        management = None if enable_management(host) else f"http://{host}:{MANAGEMENT_PORT}"
+        management = None if enable_management(host) else management_url_of(amqp)
         yield Servers(amqp, database, rabbitmqctl, stream_port, management)
         return
     if not _docker_available():

@@ -63,6 +63,10 @@ class QueueProbe:
         self.interval = interval
         self.api_url = api_url.rstrip("/") if api_url else None
         self.api_timeout = api_timeout
+        parts = urlsplit(amqp_url)  # the vhost's queues, asked as the monitor's own broker user
+        vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
+        self._api_queues = f"{self.api_url}/api/queues/{quote(vhost, safe='')}?{API_QUERY}"
+        self._api_auth = (unquote(parts.username or ""), unquote(parts.password or ""))
         self.queues = [q.name for q in messaging.QUEUES if q.kind != "stream"]
         self.current: dict[str, QueueSample] = {}
         self.previous: dict[str, QueueSample] = {}
@@ -80,14 +84,9 @@ class QueueProbe:
 
     async def sample_api(self) -> dict[str, QueueSample] | None:
         """Every queue of the vhost in one request; None (said once in the log) while the API does not answer."""
-        assert self.api_url is not None
-        parts = urlsplit(self.amqp_url)
-        vhost = unquote(parts.path[1:]) if len(parts.path) > 1 else "/"
-        url = f"{self.api_url}/api/queues/{quote(vhost, safe='')}?{API_QUERY}"
-        auth = (unquote(parts.username or ""), unquote(parts.password or ""))
         try:
             async with httpx.AsyncClient(timeout=self.api_timeout) as client:
-                response = await client.get(url, auth=auth)
+                response = await client.get(self._api_queues, auth=self._api_auth)
                 response.raise_for_status()
                 found = samples_from_api(response.json(), set(self.queues), self.clock())
         except (httpx.HTTPError, ValueError) as exc:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -20,6 +19,7 @@ import asyncpg
 import pytest
 
 from deploy import tls
+from deploy.sandbox import free_port
 from shared.runtime import Database
 from shared.settings import PROJECT_ROOT
 
@@ -34,12 +34,6 @@ class TlsPostgres:
 
     def url(self, query: str) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/postgres?{query}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _as_postgres(*command: str | Path) -> None:
@@ -65,7 +59,7 @@ def tls_postgres() -> Iterator[TlsPostgres]:
         hba = home / "pg_hba.conf"
         shutil.copy(PROJECT_ROOT / "deploy" / "postgres" / "pg_hba.conf", hba)
         hba.chmod(0o644)
-        data, port = home / "data", _free_port()
+        data, port = home / "data", free_port()
         _as_postgres(bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "--no-sync")
         settings = {
             "port": port, "listen_addresses": "127.0.0.1", "unix_socket_directories": home, "fsync": "off",

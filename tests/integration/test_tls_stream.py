@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -23,6 +22,7 @@ import aio_pika
 import pytest
 
 from deploy import tls
+from deploy.sandbox import free_port
 from services.consolidator.feed import read_feed
 from services.consolidator.feed_publisher import FeedPublisher
 from services.consolidator.stream_wire import FeedMessage, StreamError, stream_url
@@ -40,12 +40,6 @@ class TlsBroker:
     amqps_url: str  # the administrator, checking the broker against the CA
     stream_port: int
     ca: Path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def broker_configuration(material: tls.Material, amqps: int, stream: int) -> str:
@@ -76,7 +70,7 @@ def tls_broker() -> Iterator[TlsBroker]:
     owner = pwd.getpwnam("rabbitmq")
     home = Path(tempfile.mkdtemp(prefix="simpul-rmqtls-"))
     node = f"simpul-tls-{os.getpid()}@localhost"
-    amqps, stream, dist = _free_port(), _free_port(), _free_port()
+    amqps, stream, dist = free_port(), free_port(), free_port()
     env = {
         **os.environ, "HOME": owner.pw_dir, "RABBITMQ_NODENAME": node, "RABBITMQ_DIST_PORT": str(dist),
         "RABBITMQ_MNESIA_BASE": str(home / "mnesia"), "RABBITMQ_LOG_BASE": str(home / "log"),
