@@ -8,6 +8,7 @@ import contextlib
 import gc
 import weakref
 
+from shared import db
 from shared.runtime import keep_memory_returned
 
 
@@ -38,5 +39,34 @@ async def test_cyclic_garbage_is_collected_and_freed_pages_returned_without_wait
         with contextlib.suppress(asyncio.CancelledError):
             await keeper
         assert gone() is None
+    finally:
+        gc.enable()
+
+
+class Part:
+    """Stands for a decoded part that the failed attempt's frame held."""
+
+
+async def test_a_retried_database_failure_lets_go_of_what_its_frames_held_without_a_collection() -> None:
+    attempts: list[int] = []
+    held: list[weakref.ref[Part]] = []
+
+    async def connect() -> str:
+        part = Part()  # a local of the failing frame, as a part being staged is
+        held.append(weakref.ref(part))
+        attempts.append(1)
+        if len(attempts) == 1:
+            try:
+                raise ConnectionRefusedError("the database is away")
+            except ConnectionRefusedError as e:
+                failure = e  # the frame keeps its exception, as a future awaited in it does: a cycle
+                raise failure from None
+        return "staged"
+
+    gc.disable()  # no collection may free the cycle: only letting go of the frames does
+    try:
+        assert await db.retrying(connect, first_delay=0.01, what="stage part") == "staged"
+        assert len(attempts) == 2
+        assert held[0]() is None  # the failed attempt's frame no longer keeps its part
     finally:
         gc.enable()
