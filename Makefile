@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TEST_AMQP_URL ?= amqp://guest:guest@127.0.0.1:5672/
 TEST_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: tls run up down status provision backup restore test unit integration e2e lint typecheck importlint check docs browser assets clean clean-sandboxes
+.PHONY: tls run up down status provision backup restore test unit integration e2e lint typecheck importlint check docs browser assets jemalloc clean clean-sandboxes
 
 $(STAMP): pyproject.toml
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -17,11 +17,11 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 ## make run: install, provision broker and database, start the four services, feed a simulated day.
-run: $(STAMP) assets
+run: $(STAMP) assets jemalloc
 	$(BIN)/python -m deploy.local run $(SIM_ARGS)
 
 ## make up / make down: the suite in the background (pids and logs under .run/).
-up: $(STAMP) assets
+up: $(STAMP) assets jemalloc
 	$(BIN)/python -m deploy.local up
 
 down: $(STAMP)
@@ -49,7 +49,7 @@ tls: $(STAMP)
 	$(BIN)/python -m deploy.tls create "$(DIR)"
 
 ## make test: static checks, then unit, integration and e2e tests (real RabbitMQ, PostgreSQL, Chromium).
-test: check browser assets
+test: check browser assets jemalloc
 	AMQP_URL=$(TEST_AMQP_URL) DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest -q -p no:cacheprovider tests
 
 unit: $(STAMP)
@@ -80,6 +80,16 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
 	      (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null); \
 	  else echo "Chromium is missing: install it with 'sudo apt-get install chromium'"; exit 1; fi; \
+	fi
+
+## The services' memory allocator (shared/allocator.py), from Debian; without it they run on CPython's own and
+## say so in their first log line.
+jemalloc:
+	@if ! ldconfig -p 2>/dev/null | grep -q libjemalloc.so.2; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjemalloc2 >/dev/null || \
+	      (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjemalloc2 >/dev/null); \
+	  else echo "jemalloc is missing (the services run on CPython's allocator): 'sudo apt-get install libjemalloc2'"; fi; \
 	fi
 
 ## The monitor's browser libraries (Chart.js), from npm at the exact versions of its package.json, served by the

@@ -204,13 +204,19 @@ COLLECT_EVERY_SECONDS = 60.0
 
 
 def memory_returner() -> Callable[[], object]:
-    """What hands the heap's free pages back to the system (glibc's `malloc_trim`; elsewhere nothing), with
-    glibc's threshold for blocks mapped on their own fixed at 128 KiB: after a large block (a part's body) is
-    freed, glibc otherwise raises that threshold, and later parts are carved from the shared heap, leaving holes
-    in it that stay resident."""
+    """What hands the heap's free pages back to the system: jemalloc's purge of every arena where the service
+    runs on it (shared.allocator), else glibc's `malloc_trim` (elsewhere nothing), with glibc's threshold for
+    blocks mapped on their own fixed at 128 KiB: after a large block (a part's body) is freed, glibc otherwise
+    raises that threshold, and later parts are carved from the shared heap, leaving holes in it that stay
+    resident."""
     import ctypes
     import ctypes.util
 
+    from shared.allocator import jemalloc_purger
+
+    purge = jemalloc_purger()
+    if purge is not None:  # the services' allocator (shared.allocator): its unused pages, all arenas
+        return purge
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
         mallopt, malloc_trim = libc.mallopt, libc.malloc_trim
@@ -276,6 +282,7 @@ def run_service(
     import asyncio
     import sys
 
+    from shared import allocator
     from shared.logging import configure_logging
     from shared.settings import redact_url
 
@@ -285,6 +292,7 @@ def run_service(
         "starting",
         extra={
             "service": service,
+            "allocator": allocator.in_use(),
             "amqp_url": redact_url(settings.amqp_url),
             "database_url": redact_url(settings.database_url),
         },

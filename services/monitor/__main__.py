@@ -1,8 +1,12 @@
 """python -m services.monitor"""
 
-from shared.runtime import run_service
+from shared.allocator import use_chosen_allocator
 
-from .app import build_app
-from .config import Settings
+use_chosen_allocator()  # before anything else is loaded: this may run the process again on it
+
+from shared.runtime import run_service  # noqa: E402
+
+from .app import build_app  # noqa: E402
+from .config import Settings  # noqa: E402
 
 run_service("monitor", Settings, build_app)
