@@ -31,6 +31,8 @@ REFUSED = (
 RETRYABLE = (
     aiormq.exceptions.AMQPError,
     aio_pika.exceptions.AMQPException,
+    # a channel used as its connection was lost (not an AMQPError: a RuntimeError; the soak's UPTs gave up on it)
+    aiormq.exceptions.ChannelInvalidStateError,
     ConnectionError,
     OSError,
     TimeoutError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import date
@@ -66,22 +66,50 @@ _PARAM = re.compile(r"\$(\d+)")
 _TYPES = {1: "text", 2: "date", 3: "float8", 4: "int", 5: "text[]"}
 
 
-def _statements(sql: str) -> dict[str, list[str]]:
-    """steps.sql split into its named sections, each a list of single statements."""
-    sections: dict[str, list[str]] = {}
-    name = ""
-    for block in re.split(r"^-- name: (\w+)$", sql, flags=re.M)[1:]:
-        if not name:
-            name = block
-            continue
-        # Whole-line comments go; a statement ends with `;` at the end of a line (no comment after it).
-        body = "\n".join(line for line in block.splitlines() if not line.lstrip().startswith("--"))
-        sections[name] = [s.strip() for s in body.split(";\n") if s.strip().rstrip(";")]
-        name = ""
-    return sections
+@dataclass(frozen=True)
+class StepSql:
+    """A step's statements: `sides`, groups that each run in a transaction of their own, side by side on
+    connections of their own (each begins by removing what an interrupted attempt of it wrote), then `main`, in
+    the transaction that commits the step."""
+
+    main: list[str]
+    sides: dict[str, list[str]]
+
+
+def _split(body: str) -> list[str]:
+    # Whole-line comments go; a statement ends with `;` at the end of a line (no comment after it).
+    body = "\n".join(line for line in body.splitlines() if not line.lstrip().startswith("--"))
+    statements = (s.strip().removesuffix(";").rstrip() for s in f"{body}\n".split(";\n"))
+    return [s for s in statements if s]
+
+
+def _statements(sql: str) -> dict[str, StepSql]:
+    """steps.sql split into its named sections (`-- name: <step>`), each into its side groups (`-- side:
+    <group>`, up to the next `-- main`) and its main statements."""
+    steps: dict[str, StepSql] = {}
+    sections = re.split(r"^-- name: (\w+)$", sql, flags=re.M)[1:]
+    for name, section in zip(sections[::2], sections[1::2], strict=True):
+        before, _, main = section.rpartition("\n-- main\n") if "\n-- main\n" in section else ("", "", section)
+        groups = re.split(r"^-- side: (\w+)$", before, flags=re.M)[1:]
+        sides = {g: _split(body) for g, body in zip(groups[::2], groups[1::2], strict=True)}
+        steps[name] = StepSql(_split(main), sides)
+    return steps
 
 
 STEP_SQL = _statements((resources.files(__package__) / "steps.sql").read_text(encoding="utf-8"))
+
+
+async def _all_or_none(work: Sequence[Coroutine[Any, Any, None]]) -> None:
+    """Every one side by side; when one fails, the others are cancelled (their transactions roll back) and
+    waited for before the failure goes on: none may still be writing when the step is tried again."""
+    tasks = [asyncio.ensure_future(w) for w in work]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
 
 
 def _bind(statement: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
@@ -242,15 +270,23 @@ class PostgresConsolidationStore:
 
     async def _step(self, run: RunRow, index: int, policy: RunPolicy, announce: Announce) -> None:
         name = STEPS[index]
+        step = STEP_SQL.get(name, StepSql([], {}))
+        if step.sides:
+            async with self.database.pool.acquire() as conn:
+                row = await conn.fetchrow("SELECT step, accept FROM runs WHERE run_id = $1", run.run_id)
+            if row is None or row["step"] != index:
+                return
+            params = self._params(run, policy, row)
+            await _all_or_none([self._side(statements, params) for statements in step.sides.values()])
         async with self.database.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(
                 "SELECT step, accept FROM runs WHERE run_id = $1 FOR UPDATE", run.run_id
             )
             if row is None or row["step"] != index:  # done already (another executor, or a replayed command)
                 return
-            params = (run.run_id, run.day, policy.max_loss, policy.transfer_window_days, list(row["accept"]))
+            params = self._params(run, policy, row)
             await _whole_table_settings(conn)
-            for statement in STEP_SQL.get(name, []):
+            for statement in step.main:
                 sql, args = _bind(statement, params)
                 await conn.execute(sql, *args)
             state = "finished" if index == len(STEPS) - 1 else "running"
@@ -263,6 +299,19 @@ class PostgresConsolidationStore:
             )
             await db.enqueue(conn, self.database.schema, announce(run, name, index + 1))
             await conn.execute("SELECT pg_notify($1, '')", f"{self.database.schema}_outbox")
+
+    @staticmethod
+    def _params(run: RunRow, policy: RunPolicy, row: asyncpg.Record) -> tuple[Any, ...]:
+        return (run.run_id, run.day, policy.max_loss, policy.transfer_window_days, list(row["accept"]))
+
+    async def _side(self, statements: list[str], params: tuple[Any, ...]) -> None:
+        """One side group of a step in its own transaction; the step that follows commits only once every
+        group has (a group interrupted before is written again: it begins by removing its rows)."""
+        async with self.database.pool.acquire() as conn, conn.transaction():
+            await _whole_table_settings(conn)
+            for statement in statements:
+                sql, args = _bind(statement, params)
+                await conn.execute(sql, *args)
 
     async def feed_pending(self, batch: int = 5_000) -> int:
         """Write the next persons whose latest version is not on the central feed yet; how many."""

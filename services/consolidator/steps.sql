@@ -240,8 +240,11 @@ UPDATE persons p SET
 WHERE p.person_id IN (SELECT person_id FROM moved UNION SELECT person_id FROM expired);
 
 -- name: report
--- The lists behind the figures, from the state after the day was applied, then each UPT's counts.
-DELETE FROM run_items WHERE run_id = $1;
+-- The lists behind the figures, from the state after the day was applied, then each UPT's counts. The three
+-- lists read the central tables and write apart from each other: each is its own side group (its own
+-- transaction, side by side on two cores), the counts follow in the step's transaction.
+-- side: deadlines
+DELETE FROM run_items WHERE run_id = $1 AND kind IN ('overstaying', 'notice_3', 'notice_10');
 WITH detained AS (
     SELECT e.upt_id, e.inmate_id, e.person_id, e.register, e.detention_start, r.law, r.citation,
            e.detention_start + (r.initial_days + least(e.extension_days, r.extension_days + r.exceptional_days)) - 1
@@ -263,6 +266,8 @@ SELECT $1, kind, upt_id, inmate_id, jsonb_build_object(
     'days_over', greatest($2::date - authorised_until, 0), 'days_left', greatest(authorised_until - $2::date, 0),
     'rule', law || ', ' || citation, 'full_name', full_name)
 FROM judged;
+-- side: movements
+DELETE FROM run_items WHERE run_id = $1 AND kind NOT IN ('overstaying', 'notice_3', 'notice_10');
 -- (persons held more than once, counted alone, then only their episodes read, by the person index)
 WITH held AS (
     SELECT person_id FROM episodes WHERE state = 'active' AND custody_status <> 'transferred_out'
@@ -301,6 +306,7 @@ SELECT $1, 'held', upt_id, '-', jsonb_build_object(
     'snapshot', snapshot, 'inmates', inmates, 'previous', previous,
     'share_lost', round(1 - inmates::numeric / greatest(previous, 1), 3))
 FROM run_upts WHERE run_id = $1 AND applied = 'held';
+-- side: worklist
 -- Inmates without an e-KTP: no NIK; a NIK whose captures never reached PRINT_READY_RECORD; a NIK the
 -- population record does not hold (and no capture of it reached PRINT_READY_RECORD). One row per UPT.
 DELETE FROM run_worklists WHERE run_id = $1;
@@ -327,6 +333,7 @@ WITH captured AS (
 INSERT INTO run_worklists (run_id, upt_id, inmate_ids, person_ids, reasons, nik_regions)
 SELECT $1, upt_id, array_agg(inmate_id), array_agg(person_id), array_agg(reason), array_agg(region)
 FROM listed GROUP BY upt_id;
+-- main
 -- (each count once, materialised: the plan must not depend on statistics of rows this run just wrote)
 WITH m AS MATERIALIZED (
     SELECT upt_id, count(*) FILTER (WHERE kind = 'admission') AS admissions,

@@ -324,23 +324,31 @@ async def test_the_run_settles_departures_as_the_domain_rule_does(centre: Centre
         assert found == settled_state(current, implied), (current, implied)
 
 
+def failing_once(monkeypatch: pytest.MonkeyPatch, statement_start: str, error: Exception) -> list[str]:
+    """The first statement of a run that starts so raises `error` instead of running; the list of it."""
+    bind = consolidation._bind
+    failed: list[str] = []
+
+    def fails_once(statement: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
+        if statement.startswith(statement_start) and not failed:
+            failed.append(statement)
+            raise error
+        return bind(statement, params)
+
+    monkeypatch.setattr(consolidation, "_bind", fails_once)
+    return failed
+
+
 async def test_a_step_chosen_as_a_deadlock_victim_runs_again_whole(
     centre: Centre, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     await centre.send(A, DAY, people("A", 6))
     await centre.send(B, DAY, people("B", 4))
-    bind = consolidation._bind
-    victims: list[str] = []
-
-    def deadlocked_once(statement: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
-        # The server rolls the victim's transaction back: here half-way through the step that writes persons
-        # and episodes, after the persons were inserted.
-        if statement.startswith("INSERT INTO episodes") and not victims:
-            victims.append(statement)
-            raise asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
-        return bind(statement, params)
-
-    monkeypatch.setattr(consolidation, "_bind", deadlocked_once)
+    # The server rolls the victim's transaction back: here half-way through the step that writes persons and
+    # episodes, after the persons were inserted.
+    victims = failing_once(
+        monkeypatch, "INSERT INTO episodes", asyncpg.exceptions.DeadlockDetectedError("deadlock detected")
+    )
     retried = await centre.run(DAY)
     assert victims
     assert await centre.database.pool.fetchval("SELECT count(*) FROM persons") == 10
@@ -349,3 +357,47 @@ async def test_a_step_chosen_as_a_deadlock_victim_runs_again_whole(
     again = await centre.run(DAY)
     report = centre.consolidator.runs
     assert csv_files(await report.load_report(again)) == csv_files(await report.load_report(retried))  # type: ignore[arg-type]
+
+
+async def test_a_report_step_interrupted_after_some_of_its_lists_were_written_writes_each_once_on_resuming(
+    centre: Centre, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report step's lists are written side by side, each in its own transaction: a failure after they
+    committed leaves the step to run again whole, and nothing is listed twice."""
+    day = date(2026, 3, 1)
+    records = [
+        inmate(inmate_id=f"D-{i}", register="A II", sentence_days=None, detention_start=str(day - timedelta(days=d)),
+               entry_date=str(day - timedelta(days=d)), extensions=[], **({"nik": None} if i % 3 == 0 else {}))
+        for i, d in enumerate(range(10, 130, 4))
+    ]  # fmt: skip
+    await centre.send(A, day, records)
+    # The counts, in the step's own transaction: every list beside it has committed by then.
+    lost = asyncpg.exceptions.ConnectionDoesNotExistError("connection lost mid-way")
+    failing_once(monkeypatch, "WITH m AS MATERIALIZED", lost)
+    centre.now[0] = datetime.combine(day, datetime.min.time(), tzinfo=UTC) + timedelta(hours=9)
+    command = ConsolidationRunRequested(
+        message_id="run-interrupted",
+        produced_at=centre.now[0],
+        day=day,
+        requested_by="operator",
+        reason="test",
+    )
+    run_id = await centre.consolidator.request_run(command, publisher=CENTRE, centre=CENTRE)
+    assert run_id is not None
+    with pytest.raises(asyncpg.exceptions.ConnectionDoesNotExistError):
+        await centre.consolidator.execute(run_id)
+    written = "SELECT count(*) FROM run_items WHERE run_id = $1 AND kind = 'overstaying'"
+    assert await centre.database.pool.fetchval(written, run_id)  # the lists had committed
+    assert (
+        await centre.database.pool.fetchval("SELECT state FROM runs WHERE run_id = $1", run_id) == "running"
+    )
+
+    assert await centre.consolidator.execute(run_id)  # resumed: the report step again, whole
+    clean = await centre.run(day)  # the same day once more, without a failure
+    report = centre.consolidator.runs
+    resumed, again = await report.load_report(run_id), await report.load_report(clean)
+    assert resumed is not None
+    assert again is not None
+    assert len(resumed.items) == len(again.items)
+    assert {i.kind for i in resumed.items} >= {"overstaying", "without_ektp"}
+    assert csv_files(resumed) == csv_files(again)

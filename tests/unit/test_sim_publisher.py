@@ -54,3 +54,17 @@ async def test_a_refusal_is_not_retried_and_time_running_out_ends_the_attempts(
     with pytest.raises(ConnectionError):
         await publisher.riding_out(away, timeout=5)  # (no time passes here: a pause longer than 5 s ends it)
     assert no_waiting == [1.0, 2.0, 4.0]
+
+
+async def test_a_channel_found_closed_by_a_lost_connection_is_connected_again(
+    no_waiting: list[float],
+) -> None:
+    lost = iter(range(3))
+
+    async def connected() -> str:
+        if next(lost) == 0:
+            raise aiormq.exceptions.ChannelInvalidStateError("<Channel> closed")
+        return "sent"
+
+    assert await publisher.riding_out(connected, timeout=3600) == ("sent", 1)
+    assert no_waiting == [1.0]
