@@ -87,3 +87,19 @@ def jemalloc_purger() -> Callable[[], object] | None:
         return None
     name = f"arena.{MALLCTL_ARENAS_ALL}.purge".encode()
     return lambda: mallctl(name, None, None, None, 0)
+
+
+def jemalloc_allocated_mb() -> int | None:
+    """What the process holds in jemalloc now (its `stats.allocated`, in MB: the live heap, without the pages
+    jemalloc keeps for reuse); None when jemalloc is not loaded or keeps no statistics."""
+    mallctl = _mallctl()
+    if mallctl is None:
+        return None
+    epoch = ctypes.c_uint64(1)
+    mallctl(
+        b"epoch", None, None, ctypes.byref(epoch), ctypes.sizeof(epoch)
+    )  # the statistics brought up to date
+    allocated, size = ctypes.c_size_t(0), ctypes.c_size_t(ctypes.sizeof(ctypes.c_size_t))
+    if mallctl(b"stats.allocated", ctypes.byref(allocated), ctypes.byref(size), None, 0) != 0:
+        return None
+    return allocated.value // 2**20

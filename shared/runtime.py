@@ -238,6 +238,8 @@ async def keep_memory_returned(every: float = COLLECT_EVERY_SECONDS) -> None:
     they held) while its handler waits to retry, long enough to be promoted, and becomes garbage only later."""
     import gc
 
+    from shared.allocator import jemalloc_allocated_mb
+
     give_back = memory_returner()
     while True:
         await asyncio.sleep(every)
@@ -248,7 +250,9 @@ async def keep_memory_returned(every: float = COLLECT_EVERY_SECONDS) -> None:
             "memory returned",
             extra={
                 "collected": found,
-                "blocks": sys.getallocatedblocks(),
+                # the live heap: jemalloc's allocated MB, or CPython's allocated blocks where it allocates
+                "heap_mb": jemalloc_allocated_mb(),
+                "blocks": sys.getallocatedblocks() or None,
                 "rss_mb": resident_mb(),
                 "seconds": round(time.monotonic() - began, 3),
             },

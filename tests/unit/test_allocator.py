@@ -41,8 +41,9 @@ import json, os, sys
 from shared import allocator
 allocator.use_chosen_allocator()
 purge = allocator.jemalloc_purger()
+held = bytearray(64 << 20)
 print(json.dumps({"pid": os.getpid(), "argv": sys.argv[1:], "in_use": allocator.in_use(),
-                  "purged": purge() if purge else None}))
+                  "purged": purge() if purge else None, "heap_mb": allocator.jemalloc_allocated_mb()}))
 """
 
 
@@ -56,6 +57,7 @@ def test_the_process_replaces_itself_once_keeping_its_arguments_and_runs_on_jema
     assert said[0]["argv"] == ["--some", "argument"]
     assert said[0]["in_use"] == "jemalloc"
     assert said[0]["purged"] == 0  # jemalloc's mallctl answered: every arena purged
+    assert 64 <= said[0]["heap_mb"] < 128  # what the process holds, as jemalloc counts it
 
 
 def test_cpythons_allocator_when_the_operator_chooses_it() -> None:
@@ -66,7 +68,9 @@ def test_cpythons_allocator_when_the_operator_chooses_it() -> None:
         check=True,
         env={"MEMORY_ALLOCATOR": "pymalloc", "PATH": "/usr/bin:/bin"},
     )
-    assert json.loads(done.stdout)["in_use"] == "pymalloc"
+    said = json.loads(done.stdout)
+    assert said["in_use"] == "pymalloc"
+    assert said["heap_mb"] is None
 
 
 def test_an_unknown_choice_is_refused_with_the_choices() -> None:
