@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import subprocess
 import time
@@ -55,6 +56,7 @@ from bench.faultrun import (
     watch,
 )
 from services.consolidator.domain.report import RunReport
+from shared import allocator
 from shared.contracts import WIB
 from shared.runtime import COLLECT_EVERY_SECONDS
 from shared.settings import PROJECT_ROOT
@@ -111,14 +113,16 @@ def turn(kinds: list[str], rng: random.Random) -> Callable[[], str]:
     return next_kind
 
 
-async def faulting(rig: Rig, kinds: list[str], every: float) -> None:
-    """A fault starting every `every` seconds (right after the last one is lifted if it took longer)."""
+async def faulting(rig: Rig, kinds: list[str], every: float, quiet: asyncio.Lock) -> None:
+    """A fault starting every `every` seconds (right after the last one is lifted if it took longer), none while
+    the memory at rest is taken (`quiet` held)."""
     next_kind = turn(kinds, rig.rng)
     due = time.monotonic() + every
     while True:
         await asyncio.sleep(max(0.0, due - time.monotonic()))
-        due = time.monotonic() + every
-        await inject(rig, next_kind())
+        async with quiet:
+            due = time.monotonic() + every
+            await inject(rig, next_kind())
 
 
 def rss(rig: Rig) -> dict[str, int]:
@@ -132,11 +136,14 @@ def rss(rig: Rig) -> dict[str, int]:
     return out
 
 
-async def at_rest(rig: Rig, timeout: float) -> None:
-    """Until the day's work is done everywhere (every queue and outbox empty, every service ready: the run's
-    central feed is published too), then one more of the services' memory passes (a full garbage collection
-    and the freed pages returned, shared.runtime.keep_memory_returned): what a process holds then is what it
-    keeps from one day to the next, not the day's work in flight. Faults go on meanwhile."""
+async def at_rest(rig: Rig, timeout: float, quiet: asyncio.Lock) -> dict[str, int]:
+    """Every service's resident memory at rest: once the day's work is done everywhere (every queue and outbox
+    empty, every service ready: the run's central feed is published too), with no fault in progress and none
+    started (`quiet` held: the fault being injected is lifted first, the next waits), after one more of the
+    services' memory passes (a full garbage collection and the freed pages returned,
+    shared.runtime.keep_memory_returned): what a process holds then is what it keeps from one day to the
+    next, not the day's work in flight nor a reconnection's (taken in the middle of a fault's recovery, the same
+    installation's consolidator read anywhere from 105 to 206 MB at rest from one day to the next)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -146,7 +153,10 @@ async def at_rest(rig: Rig, timeout: float) -> None:
             # the broker stopped: its queues cannot be listed
             harness.say(f"    waiting for the broker to list its queues ({type(away).__name__})")
             await asyncio.sleep(5.0)
-    await asyncio.sleep(COLLECT_EVERY_SECONDS + 5.0)
+    async with quiet:
+        await settle(rig, max(60.0, deadline - time.monotonic()))  # what the last fault's recovery stirred up
+        await asyncio.sleep(COLLECT_EVERY_SECONDS + 5.0)
+        return rss(rig)
 
 
 async def sampling(rig: Rig, peaks: dict[str, int], every: float = 2.0, jump_mb: int = 50) -> None:
@@ -180,6 +190,7 @@ class Soak:
     days: list[dict[str, Any]] = field(default_factory=list)
     sent: DayReport = field(default_factory=DayReport)
     memory: list[dict[str, int]] = field(default_factory=list)
+    quiet: asyncio.Lock = field(default_factory=asyncio.Lock)  # held: no fault starts
 
     async def day(self, by_upt: centre.Records, truth: centre.DayTruth | centre.NextDayTruth) -> None:
         day, began = truth.day, time.monotonic()
@@ -198,8 +209,7 @@ class Soak:
         parts = sum(len(population.parts(by_upt[u.upt_id], self.args.part_size)) for u in self.units.upts)
         run_id = await run_day_of_consolidation(self.rig, day, parts)
         mismatches = centre.compare(await self.report(run_id), truth)
-        await at_rest(self.rig, self.args.settle_seconds)
-        memory = rss(self.rig)
+        memory = await at_rest(self.rig, self.args.settle_seconds, self.quiet)
         self.memory.append(memory)
         self.days.append({
             "day": day.isoformat(), "records": records, "seconds": round(time.monotonic() - began, 1),
@@ -238,7 +248,7 @@ async def soak(
     harness.say("RSS MB before the first day: " + ", ".join(f"{k} {v}" for k, v in idle.items()))
     kinds = [k for k in args.faults.split(",") if k]
     rig.started = time.monotonic()
-    faults = asyncio.create_task(faulting(rig, kinds, args.fault_every))
+    faults = asyncio.create_task(faulting(rig, kinds, args.fault_every, s.quiet))
     peaks: dict[str, int] = {}
     watching = [asyncio.create_task(sampling(rig, peaks)), asyncio.create_task(watch(rig))]
     by_upt: centre.Records = planted.by_upt
@@ -283,6 +293,7 @@ async def soak(
         **{f"rss_growth_pct_{k}": v for k, v in grew.items()},
         **{f"rss_peak_mb_{k}": v for k, v in peaks.items()},
         "rss_growth_max_pct": max(grew.values(), default=0.0),
+        "allocator": allocator.chosen(os.environ),
         "_days": s.days,
     }  # fmt: skip
 
@@ -367,8 +378,9 @@ def main() -> None:
             "records whose newest version is not on the central feed or a version told twice. `mismatches`: "
             "receipts and run report lines that differ from the simulator's truth. RSS: resident memory of each "
             "service process after the first day (`rss_start_mb_*`) and after the last (`rss_end_mb_*`), each at rest "
-            "(queues and outboxes empty, then one of the services' minute-by-minute full garbage collections and "
-            "returns of freed pages); `rss_idle_mb_*` before any day; `rss_peak_mb_*` sampled every 2 s.",
+            "(queues and outboxes empty, no fault in progress and none started meanwhile, then one of the services' "
+            "minute-by-minute full garbage collections and returns of freed pages); `rss_idle_mb_*` before any "
+            "day; `rss_peak_mb_*` sampled every 2 s. Allocator: `allocator` (shared/allocator.py).",
         ], info)  # fmt: skip
     harness.finish(figures)
 

@@ -63,6 +63,12 @@ def use_chosen_allocator() -> None:
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)  # noqa: S606 (this very command)
 
 
+def chosen(environ: Mapping[str, str]) -> str:
+    """The allocator a service started with this environment runs on: 'jemalloc' or 'pymalloc'."""
+    choice = environ.get(SETTING, "jemalloc")
+    return "jemalloc" if choice == "jemalloc" and jemalloc_library() is not None else "pymalloc"
+
+
 def in_use() -> str:
     """The allocator this process runs on: 'jemalloc', 'malloc' (the C library's) or 'pymalloc'."""
     if os.environ.get("PYTHONMALLOC") != "malloc":

@@ -80,3 +80,8 @@ def test_an_unknown_choice_is_refused_with_the_choices() -> None:
     assert done.returncode == 1
     assert "jemalloc, pymalloc" in done.stderr
     assert "tcmalloc" in done.stderr
+
+
+def test_the_allocator_a_service_will_run_on_is_told_from_its_environment() -> None:
+    assert allocator.chosen({"MEMORY_ALLOCATOR": "pymalloc"}) == "pymalloc"
+    assert allocator.chosen({}) == ("jemalloc" if allocator.jemalloc_library() else "pymalloc")
