@@ -255,8 +255,21 @@ async def keep_memory_returned(every: float = COLLECT_EVERY_SECONDS) -> None:
                 "blocks": sys.getallocatedblocks() or None,
                 "rss_mb": resident_mb(),
                 "seconds": round(time.monotonic() - began, 3),
+                # only when started with PYTHONTRACEMALLOC=<frames> (slow: for finding what a service holds)
+                "held_by": held_by(),
             },
         )
+
+
+def held_by(lines: int = 10) -> list[str] | None:
+    """Where the memory held now was allocated, the largest `lines` source lines first ("file:line KiB"), when
+    Python traces its allocations (PYTHONTRACEMALLOC); else None."""
+    import tracemalloc
+
+    if not tracemalloc.is_tracing():
+        return None
+    top = tracemalloc.take_snapshot().statistics("lineno")[:lines]
+    return [f"{s.traceback[0].filename}:{s.traceback[0].lineno} {s.size // 1024}" for s in top]
 
 
 def resident_mb() -> int | None:

@@ -70,3 +70,21 @@ async def test_a_retried_database_failure_lets_go_of_what_its_frames_held_withou
         assert held[0]() is None  # the failed attempt's frame no longer keeps its part
     finally:
         gc.enable()
+
+
+def test_where_the_memory_is_held_is_said_only_while_python_traces_its_allocations() -> None:
+    import tracemalloc
+
+    from shared.runtime import held_by
+
+    assert held_by() is None
+    tracemalloc.start()
+    try:
+        kept = [bytearray(1 << 20) for _ in range(4)]  # this line holds 4 MiB
+        top = held_by(lines=3)
+        assert top is not None
+        assert top[0].startswith(f"{__file__}:")
+        assert int(top[0].rsplit(" ", 1)[1]) >= 4 * 1024
+        assert len(kept) == 4
+    finally:
+        tracemalloc.stop()
