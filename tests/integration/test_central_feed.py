@@ -142,6 +142,10 @@ def feed(inst: Installation, *args: str, timeout: float = 60) -> subprocess.Comp
     )
 
 
+def interruptible() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def command(inst: Installation, *args: str) -> list[str]:
     base = [
         "--amqp-url",
@@ -273,7 +277,11 @@ async def test_following_reads_new_messages_until_stopped_and_saves_the_offset(
     out, offset_file = tmp_path / "feed.jsonl", tmp_path / "feed.offset"
     after = max(published.offsets.values()) + 1  # an offset: nothing published before the attach is missed
     args = ["--follow", "--from", str(after), "--out", str(out), "--offset-file", str(offset_file)]
-    process = await asyncio.create_subprocess_exec(*command(installation, *args), cwd=PROJECT_ROOT, stderr=-1)
+    # Ctrl-C as a terminal delivers it, also when the tests run in a background job (whose children inherit
+    # SIGINT ignored, and a Python started so keeps ignoring it)
+    process = await asyncio.create_subprocess_exec(
+        *command(installation, *args), cwd=PROJECT_ROOT, stderr=-1, preexec_fn=interruptible
+    )
     try:
         new = records(uuid.uuid4().hex[:8], range(100, 103))
         await publish(installation, new)
