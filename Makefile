@@ -73,12 +73,14 @@ typecheck: $(STAMP)
 importlint: $(STAMP)
 	$(BIN)/lint-imports --no-cache
 
+## A Debian package, with the package lists refreshed only when the install needs it.
+apt_install = DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(1) >/dev/null || \
+  (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(1) >/dev/null)
+
 ## The monitor is tested in Debian's Chromium, installed here (never a browser download at test time).
 browser:
 	@if [ ! -x /usr/bin/chromium ]; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null || \
-	      (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null); \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then $(call apt_install,chromium); \
 	  else echo "Chromium is missing: install it with 'sudo apt-get install chromium'"; exit 1; fi; \
 	fi
 
@@ -86,9 +88,7 @@ browser:
 ## say so in their first log line.
 jemalloc:
 	@if ! ldconfig -p 2>/dev/null | grep -q libjemalloc.so.2; then \
-	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjemalloc2 >/dev/null || \
-	      (apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q libjemalloc2 >/dev/null); \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then $(call apt_install,libjemalloc2); \
 	  else echo "jemalloc is missing (the services run on CPython's allocator): 'sudo apt-get install libjemalloc2'"; fi; \
 	fi
 

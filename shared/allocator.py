@@ -22,8 +22,7 @@ import sys
 from collections.abc import Callable, Mapping
 
 SETTING = "MEMORY_ALLOCATOR"
-CHOICES = ("jemalloc", "pymalloc")
-JEMALLOC = "libjemalloc.so.2"
+CHOICES = ("jemalloc", "pymalloc")  # the first: the default
 # Freed pages go back to the system within a second (a background thread does it, not the next allocation), and
 # straight away rather than first marked lazily free (pages the kernel may take back still count as resident).
 JEMALLOC_CONF = "background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:0"
@@ -53,7 +52,7 @@ def environment_for(choice: str, environ: Mapping[str, str], library: str | None
 
 def use_chosen_allocator() -> None:
     """Run this process on the chosen allocator (MEMORY_ALLOCATOR, default jemalloc), replacing it if needed."""
-    choice = os.environ.get(SETTING, "jemalloc")
+    choice = _setting(os.environ)
     if choice not in CHOICES:
         raise SystemExit(f"{SETTING} must be one of {', '.join(CHOICES)}, not {choice!r}")
     environ = environment_for(choice, os.environ, jemalloc_library())
@@ -65,8 +64,11 @@ def use_chosen_allocator() -> None:
 
 def chosen(environ: Mapping[str, str]) -> str:
     """The allocator a service started with this environment runs on: 'jemalloc' or 'pymalloc'."""
-    choice = environ.get(SETTING, "jemalloc")
-    return "jemalloc" if choice == "jemalloc" and jemalloc_library() is not None else "pymalloc"
+    return "jemalloc" if _setting(environ) == "jemalloc" and jemalloc_library() is not None else "pymalloc"
+
+
+def _setting(environ: Mapping[str, str]) -> str:
+    return environ.get(SETTING, CHOICES[0])
 
 
 def in_use() -> str:
