@@ -8,7 +8,6 @@ import hashlib
 import json
 import logging
 import re
-import traceback
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -285,23 +284,13 @@ async def retrying(
                 "transient database failure, retrying",
                 extra={"what": what, "attempt": attempt, "error": repr(exc)},
             )
-            drop_frames(exc)
         # The wait is outside the handler: an exception kept through it (with its traceback, the frames and
         # whatever they hold) outlives the young collections, and dies later in the collector's oldest generation.
+        # Its frames are left alone (the memory pass collects what they hold): the same exception object can reach
+        # several tasks (the members of one transaction), and clearing a frame of one still suspended closes it.
         await asyncio.sleep(delay)
         delay = min(delay * 2, 10.0)
     raise AssertionError("unreachable")
-
-
-def drop_frames(exc: BaseException) -> None:
-    """Let go of the finished frames a caught exception (and those it was raised from) still holds: a failed
-    connection's frames form reference cycles with the exception that only a full collection would free."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        traceback.clear_frames(current.__traceback__)
-        current = current.__cause__ or current.__context__
 
 
 # --- inbox and outbox -----------------------------------------------------------------------------------

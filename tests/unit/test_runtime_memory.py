@@ -43,33 +43,50 @@ async def test_cyclic_garbage_is_collected_and_freed_pages_returned_without_wait
         gc.enable()
 
 
-class Part:
-    """Stands for a decoded part that the failed attempt's frame held."""
+async def test_a_failure_shared_with_a_unit_still_on_its_way_out_is_retried_without_breaking_that_unit() -> (
+    None
+):
+    """Units that joined one transaction all get its failure, the same exception object, whose traceback holds
+    the frames of the unit that committed it, still suspended while it gives its connection back. A retry may
+    not clear those frames: clearing a suspended coroutine's frame closes it, and that unit then never finished
+    (the monitor stopped consuming its status queue after the database refused connections)."""
+    shared: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    others_go, committer_goes = asyncio.Event(), asyncio.Event()
+    calls = {"committer": 0, "member": 0}
 
-
-async def test_a_retried_database_failure_lets_go_of_what_its_frames_held_without_a_collection() -> None:
-    attempts: list[int] = []
-    held: list[weakref.ref[Part]] = []
-
-    async def connect() -> str:
-        part = Part()  # a local of the failing frame, as a part being staged is
-        held.append(weakref.ref(part))
-        attempts.append(1)
-        if len(attempts) == 1:
+    async def committer() -> str:
+        calls["committer"] += 1
+        if calls["committer"] == 1:
             try:
-                raise ConnectionRefusedError("the database is away")
-            except ConnectionRefusedError as e:
-                failure = e  # the frame keeps its exception, as a future awaited in it does: a cycle
-                raise failure from None
-        return "staged"
+                raise ConnectionResetError("the commit's connection broke")
+            except ConnectionResetError as error:
+                shared.set_exception(error)  # every member of the transaction gets it (with this traceback)
+                others_go.set()
+                await (
+                    committer_goes.wait()
+                )  # giving its connection back: suspended, its frame in the traceback
+                raise
+        return "committed"
 
-    gc.disable()  # no collection may free the cycle: only letting go of the frames does
-    try:
-        assert await db.retrying(connect, first_delay=0.01, what="stage part") == "staged"
-        assert len(attempts) == 2
-        assert held[0]() is None  # the failed attempt's frame no longer keeps its part
-    finally:
-        gc.enable()
+    async def member() -> str:
+        calls["member"] += 1
+        if calls["member"] == 1:
+            await others_go.wait()
+            try:
+                await shared
+            finally:
+                committer_goes.set()
+        return "joined"
+
+    done = await asyncio.wait_for(
+        asyncio.gather(
+            db.retrying(committer, first_delay=0.01, what="commit"),
+            db.retrying(member, first_delay=0.01, what="join"),
+        ),
+        timeout=5,
+    )
+    assert list(done) == ["committed", "joined"]
+    assert calls == {"committer": 2, "member": 2}
 
 
 def test_where_the_memory_is_held_is_said_only_while_python_traces_its_allocations() -> None:
