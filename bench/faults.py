@@ -14,6 +14,7 @@ started again). Scenarios (`--scenarios`, comma-separated; `none`, the fault-fre
   broker-node   the whole broker node stopped and started again (with `ulimit -n 65536`)
   pg-restart    PostgreSQL restarted (pg_ctlcluster restart)
   pg-refuse     the installation's database refuses every connection for `--refuse-seconds`
+  pg-refuse-run the same, a moment after the consolidation run was commanded
   disk-alarm    the broker's free-disk limit above the free space for 15 s (every publisher blocked)
   memory-alarm  the broker's memory watermark at nothing for 15 s (every publisher blocked)
   combined      kill -9 of a registry, stop_app/start_app, a PostgreSQL restart, a disk alarm, kill -9 of dedup
@@ -114,9 +115,13 @@ async def pg_restart(rig: Rig) -> None:
     await rig.recovered()
 
 
-def pg_refuse(seconds: float) -> Inject:
+def pg_refuse(seconds: float, *, in_run: bool = False) -> Inject:
     async def inject(rig: Rig) -> None:
-        await rig.at(0.3)
+        if in_run:  # while the consolidation run holds its lock and writes its steps
+            await rig.run_requested.wait()
+            await asyncio.sleep(rig.rng.uniform(0.05, 1.0))
+        else:
+            await rig.at(0.3)
         rig.note(f"the database refuses connections for {seconds:.0f} s")
         async with rig.postgres.refusing():
             await asyncio.sleep(seconds)
@@ -165,7 +170,8 @@ def scenarios(args: argparse.Namespace) -> dict[str, Inject]:
 
     return {
         "none": nothing, "kill9": kill9(args.rounds), "broker-app": app, "broker-node": broker_node,
-        "pg-restart": restart, "pg-refuse": pg_refuse(args.refuse_seconds), "disk-alarm": alarm("disk"),
+        "pg-restart": restart, "pg-refuse": pg_refuse(args.refuse_seconds),
+        "pg-refuse-run": pg_refuse(args.refuse_seconds, in_run=True), "disk-alarm": alarm("disk"),
         "memory-alarm": alarm("memory"), "combined": combined,
     }  # fmt: skip
 
@@ -247,7 +253,7 @@ def parser() -> argparse.ArgumentParser:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     planted_day.add_arguments(parser)
-    parser.add_argument("--scenarios", default="none,kill9,broker-app,broker-node,pg-restart,pg-refuse,"
+    parser.add_argument("--scenarios", default="none,kill9,broker-app,broker-node,pg-restart,pg-refuse,pg-refuse-run,"
                         "disk-alarm,memory-alarm,combined")  # fmt: skip
     parser.add_argument("--rounds", type=int, default=3, help="kill -9 rounds of every process (kill9)")
     parser.add_argument("--packets", type=int, default=3_000, help="e-KTP packets of the day")

@@ -54,15 +54,16 @@ def installation(
     instances: int = 1,
     log_level: str = "WARNING",
     keep_logs: Path | None = None,
+    env: dict[str, dict[str, str]] | None = None,
 ) -> Iterator[tuple[Sandbox, Processes]]:
     """A fresh vhost, users and database with the given services running (each as `instances` processes
-    consuming the same queues); all removed afterwards."""
+    consuming the same queues, each started with `env`'s settings for it); all removed afterwards."""
     with interruptible(), tempfile.TemporaryDirectory(prefix="simpul-bench-") as tmp:
         directory = Path(tmp)
         say(f"provisioning an isolated installation ({len(units.upts)} UPTs, {len(units.dukcapil)} Dukcapil)")
         stream_protocol(servers())
         sandbox = create_sandbox(servers(), directory, units, label=label)
-        processes = Processes(sandbox, directory)
+        processes = Processes(sandbox, directory, env=dict(env or {}))
         try:
             for service in services:
                 for instance in range(1, instances + 1):

@@ -65,6 +65,7 @@ from sim import centre, population
 from sim.day import DayReport, run_day
 from sim.ektp_day import EktpReport
 
+SERVICES = ("registry", "dedup", "consolidator", "monitor")
 FAULTS = ("broker-app", "broker-node", "pg-restart", "pg-refuse", "disk-alarm", "memory-alarm", "kill9")
 DEFAULT_FAULTS = FAULTS[:-1]
 GROWTH_LIMIT_PCT = 10.0
@@ -313,6 +314,11 @@ def parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--settle-seconds", type=float, default=900.0, help="wait this long for queues to empty"
     )
+    parser.add_argument(
+        "--trace-memory", default="", metavar="SERVICES",
+        help="comma-separated services started with PYTHONTRACEMALLOC=25: their memory passes log the source "
+        "lines holding the most memory (`held_by`; slow, for finding what a service keeps)",
+    )  # fmt: skip
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     return parser
 
@@ -322,6 +328,8 @@ def main() -> None:
     args = arguments.parse_args()
     if unknown := [k for k in args.faults.split(",") if k and k not in FAULTS]:
         arguments.error(f"unknown faults: {', '.join(unknown)} (known: {', '.join(FAULTS)})")
+    if unknown := [s for s in args.trace_memory.split(",") if s and s not in SERVICES]:
+        arguments.error(f"--trace-memory: unknown services: {', '.join(unknown)}")
     if args.days < 2:
         arguments.error("--days: at least 2 (memory is compared between the first day and the last)")
     # The registry takes no snapshot dated after today (WIB): the last day is yesterday.
@@ -333,13 +341,12 @@ def main() -> None:
     broker.ensure_handles(2 * len(planted.units.upts) + 100)  # its queues too must come back after a restart
     seed = args.seed * 1000 + 7
     harness.say(f"{args.days} days from {first}, a fault every {args.fault_every:.0f} s (seed {seed})")
-    services = ("registry", "dedup", "consolidator", "monitor")
     logs = PROJECT_ROOT / "tmp" / "soak"
     # Every UPT is provisioned (the silent one's line says it sent nothing); the others send.
-    with harness.installation(planted.units, services, label="soak", log_level="INFO", keep_logs=logs) as (
-        sandbox,
-        processes,
-    ):
+    traced = {s: {"PYTHONTRACEMALLOC": "25"} for s in args.trace_memory.split(",") if s}
+    with harness.installation(
+        planted.units, SERVICES, label="soak", log_level="INFO", keep_logs=logs, env=traced
+    ) as (sandbox, processes):
         processes.start("registry", instance=2, LOG_LEVEL="INFO")
         postgres = Postgres(harness.servers().database_url, sandbox.database_url)
         rig = Rig(

@@ -163,6 +163,8 @@ class Processes:
     logs: Path
     ports: dict[str, int] = field(default_factory=dict)
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    # Settings of every start of a service, restarts included (e.g. PYTHONTRACEMALLOC for a memory hunt).
+    env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def monitor_url(self) -> str:
@@ -199,7 +201,7 @@ class Processes:
         self.running[name] = subprocess.Popen(
             [sys.executable, "-m", f"services.{service}"],
             cwd=PROJECT_ROOT,
-            env=self.sandbox.service_env(service, **extra, **env),
+            env=self.sandbox.service_env(service, **extra, **self.env.get(service, {}), **env),
             stdout=log,
             stderr=subprocess.STDOUT,
         )
