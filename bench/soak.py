@@ -316,7 +316,7 @@ def parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--trace-memory", default="", metavar="SERVICES",
-        help="comma-separated services started with PYTHONTRACEMALLOC=25: their memory passes log the source "
+        help="comma-separated services started with PYTHONTRACEMALLOC=8: their memory passes log the source "
         "lines holding the most memory (`held_by`; slow, for finding what a service keeps)",
     )  # fmt: skip
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
@@ -343,7 +343,7 @@ def main() -> None:
     harness.say(f"{args.days} days from {first}, a fault every {args.fault_every:.0f} s (seed {seed})")
     logs = PROJECT_ROOT / "tmp" / "soak"
     # Every UPT is provisioned (the silent one's line says it sent nothing); the others send.
-    traced = {s: {"PYTHONTRACEMALLOC": "25"} for s in args.trace_memory.split(",") if s}
+    traced = {s: {"PYTHONTRACEMALLOC": "8"} for s in args.trace_memory.split(",") if s}
     with harness.installation(
         planted.units, SERVICES, label="soak", log_level="INFO", keep_logs=logs, env=traced
     ) as (sandbox, processes):

@@ -262,14 +262,29 @@ async def keep_memory_returned(every: float = COLLECT_EVERY_SECONDS) -> None:
 
 
 def held_by(lines: int = 10) -> list[str] | None:
-    """Where the memory held now was allocated, the largest `lines` source lines first ("file:line KiB"), when
-    Python traces its allocations (PYTHONTRACEMALLOC); else None."""
+    """Where the memory held now was allocated, the largest `lines` places first ("place KiB"), when Python
+    traces its allocations (PYTHONTRACEMALLOC=<frames>); else None. With one frame a place is the allocating
+    source line; with more, the project's own line nearest the allocation, then the allocating line (what a
+    library allocated on the project's behalf is told by the project line that asked for it)."""
     import tracemalloc
+    from collections import Counter
+    from pathlib import Path
 
     if not tracemalloc.is_tracing():
         return None
-    top = tracemalloc.take_snapshot().statistics("lineno")[:lines]
-    return [f"{s.traceback[0].filename}:{s.traceback[0].lineno} {s.size // 1024}" for s in top]
+    ours = str(Path(__file__).resolve().parents[1])
+    sizes: Counter[str] = Counter()
+    for trace in tracemalloc.take_snapshot().traces:
+        frames = list(reversed(trace.traceback))  # the allocating frame first
+        allocated = f"{frames[0].filename}:{frames[0].lineno}"
+        own = next(
+            (f for f in frames if f.filename.startswith(ours) and "site-packages" not in f.filename), None
+        )
+        place = (
+            allocated if own is None or own is frames[0] else f"{own.filename}:{own.lineno} <- {allocated}"
+        )
+        sizes[place] += trace.size
+    return [f"{place} {size // 1024}" for place, size in sizes.most_common(lines)]
 
 
 def resident_mb() -> int | None:

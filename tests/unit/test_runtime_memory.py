@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import sys
 import weakref
 
 from shared import db
@@ -103,5 +104,27 @@ def test_where_the_memory_is_held_is_said_only_while_python_traces_its_allocatio
         assert top[0].startswith(f"{__file__}:")
         assert int(top[0].rsplit(" ", 1)[1]) >= 4 * 1024
         assert len(kept) == 4
+    finally:
+        tracemalloc.stop()
+
+
+def test_with_more_frames_what_a_library_holds_is_told_by_the_project_line_that_asked_for_it() -> None:
+    import json
+    import tracemalloc
+
+    from shared.runtime import held_by
+
+    text = json.dumps(["x" * 100 for _ in range(20_000)])
+    tracemalloc.start(8)
+    try:
+        kept = json.loads(text)  # the decoder allocates the strings; this line asked for them
+        asked = f"{__file__}:{sys._getframe().f_lineno - 1}"
+        top = held_by(lines=3)
+        assert top is not None
+        place, kib = top[0].rsplit(" ", 1)
+        assert place.startswith(f"{asked} <- ")
+        assert "json" in place.split(" <- ")[1]
+        assert int(kib) >= 2_000
+        assert len(kept) == 20_000
     finally:
         tracemalloc.stop()
