@@ -128,3 +128,18 @@ def test_with_more_frames_what_a_library_holds_is_told_by_the_project_line_that_
         assert len(kept) == 20_000
     finally:
         tracemalloc.stop()
+
+
+def test_the_census_counts_the_kinds_of_object_held() -> None:
+    from shared.runtime import census
+
+    class Kept:
+        pass
+
+    kept = [Kept() for _ in range(300_000)]
+    top = census(lines=5)
+    kind, count, mb = next(line.split(" ") for line in top if ".Kept " in line)
+    assert kind.endswith("test_the_census_counts_the_kinds_of_object_held.<locals>.Kept")
+    assert int(count) >= 300_000
+    assert float(mb) > 0
+    assert len(kept) == 300_000
