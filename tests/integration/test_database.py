@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import gc
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from importlib import resources
@@ -91,6 +94,35 @@ async def test_the_relay_publishes_with_confirms_and_keeps_what_it_could_not_rou
     finally:
         await broker.stop()
         await database.close()
+
+
+async def test_a_connection_given_back_keeps_nothing_of_the_message_it_served(scratch_database: str) -> None:
+    """A handler's connection goes back to the pool inside the message's context (FastStream keeps the decoded
+    message in a context variable); no timer scheduled then may keep that context, or the message, alive (an
+    idle-connection timer kept the last part of each of ten connections for five minutes: a tenth of the
+    consolidator's memory at rest)."""
+    pool = await db.create_pool(scratch_database, schema="public", max_size=3)
+    message: contextvars.ContextVar[object] = contextvars.ContextVar("message")
+
+    class Part:
+        pass
+
+    parts: list[weakref.ref[Part]] = []
+
+    async def handle() -> None:
+        part = Part()
+        parts.append(weakref.ref(part))
+        message.set(part)
+        async with pool.acquire() as conn:
+            await conn.fetchval("SELECT 1")
+
+    try:
+        await asyncio.gather(*(asyncio.create_task(handle()) for _ in range(3)))
+        await asyncio.sleep(0)
+        gc.collect()
+        assert [p() for p in parts] == [None, None, None]
+    finally:
+        await pool.close()
 
 
 async def test_concurrent_claims_on_one_nik_always_see_each_other(scratch_database: str) -> None:
