@@ -319,6 +319,12 @@ def parser() -> argparse.ArgumentParser:
         help="comma-separated services started with MEMORY_CENSUS=1: their memory passes log the kinds of "
         "object they hold, the most numerous first (`census`; about a second a pass, for finding what they keep)",
     )  # fmt: skip
+    parser.add_argument(
+        "--held-through",
+        default="",
+        metavar="KIND",
+        help="with --census: each pass also logs what keeps one object of KIND (module.QualName) alive",
+    )
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
     return parser
 
@@ -343,7 +349,10 @@ def main() -> None:
     harness.say(f"{args.days} days from {first}, a fault every {args.fault_every:.0f} s (seed {seed})")
     logs = PROJECT_ROOT / "tmp" / "soak"
     # Every UPT is provisioned (the silent one's line says it sent nothing); the others send.
-    census = {s: {"MEMORY_CENSUS": "1"} for s in args.census.split(",") if s}
+    diagnosis = {"MEMORY_CENSUS": "1"} | (
+        {"MEMORY_HELD_THROUGH": args.held_through} if args.held_through else {}
+    )
+    census = {s: diagnosis for s in args.census.split(",") if s}
     with harness.installation(
         planted.units, SERVICES, label="soak", log_level="INFO", keep_logs=logs, env=census
     ) as (sandbox, processes):

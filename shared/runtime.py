@@ -259,6 +259,9 @@ async def keep_memory_returned(every: float = COLLECT_EVERY_SECONDS) -> None:
                 "held_by": held_by(),
                 # only with MEMORY_CENSUS=1 (about a second a pass: for finding what a service holds at scale)
                 "census": census() if os.environ.get("MEMORY_CENSUS") == "1" else None,
+                "held_through": held_through(os.environ["MEMORY_HELD_THROUGH"])
+                if os.environ.get("MEMORY_HELD_THROUGH")
+                else None,
             },
         )
 
@@ -289,6 +292,15 @@ def held_by(lines: int = 10) -> list[str] | None:
     return [f"{place} {size // 1024}" for place, size in sizes.most_common(lines)]
 
 
+def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The event loop a service runs on (`event_loop`): uvloop's, or None for the standard library's."""
+    if choice == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    return None
+
+
 def census(lines: int = 10) -> list[str]:
     """The kinds of object the garbage collector tracks (containers: a str or bytes is counted in what holds
     it), the most numerous first: "kind count MB" (MB: their own sizes, not what they refer to)."""
@@ -302,6 +314,53 @@ def census(lines: int = 10) -> list[str]:
         counts[kind] += 1
         sizes[kind] += sys.getsizeof(thing)
     return [f"{kind} {n} {sizes[kind] / 1e6:.1f}" for kind, n in counts.most_common(lines)]
+
+
+def _kind(thing: object) -> str:
+    return f"{type(thing).__module__}.{type(thing).__qualname__}"
+
+
+def held_through(kind: str, depth: int = 15) -> list[str] | None:
+    """What keeps one object of `kind` ("module.QualName") alive: its referrers upwards, one per level (the
+    first that is not this function's own), as their kinds ("dict[key]" names the key holding the one below);
+    None when no such object is alive. Slow (a scan of every object per level): for finding what a service
+    keeps (MEMORY_HELD_THROUGH=<kind>)."""
+    import gc
+    import types
+
+    target = None
+    for thing in gc.get_objects():  # plain loops: a comprehension's closure cells would show as referrers
+        if _kind(thing) == kind:
+            target = thing
+            break
+    if target is None:
+        return None
+    own = {id(target)}
+    chain: list[str] = []
+    current = target
+    for _ in range(depth):
+        referrers = gc.get_referrers(current)
+        own.add(id(referrers))
+        parent = None
+        for referrer in referrers:
+            if id(referrer) not in own and not isinstance(referrer, types.FrameType):
+                parent = referrer
+                break
+        if parent is None:
+            chain.append("(only frames)")
+            break
+        own.add(id(parent))
+        label = _kind(parent)
+        if isinstance(parent, dict):
+            for key, value in parent.items():
+                if value is current:
+                    label += f"[{key!r}]"
+                    break
+        chain.append(label)
+        if isinstance(parent, types.ModuleType | type) or (isinstance(parent, dict) and "__spec__" in parent):
+            break  # a module, its globals, or a class
+        current = parent
+    return chain
 
 
 def resident_mb() -> int | None:
@@ -342,6 +401,7 @@ def run_service(
         extra={
             "service": service,
             "allocator": allocator.in_use(),
+            "event_loop": settings.event_loop,
             "amqp_url": redact_url(settings.amqp_url),
             "database_url": redact_url(settings.database_url),
         },
@@ -349,7 +409,8 @@ def run_service(
     app = build_app(settings)
     tune_garbage_collector()
     try:
-        asyncio.run(serve(app))
+        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+            runner.run(serve(app))
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # a clear last line instead of a bare traceback for operators

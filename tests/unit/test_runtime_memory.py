@@ -143,3 +143,40 @@ def test_the_census_counts_the_kinds_of_object_held() -> None:
     assert int(count) >= 300_000
     assert float(mb) > 0
     assert len(kept) == 300_000
+
+
+def test_the_services_run_on_uvloop_unless_told_to_use_the_standard_loop() -> None:
+    import uvloop
+
+    from shared.runtime import loop_factory
+    from shared.settings import ServiceSettings
+
+    assert ServiceSettings().event_loop == "uvloop"
+    factory = loop_factory("uvloop")
+    assert factory is not None
+    loop = factory()
+    try:
+        assert isinstance(loop, uvloop.Loop)
+    finally:
+        loop.close()
+    assert loop_factory("asyncio") is None
+
+
+class _Part:
+    pass
+
+
+class _Holder:
+    def __init__(self) -> None:
+        self.slot = {"part": _Part()}
+
+
+KEPT = [_Holder()]
+
+
+def test_what_keeps_an_object_alive_is_told_up_to_the_module_that_holds_it() -> None:
+    from shared.runtime import held_through
+
+    chain = held_through(f"{__name__}._Part")
+    assert chain == ["builtins.dict['part']", f"{__name__}._Holder", "builtins.list", "builtins.dict['KEPT']"]
+    assert held_through(f"{__name__}.Nothing") is None
