@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from shared.messaging import CENTRAL_RECORDS
@@ -293,8 +293,8 @@ class Deliveries(asyncio.Protocol):
             self.transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a stream connection's transport (uvloop's is one without deriving from asyncio.Transport)
+        self.transport = cast(asyncio.Transport, transport)
 
 
 class StreamWire(Deliveries):
