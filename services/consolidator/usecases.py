@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
@@ -191,10 +192,17 @@ class Consolidator:
             log.info(
                 "consolidation run", extra={"run_id": run_id, "day": str(run.day), "from_step": run.step}
             )
+            began = time.monotonic()
             try:
                 for index in range(run.step, len(runs.STEPS)):
+                    step_began = time.monotonic()
                     summary, extra = await self._after_report(run, runs.STEPS[index])
                     await self.runs.execute_step(run, index, self.policy, self._announcer(summary, extra))
+                    log.info(
+                        "consolidation step done",
+                        extra={"run_id": run_id, "step": runs.STEPS[index],
+                               "seconds": round(time.monotonic() - step_began, 3)},
+                    )  # fmt: skip
             except Exception as exc:
                 failed = messages.run_event(
                     run_id, run.day, RunState.FAILED, now=self.clock(), trigger=run.trigger,
@@ -203,6 +211,10 @@ class Consolidator:
                 )  # fmt: skip
                 await self.runs.fail(run_id, repr(exc), [failed])
                 raise
+            log.info(
+                "consolidation run finished",
+                extra={"run_id": run_id, "seconds": round(time.monotonic() - began, 3)},
+            )
         # The day's writes in the planner's statistics now rather than when autovacuum gets to them: the next
         # run (and the feed written after this one) is planned from what the tables hold.
         await self.runs.refresh_statistics()
