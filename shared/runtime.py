@@ -292,15 +292,6 @@ def held_by(lines: int = 10) -> list[str] | None:
     return [f"{place} {size // 1024}" for place, size in sizes.most_common(lines)]
 
 
-def loop_factory(choice: str) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The event loop a service runs on (`event_loop`): uvloop's, or None for the standard library's."""
-    if choice == "uvloop":
-        import uvloop
-
-        return uvloop.new_event_loop
-    return None
-
-
 def census(lines: int = 10) -> list[str]:
     """The kinds of object the garbage collector tracks (containers: a str or bytes is counted in what holds
     it), the most numerous first: "kind count MB" (MB: their own sizes, not what they refer to)."""
@@ -401,7 +392,6 @@ def run_service(
         extra={
             "service": service,
             "allocator": allocator.in_use(),
-            "event_loop": settings.event_loop,
             "amqp_url": redact_url(settings.amqp_url),
             "database_url": redact_url(settings.database_url),
         },
@@ -409,8 +399,7 @@ def run_service(
     app = build_app(settings)
     tune_garbage_collector()
     try:
-        with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
-            runner.run(serve(app))
+        asyncio.run(serve(app))
     except KeyboardInterrupt:
         pass
     except Exception as exc:  # a clear last line instead of a bare traceback for operators

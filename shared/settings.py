@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field
@@ -33,11 +32,6 @@ class ServiceSettings(BaseSettings):
     )
     health_host: str = "127.0.0.1"
     health_port: int = Field(default=0, ge=0, le=65535, description="0 = no health endpoint.")
-    event_loop: Literal["uvloop", "asyncio"] = Field(
-        default="uvloop",
-        description="The asyncio event loop: uvloop (libuv; the database and broker clients' I/O costs less "
-        "CPU, BENCHMARKS.md) or the standard library's.",
-    )
     log_level: str = "INFO"
     log_json: bool | None = Field(default=None, description="None = JSON unless stderr is a terminal.")
     units_dir: Path = Field(default=PROJECT_ROOT / "deploy" / "units")

@@ -145,23 +145,6 @@ def test_the_census_counts_the_kinds_of_object_held() -> None:
     assert len(kept) == 300_000
 
 
-def test_the_services_run_on_uvloop_unless_told_to_use_the_standard_loop() -> None:
-    import uvloop
-
-    from shared.runtime import loop_factory
-    from shared.settings import ServiceSettings
-
-    assert ServiceSettings().event_loop == "uvloop"
-    factory = loop_factory("uvloop")
-    assert factory is not None
-    loop = factory()
-    try:
-        assert isinstance(loop, uvloop.Loop)
-    finally:
-        loop.close()
-    assert loop_factory("asyncio") is None
-
-
 class _Part:
     pass
 
