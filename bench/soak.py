@@ -2,7 +2,7 @@
 
 python -m bench.soak [--days 10] [--fault-every 60] [--faults broker-app,broker-node,pg-restart,pg-refuse,
                      disk-alarm,memory-alarm] [--total 275600] [--upts 0] [--part-size 500] [--seed 2025]
-                     [--no-record]
+                     [--census consolidator [--held-through shared.contracts.InmateRecord]] [--no-record]
 
 One installation (two registry processes, dedup, the consolidator and the monitor, kept running by a
 supervisor as a service manager would) lives through `--days` consecutive days. Each day every sending UPT

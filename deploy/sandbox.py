@@ -163,7 +163,7 @@ class Processes:
     logs: Path
     ports: dict[str, int] = field(default_factory=dict)
     running: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
-    # Settings of every start of a service, restarts included (e.g. PYTHONTRACEMALLOC for a memory hunt).
+    # Settings of every start of a service, restarts included (e.g. MEMORY_CENSUS for a memory hunt).
     env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property

@@ -292,6 +292,10 @@ def held_by(lines: int = 10) -> list[str] | None:
     return [f"{place} {size // 1024}" for place, size in sizes.most_common(lines)]
 
 
+def _kind(thing: object) -> str:
+    return f"{type(thing).__module__}.{type(thing).__qualname__}"
+
+
 def census(lines: int = 10) -> list[str]:
     """The kinds of object the garbage collector tracks (containers: a str or bytes is counted in what holds
     it), the most numerous first: "kind count MB" (MB: their own sizes, not what they refer to)."""
@@ -301,14 +305,10 @@ def census(lines: int = 10) -> list[str]:
     counts: Counter[str] = Counter()
     sizes: Counter[str] = Counter()
     for thing in gc.get_objects():
-        kind = f"{type(thing).__module__}.{type(thing).__qualname__}"
+        kind = _kind(thing)
         counts[kind] += 1
         sizes[kind] += sys.getsizeof(thing)
     return [f"{kind} {n} {sizes[kind] / 1e6:.1f}" for kind, n in counts.most_common(lines)]
-
-
-def _kind(thing: object) -> str:
-    return f"{type(thing).__module__}.{type(thing).__qualname__}"
 
 
 def held_through(kind: str, depth: int = 15) -> list[str] | None:
