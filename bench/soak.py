@@ -352,9 +352,9 @@ def main() -> None:
     diagnosis = {"MEMORY_CENSUS": "1"} | (
         {"MEMORY_HELD_THROUGH": args.held_through} if args.held_through else {}
     )
-    census = {s: diagnosis for s in args.census.split(",") if s}
+    diagnosed = {s: diagnosis for s in args.census.split(",") if s}
     with harness.installation(
-        planted.units, SERVICES, label="soak", log_level="INFO", keep_logs=logs, env=census
+        planted.units, SERVICES, label="soak", log_level="INFO", keep_logs=logs, env=diagnosed
     ) as (sandbox, processes):
         processes.start("registry", instance=2, LOG_LEVEL="INFO")
         postgres = Postgres(harness.servers().database_url, sandbox.database_url)

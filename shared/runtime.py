@@ -259,8 +259,8 @@ async def keep_memory_returned(every: float = COLLECT_EVERY_SECONDS) -> None:
                 "held_by": held_by(),
                 # only with MEMORY_CENSUS=1 (about a second a pass: for finding what a service holds at scale)
                 "census": census() if os.environ.get("MEMORY_CENSUS") == "1" else None,
-                "held_through": held_through(os.environ["MEMORY_HELD_THROUGH"])
-                if os.environ.get("MEMORY_HELD_THROUGH")
+                "held_through": held_through(kind)
+                if (kind := os.environ.get("MEMORY_HELD_THROUGH"))
                 else None,
             },
         )

@@ -293,7 +293,7 @@ class Deliveries(asyncio.Protocol):
             self.transport.abort()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # a stream connection's transport (uvloop's is one without deriving from asyncio.Transport)
+        # a TCP connection's transport, whichever event loop made it (not every loop's derives from Transport)
         self.transport = cast(asyncio.Transport, transport)
 
 

@@ -97,10 +97,12 @@ async def test_the_relay_publishes_with_confirms_and_keeps_what_it_could_not_rou
 
 
 async def test_a_connection_given_back_keeps_nothing_of_the_message_it_served(scratch_database: str) -> None:
-    """A handler's connection goes back to the pool inside the message's context (FastStream keeps the decoded
-    message in a context variable); no timer scheduled then may keep that context, or the message, alive (an
-    idle-connection timer kept the last part of each of ten connections for five minutes: a tenth of the
-    consolidator's memory at rest)."""
+    """A handler prepares statements on its connection, gives it back, and may make the pool open a new one, all
+    inside its message's context (FastStream keeps the decoded message in a context variable); nothing done then
+    may keep that context alive: not a statement's expiry timer, not an idle connection's timer, not a new
+    connection's socket callbacks (together they kept the last part of each of ten connections: a tenth of the
+    consolidator's memory at rest). Three handlers on a pool of one connection at first: two connections are
+    made inside their messages."""
     pool = await db.create_pool(scratch_database, schema="public", max_size=3)
     message: contextvars.ContextVar[object] = contextvars.ContextVar("message")
 

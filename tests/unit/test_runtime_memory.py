@@ -63,9 +63,8 @@ async def test_a_failure_shared_with_a_unit_still_on_its_way_out_is_retried_with
             except ConnectionResetError as error:
                 shared.set_exception(error)  # every member of the transaction gets it (with this traceback)
                 others_go.set()
-                await (
-                    committer_goes.wait()
-                )  # giving its connection back: suspended, its frame in the traceback
+                # giving its connection back: suspended, its frame in the traceback the member gets
+                await committer_goes.wait()
                 raise
         return "committed"
 
